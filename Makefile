@@ -1,0 +1,35 @@
+# `make demo` and `make test` set up .venv on first use (pinned by constraints.txt),
+# then run. The stamp file makes the set-up a no-op when nothing changed.
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := false
+export HF_HUB_OFFLINE := 1
+export RAY_AUTH_MODE ?= disabled
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m pipeline.demo
+
+# The tests run inside a private network namespace (loopback only) so that Ray and
+# the test HTTP servers never listen beyond this machine; see scripts/netns_run.sh.
+test: $(STAMP)
+	scripts/netns_run.sh $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/pipeline_throughput.py
+
+clean:
+	rm -rf $(VENV) build out

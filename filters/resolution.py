@@ -1,0 +1,49 @@
+"""Resolution and aspect-ratio filter, decided from the ORIGINAL image size.
+
+Needs no pixels: the original width/height come from the download step's metadata
+(`original_width`, `original_height`), so it runs before any decoding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from filters.base import Filter
+
+
+class ResolutionFilter(Filter):
+    name = "resolution"
+    needs_pixels = False
+    score_names = ("min_side", "pixels", "aspect_ratio")
+
+    def __init__(self, min_side: int = 256, min_pixels: int = 0, max_aspect_ratio: float = 3.0):
+        self.min_side = min_side
+        self.min_pixels = min_pixels
+        self.max_aspect_ratio = max_aspect_ratio
+
+    def score(self, images, meta):
+        w = np.array([m["original_width"] for m in meta], dtype=np.float64)
+        h = np.array([m["original_height"] for m in meta], dtype=np.float64)
+        short = np.minimum(w, h)
+        long_ = np.maximum(w, h)
+        aspect = np.divide(long_, short, out=np.full_like(long_, np.inf), where=short > 0)
+        return {"min_side": short, "pixels": w * h, "aspect_ratio": aspect}
+
+    def _checks(self, s):
+        return {
+            "min_side": s["min_side"] >= self.min_side,
+            "min_pixels": s["pixels"] >= self.min_pixels,
+            "max_aspect_ratio": s["aspect_ratio"] <= self.max_aspect_ratio,
+        }
+
+    def keep(self, scores):
+        checks = self._checks(scores)
+        return np.logical_and.reduce(list(checks.values()))
+
+    def details(self, scores, keep):
+        checks = self._checks(scores)
+        out = []
+        for i, k in enumerate(keep):
+            failed = [name for name, ok in checks.items() if not ok[i]]
+            out.append("" if k else ",".join(failed))
+        return out
