@@ -1,0 +1,98 @@
+"""Real photos shipped inside installed packages (offline test, training and bench data).
+
+scikit-image, scikit-learn, matplotlib and ultralytics each ship a few real images. They
+are the only real pixels available offline, so the watermark trainer, the quality bench
+and the tests all draw from this one list. `WATERMARK_SPLIT` splits the photos BY PHOTO
+(never by crop) into the watermark model's training photos and held-out photos.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+
+def _pkg_dir(pkg: str) -> str:
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(pkg)
+    return list(spec.submodule_search_locations)[0]
+
+
+# name -> (package, path inside the package). Grayscale images are returned as RGB.
+PHOTOS = {
+    "astronaut": ("skimage", "data/astronaut.png"),
+    "chelsea": ("skimage", "data/chelsea.png"),
+    "coffee": ("skimage", "data/coffee.png"),
+    "rocket": ("skimage", "data/rocket.jpg"),
+    "motorcycle_left": ("skimage", "data/motorcycle_left.png"),
+    "motorcycle_right": ("skimage", "data/motorcycle_right.png"),
+    "hubble_deep_field": ("skimage", "data/hubble_deep_field.jpg"),
+    "retina": ("skimage", "data/retina.jpg"),
+    "ihc": ("skimage", "data/ihc.png"),
+    "camera": ("skimage", "data/camera.png"),
+    "brick": ("skimage", "data/brick.png"),
+    "grass": ("skimage", "data/grass.png"),
+    "gravel": ("skimage", "data/gravel.png"),
+    "moon": ("skimage", "data/moon.png"),
+    "coins": ("skimage", "data/coins.png"),
+    "cell": ("skimage", "data/cell.png"),
+    "color": ("skimage", "data/color.png"),
+    "horse": ("skimage", "data/horse.png"),
+    "logo": ("skimage", "data/logo.png"),
+    "clock_motion": ("skimage", "data/clock_motion.png"),
+    "page": ("skimage", "data/page.png"),
+    "text": ("skimage", "data/text.png"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    "bus": ("ultralytics", "assets/bus.jpg"),
+    "zidane": ("ultralytics", "assets/zidane.jpg"),
+}
+
+# Natural photos without visible text or watermarks (bus has signage; page/text are
+# documents; clock_motion is motion-blurred; horse/logo/color are graphics).
+CLEAN_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field", "retina",
+    "ihc", "camera", "brick", "grass", "gravel", "moon", "coins", "cell", "china", "flower",
+    "grace_hopper", "zidane",
+)
+
+# The watermark model trains on `train` only; the bench and tests evaluate on `heldout`.
+# motorcycle_right is the same scene as motorcycle_left, so both sit on the train side.
+WATERMARK_SPLIT = {
+    "train": ("astronaut", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "ihc",
+              "camera", "brick", "grass", "coins", "flower", "zidane"),
+    "heldout": ("chelsea", "coffee", "china", "grace_hopper", "retina", "moon", "gravel", "cell"),
+}
+
+
+def photo_path(name: str) -> str:
+    pkg, rel = PHOTOS[name]
+    return os.path.join(_pkg_dir(pkg), rel)
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> np.ndarray:
+    im = Image.open(photo_path(name))
+    if im.mode in ("RGBA", "LA", "P"):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    arr = np.asarray(im.convert("RGB"))
+    arr.setflags(write=False)
+    return arr
+
+
+def load_photo(name: str, max_side: int | None = None) -> np.ndarray:
+    """RGB uint8 HxWx3 copy of a bundled photo, optionally downscaled so max(H, W) <= max_side."""
+    arr = _load(name)
+    if max_side and max(arr.shape[:2]) > max_side:
+        h, w = arr.shape[:2]
+        s = max_side / max(h, w)
+        arr = np.asarray(Image.fromarray(arr).resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.LANCZOS))
+    return np.array(arr)

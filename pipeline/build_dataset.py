@@ -1,0 +1,58 @@
+"""Build a WebDataset from a workflow: sources -> img2dataset on Ray -> filters ->
+shards + ledger + manifest.
+
+    python pipeline/build_dataset.py --config workflows/demo.yaml [--input FILE] [--output DIR] [--resume]
+
+Runs on the Ray cluster in RAY_ADDRESS (set by `ray job submit`), else on an embedded
+local Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# `python pipeline/build_dataset.py` puts pipeline/ on sys.path, not the project root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports it; its update check needs the network
+
+from pipeline.config import ConfigError, UrlListSource, load_workflow  # noqa: E402
+from pipeline.runner import OutputError, run_build  # noqa: E402
+from pipeline.sources import SourceError  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="workflow YAML, e.g. workflows/demo.yaml")
+    p.add_argument("--input", help="a URL list (parquet/csv/tsv/jsonl with a 'url' column) replacing the workflow's sources")
+    p.add_argument("--output", help="output folder (default: the workflow's output.dir)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_workflow(args.config)
+        if args.input:
+            cfg.sources = [UrlListSource(type="url_list", path=args.input)]
+        manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)
+    except (ConfigError, SourceError, OutputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    c = manifest["counts"]
+    out = Path(manifest["output"])
+    print(f"\ninputs {c['inputs']}: kept {c['status']['kept']}, rejected {c['status']['rejected']}, failed {c['status']['failed']}")
+    for status, reasons in c["reasons"].items():
+        print(f"  {status}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    print(f"shards:   {out / 'shards'} ({len(manifest['shards'])} files)")
+    print(f"ledger:   {out / 'ledger'}")
+    print(f"manifest: {out / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

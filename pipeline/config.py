@@ -1,0 +1,113 @@
+"""The workflow YAML for a dataset build, validated before any work starts.
+
+Every model forbids unknown fields, so a typo like `shard_sise:` fails with the field's
+path (e.g. `output.shard_sise: Extra inputs are not permitted`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from filters.config import FiltersConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UrlListSource(_Strict):
+    type: Literal["url_list"]
+    path: str = Field(description="parquet, csv, tsv or jsonl with a `url` column (and optionally `caption`)")
+
+
+class FolderSource(_Strict):
+    type: Literal["folder"]
+    path: str
+    recursive: bool = True
+    extensions: list[str] = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"]
+
+
+class VideoSource(_Strict):
+    type: Literal["video"]
+    path: str = Field(description="a local video file or an http(s) URL")
+    every_seconds: float | None = Field(2.0, gt=0, description="sample a frame every N seconds (null: off)")
+    keyframes: bool = Field(False, description="also sample every keyframe")
+    caption: str = ""
+
+    @model_validator(mode="after")
+    def _some_sampling(self):
+        if self.every_seconds is None and not self.keyframes:
+            raise ValueError("set every_seconds, keyframes: true, or both; otherwise no frame is sampled")
+        return self
+
+
+Source = Annotated[Union[UrlListSource, FolderSource, VideoSource], Field(discriminator="type")]
+
+
+class DownloadConfig(_Strict):
+    image_size: int = Field(512, ge=16, description="stored images are resized so the longer side is at most this")
+    encode_quality: int = Field(95, ge=1, le=100)
+    thread_count: int = Field(32, ge=1, description="img2dataset download threads per worker")
+    timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
+    retries: int = Field(0, ge=0)
+    max_image_pixels: int = Field(
+        100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
+    )
+    user_agent_token: str | None = None
+
+
+class OutputConfig(_Strict):
+    dir: str = "out/dataset"
+    shard_size: int = Field(1000, ge=1, description="input items per work unit; each unit writes one shard of its kept samples")
+
+
+class RayConfig(_Strict):
+    num_workers: int | None = Field(None, ge=1, description="worker actors; default: one per CPU of the cluster")
+    num_cpus_per_worker: float = Field(1.0, gt=0)
+    num_gpus_per_worker: float = Field(0.0, ge=0)
+
+
+class WorkflowConfig(_Strict):
+    name: str = "dataset"
+    sources: list[Source] = Field(min_length=1)
+    download: DownloadConfig = DownloadConfig()
+    output: OutputConfig = OutputConfig()
+    filters: FiltersConfig = FiltersConfig()
+    score_all: bool = Field(False, description="score every filter on every sample (for threshold tuning)")
+    ray: RayConfig = RayConfig()
+
+
+class ConfigError(ValueError):
+    """A workflow file that cannot be used; the message names the file and the field."""
+
+
+def _format_validation_error(path: str, err: ValidationError) -> str:
+    lines = [f"invalid workflow {path}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_workflow(data: dict, origin: str = "<dict>") -> WorkflowConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid workflow {origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return WorkflowConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(origin, err)) from None
+
+
+def load_workflow(path: str | Path) -> WorkflowConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"workflow file {path} does not exist; pass --config workflows/NAME.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"workflow {path} is not valid YAML: {err}") from None
+    return parse_workflow(data, str(path))

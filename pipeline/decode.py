@@ -1,0 +1,153 @@
+"""Decode any image once, safely, into an RGB array plus the stored JPEG.
+
+Used for every source: as img2dataset's resizer for downloads (so its downloader
+really fetches, with our decoding), and directly for local files and video frames.
+
+Safety before speed: the header is read first (PIL, no pixel decoding) and an image
+declaring more than `max_image_pixels` fails as too_large without being decoded, so a
+20000x20000 PNG costs a few KB of memory, not 1.2 GB. Odd formats are normalised:
+16-bit -> 8-bit, grayscale -> RGB, alpha composited on white, CMYK and animated GIFs
+(first frame) through OpenCV or, failing that, PIL.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# We enforce our own pixel limit before decoding; PIL's warning/error would pre-empt it.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class DecodeError(Exception):
+    """An image that cannot be stored. `reason` is a short category for the ledger."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def _describe_non_image(data: bytes) -> str:
+    if not data:
+        return "empty response body"
+    head = data[:64].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        return "body is HTML/XML, not an image"
+    return f"unrecognised image format (first bytes {data[:8]!r})"
+
+
+def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the header alone; raises DecodeError for non-images and bombs."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DecodeError("decode_error", f"{_describe_non_image(data)} ({err.__class__.__name__})") from None
+    if w <= 0 or h <= 0:
+        raise DecodeError("decode_error", f"header declares an empty image ({w}x{h})")
+    if w * h > max_pixels:
+        raise DecodeError(
+            "too_large",
+            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds download.max_image_pixels = {max_pixels / 1e6:.1f} MP "
+            "(not decoded; raise the limit to accept it)",
+        )
+    return w, h
+
+
+def _to_rgb8(img: np.ndarray, bgr: bool) -> np.ndarray:
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
+    if img.shape[2] == 4:  # composite on white, as img2dataset does
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        img = np.rint(img[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    elif img.shape[2] == 2:  # gray + alpha
+        alpha = img[:, :, 1:2].astype(np.float32) / 255.0
+        g = np.rint(img[:, :, :1] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        return np.repeat(g, 3, axis=2)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(img)
+
+
+def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
+    """Full-resolution RGB uint8 array, or DecodeError."""
+    check_header(data, max_pixels)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is not None:
+        return _to_rgb8(img, bgr=True)
+    try:  # formats or variants OpenCV lacks; PIL raises on truncated data
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.seek(0)
+                return _to_rgb8(np.asarray(im.convert("RGBA")), bgr=False)
+    except Exception as err:  # noqa: BLE001
+        raise DecodeError("decode_error", f"corrupt or truncated image data ({err})") from None
+
+
+def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longer side is at most max_side (aspect kept); never upscale."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb
+    s = max_side / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DecodeError("encode_error", "OpenCV could not encode the image as JPEG")
+    return buf.tobytes()
+
+
+class StoredImage:
+    """One decoded image: the stored RGB array, its JPEG and both sizes."""
+
+    __slots__ = ("rgb", "jpg", "original_width", "original_height")
+
+    def __init__(self, rgb, jpg, original_width, original_height):
+        self.rgb, self.jpg = rgb, jpg
+        self.original_width, self.original_height = original_width, original_height
+
+
+def prepare_image(data: bytes, max_side: int, quality: int, max_pixels: int) -> StoredImage:
+    full = decode_rgb(data, max_pixels)
+    oh, ow = full.shape[:2]
+    rgb = resize_max_side(full, max_side)
+    return StoredImage(rgb, encode_jpeg(rgb, quality), ow, oh)
+
+
+def prepare_array(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
+    oh, ow = rgb.shape[:2]
+    small = resize_max_side(rgb, max_side)
+    return StoredImage(small, encode_jpeg(small, quality), ow, oh)
+
+
+class Img2DatasetResizer:
+    """img2dataset's resizer interface (called once per downloaded image, in order),
+    backed by prepare_image. The decoded array is kept in `last` so the pipeline never
+    decodes the stored JPEG again."""
+
+    def __init__(self, max_side: int, quality: int, max_pixels: int):
+        self.max_side, self.quality, self.max_pixels = max_side, quality, max_pixels
+        self.last: StoredImage | None = None
+
+    def __call__(self, img_stream, blurring_bbox_list=None):
+        self.last = None
+        try:
+            img_stream.seek(0)
+            stored = prepare_image(img_stream.read(), self.max_side, self.quality, self.max_pixels)
+        except DecodeError as err:
+            return None, None, None, None, None, str(err)
+        except Exception as err:  # noqa: BLE001 - any decoder crash is this sample's failure
+            return None, None, None, None, None, f"decode_error: {err.__class__.__name__}: {err}"
+        self.last = stored
+        h, w = stored.rgb.shape[:2]
+        return stored.jpg, w, h, stored.original_width, stored.original_height, None

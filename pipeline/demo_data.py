@@ -1,0 +1,43 @@
+"""Real photos that a dependency ships (scikit-image's data folder) and a short video
+made from them: the demo's, the benchmarks' and the tests' input data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+
+def skimage_photos() -> list[Path]:
+    """Every PNG/JPEG photo in scikit-image's data folder (about 30)."""
+    import skimage.data
+
+    root = Path(skimage.data.__file__).parent
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def make_video(path: Path, photos: list[Path], seconds_per_photo: float = 1.0, fps: int = 12,
+               size: tuple[int, int] = (320, 240), gop: int = 12) -> float:
+    """Write an H.264 mp4 showing each photo in turn; returns its duration in seconds."""
+    w, h = size
+    n = 0
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.gop_size = gop  # a keyframe every `gop` frames
+        for p in photos:
+            rgb = cv2.resize(load_rgb(p), (w, h), interpolation=cv2.INTER_AREA)
+            for _ in range(round(seconds_per_photo * fps)):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+                n += 1
+        out.mux(stream.encode())
+    return n / fps

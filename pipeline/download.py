@@ -1,0 +1,107 @@
+"""URL units: img2dataset's Downloader fetches them (its thread pool, timeouts,
+retries, robots headers), with our resizer (safe decode, kept in memory) and an
+in-memory sample writer instead of its tar writer, so nothing is written twice."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+from img2dataset.downloader import Downloader
+
+from pipeline.config import DownloadConfig
+from pipeline.decode import Img2DatasetResizer
+from pipeline.sample import Sample
+
+_HTTP_CODE = re.compile(r"HTTP Error (\d{3})")
+
+
+def classify_download_error(message: str) -> str:
+    """'category: message' for a failure string from img2dataset's downloader."""
+    low = message.lower()
+    if re.match(r"^[a-z_]+: ", message):  # already categorised by our resizer
+        return message
+    m = _HTTP_CODE.search(message)
+    if "infinite loop" in low or ("redirect" in low and "loop" in low):
+        return f"redirect_loop: {message}"
+    if m:
+        return f"http_{m.group(1)}: {message}"
+    if "timed out" in low or "timeout" in low:
+        return f"timeout: {message}"
+    if "connection refused" in low:
+        return f"connection_refused: {message}"
+    if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low:
+        return f"dns_error: {message}"
+    return f"download_error: {message}"
+
+
+def _memory_writer_class(results: dict, resizer: Img2DatasetResizer):
+    class MemorySampleWriter:
+        """img2dataset sample-writer interface; keeps every row (failures too) in memory."""
+
+        def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
+            pass
+
+        def write(self, img_str, key, caption, meta):
+            stored = resizer.last if img_str is not None else None
+            resizer.last = None
+            results[meta["sample_key"]] = (stored, meta.get("error_message"))
+
+        def close(self):
+            pass
+
+    return MemorySampleWriter
+
+
+def download_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
+    samples = [
+        Sample(it["key"], i, {"kind": "url", "url": it["url"], "caption": it["caption"], **it["extra"]})
+        for i, it in enumerate(items)
+    ]
+    for s, it in zip(samples, items):
+        if it["error"]:
+            s.fail(it["error"])
+    todo = [(s, it) for s, it in zip(samples, items) if not it["error"]]
+    if not todo:
+        return samples
+
+    resizer = Img2DatasetResizer(cfg.image_size, cfg.encode_quality, cfg.max_image_pixels)
+    results: dict[str, tuple] = {}
+    with tempfile.TemporaryDirectory(prefix="unit-dl-") as tmp:
+        shard_file = Path(tmp) / "input.feather"
+        table = pa.table({"url": [it["url"] for _, it in todo], "sample_key": [it["key"] for _, it in todo]})
+        with pa.OSFile(str(shard_file), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        downloader = Downloader(
+            sample_writer_class=_memory_writer_class(results, resizer),
+            resizer=resizer,
+            thread_count=min(cfg.thread_count, len(todo)),
+            save_caption=False,
+            extract_exif=False,
+            output_folder=tmp,
+            column_list=["url", "sample_key"],
+            timeout=cfg.timeout,
+            number_sample_per_shard=max(10, len(todo)),
+            oom_shard_count=5,
+            compute_hash=None,
+            verify_hash_type=None,
+            encode_format="jpg",
+            retries=cfg.retries,
+            user_agent_token=cfg.user_agent_token,
+            disallowed_header_directives=["noai", "noimageai", "noindex", "noimageindex"],
+        )
+        downloader((0, str(shard_file)))
+
+    for s, _ in todo:
+        got = results.get(s.key)
+        if got is None:  # the downloader lost it (crashed mid-shard): still one ledger row
+            s.fail("internal_error: img2dataset returned no result for this URL")
+            continue
+        stored, error = got
+        if stored is None:
+            s.fail(classify_download_error(error or "unknown download failure"))
+        else:
+            s.image = stored
+    return samples

@@ -1,0 +1,24 @@
+"""Folder units: read each file, decode it once, keep the stored image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import DownloadConfig
+from pipeline.decode import DecodeError, prepare_image
+from pipeline.sample import Sample
+
+
+def load_file_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
+    samples = []
+    for i, it in enumerate(items):
+        s = Sample(it["key"], i, {"kind": "file", "path": it["path"], "caption": it["caption"], **it["extra"]})
+        samples.append(s)
+        try:
+            data = Path(it["path"]).read_bytes()
+            s.image = prepare_image(data, cfg.image_size, cfg.encode_quality, cfg.max_image_pixels)
+        except DecodeError as err:
+            s.fail(str(err))
+        except OSError as err:
+            s.fail(f"read_error: {err}")
+    return samples

@@ -1,0 +1,150 @@
+"""Run a dataset build on Ray: plan units, skip the ones already done (resume),
+process the rest on a pool of UnitWorker actors, then write manifest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from pipeline.config import WorkflowConfig
+from pipeline.manifest import write_manifest
+from pipeline.sources import fingerprint, plan_units
+from pipeline.units import write_failed_unit
+from pipeline.worker import WORKER_ENV, UnitWorker
+from pipeline.writer import LEDGER_DIR, SHARD_DIR, TMP_SUFFIX
+
+STATE_FILE = "_state.json"
+MAX_UNIT_ATTEMPTS = 3
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used as asked; the message says what to do."""
+
+
+def _prepare_output(out: Path, cfg: WorkflowConfig, fp: str, resume: bool) -> None:
+    state_path = out / STATE_FILE
+    config = cfg.model_dump(mode="json")
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise OutputError(f"output {out} is not empty; pass --resume to continue that run, or choose a new --output")
+        if state_path.exists():
+            old = json.loads(state_path.read_text())
+            if old["fingerprint"] != fp or old["config"] != config:
+                changed = sorted(k for k in config if config.get(k) != old["config"].get(k)) or ["sources (the inputs)"]
+                raise OutputError(
+                    f"--resume: {out} was started with a different workflow or inputs (differs in: {', '.join(changed)}); "
+                    "resume with the same config and inputs, or choose a new --output"
+                )
+    for sub in (SHARD_DIR, LEDGER_DIR):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (out / sub).glob(f"*{TMP_SUFFIX}"):  # partial files of a killed run
+            stale.unlink()
+    tmp = out / f"{STATE_FILE}.{os.getpid()}{TMP_SUFFIX}"
+    tmp.write_text(json.dumps({"fingerprint": fp, "config": config}))
+    os.replace(tmp, state_path)
+
+
+def init_ray(num_cpus: int | None = None) -> bool:
+    """Connect to the cluster in RAY_ADDRESS (ray job submit sets it) or start a
+    local Ray bound to loopback. Returns True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    for k, v in WORKER_ENV.items():
+        os.environ.setdefault(k, v)
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=True)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus, log_to_driver=True)
+    return True
+
+
+def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False, show_progress: bool = True) -> dict:
+    t_start = time.time()
+    out = Path(output_dir).absolute()
+    units = plan_units(cfg)
+    t_plan = time.time() - t_start
+    _prepare_output(out, cfg, fingerprint(units), resume)
+    done = {p.stem for p in (out / LEDGER_DIR).glob("*.parquet")}
+    todo = [u for u in units if u.name not in done]
+
+    started_ray = init_ray()
+    try:
+        stats = _run_units(cfg, out, todo, len(units), show_progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    timings = {"total_s": round(time.time() - t_start, 3), "plan_s": round(t_plan, 3), **stats.pop("timings")}
+    extra = {
+        "output": str(out),
+        "units": {"total": len(units), "done_before_this_run": len(done), "processed_now": len(todo)},
+        **stats,
+    }
+    return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
+
+
+def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
+    timings: Counter = Counter()
+    worker_errors: list[str] = []
+    if not todo:
+        return {"timings": {}, "worker_errors": worker_errors}
+    cpus = ray.cluster_resources().get("CPU", 1)
+    n_workers = cfg.ray.num_workers or max(1, int(cpus // cfg.ray.num_cpus_per_worker))
+    n_workers = min(n_workers, len(todo))
+    make = UnitWorker.options(
+        num_cpus=cfg.ray.num_cpus_per_worker,
+        num_gpus=cfg.ray.num_gpus_per_worker,
+        max_restarts=-1,
+        runtime_env={"env_vars": WORKER_ENV},
+    )
+    cfg_json = cfg.model_dump_json()
+    workers = [make.remote(cfg_json, str(out)) for _ in range(n_workers)]
+    # Surfaces a filter that cannot load before any unit runs; gives the ledger's score columns.
+    columns = ray.get([w.score_columns.remote() for w in workers])[0]
+
+    queue = list(reversed(todo))
+    attempts: Counter = Counter()
+    in_flight = {}  # ObjectRef -> (worker, unit)
+    counts: Counter = Counter()
+    bar = tqdm(total=total, initial=total - len(todo), unit="shard", desc=f"build {cfg.name}", disable=not show_progress)
+
+    def submit(worker):
+        if queue:
+            unit = queue.pop()
+            attempts[unit.name] += 1
+            in_flight[worker.process.remote(unit)] = (worker, unit)
+
+    for w in workers:
+        submit(w)
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        ref = ready[0]
+        worker, unit = in_flight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - a crashed unit must not end the job
+            msg = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            if attempts[unit.name] < MAX_UNIT_ATTEMPTS:
+                queue.append(unit)
+                submit(worker)
+                continue
+            result = write_failed_unit(unit, msg, out, columns)
+            worker_errors.append(f"unit {unit.name}: {msg}")
+        counts.update(result["counts"])
+        timings.update(result["timings"])
+        bar.update(1)
+        bar.set_postfix({k: counts.get(k, 0) for k in ("kept", "rejected", "failed")})
+        submit(worker)
+    bar.close()
+    for w in workers:
+        ray.kill(w)
+    return {
+        "timings": {f"workers_{k}": round(v, 3) for k, v in sorted(timings.items())},
+        "worker_errors": worker_errors,
+        "workers": n_workers,
+    }

@@ -1,0 +1,118 @@
+"""Write one unit's output: a WebDataset shard of its kept samples and its ledger.
+
+Both are written under a temporary name and renamed when complete; the ledger is
+renamed last, so a unit counts as done exactly when `ledger/NNNNN.parquet` exists.
+A run killed at any moment leaves at most `.tmp` files, which resume deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+
+from pipeline.sample import Sample
+from pipeline.version import PIPELINE_VERSION
+
+SHARD_DIR, LEDGER_DIR = "shards", "ledger"
+TMP_SUFFIX = ".tmp"
+
+LEDGER_FIELDS = [
+    ("key", pa.string()),
+    ("url", pa.string()),  # the URL, or the path for local files and videos
+    ("kind", pa.string()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("shard", pa.string()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("video_time", pa.float64()),
+]
+
+
+def ledger_schema(score_columns: list[str]) -> pa.Schema:
+    return pa.schema(LEDGER_FIELDS + [(c, pa.float64()) for c in score_columns])
+
+
+def sample_json(s: Sample) -> dict:
+    h, w = s.image.rgb.shape[:2]
+    return {
+        "key": s.key,
+        "source": s.source,
+        "sizes": {"original_width": s.image.original_width, "original_height": s.image.original_height, "width": w, "height": h},
+        "scores": s.scores,
+        "filters": s.filter_outputs,
+        "annotations": {},
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def _atomic_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None:
+    if not kept:
+        return None
+    rel = f"{SHARD_DIR}/{unit_name}.tar"
+    final = out_dir / rel
+    tmp = _atomic_path(final)
+    with open(tmp, "wb") as fh:
+        sink = wds.TarWriter(fh)
+        for s in kept:
+            sink.write(
+                {
+                    "__key__": s.key,
+                    "jpg": s.image.jpg,
+                    "txt": s.source.get("caption") or "",
+                    "json": json.dumps(sample_json(s)).encode("utf-8"),
+                }
+            )
+        sink.close()
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return rel
+
+
+def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[str]) -> dict[str, list]:
+    cols = {name: [] for name, _ in LEDGER_FIELDS}
+    cols.update({c: [] for c in score_columns})
+    for s in samples:
+        img = s.image
+        cols["key"].append(s.key)
+        cols["url"].append(s.source.get("url") or s.source.get("path"))
+        cols["kind"].append(s.source.get("kind"))
+        cols["status"].append(s.status)
+        cols["reason"].append(s.reason)
+        cols["detail"].append(s.detail)
+        cols["shard"].append(shard if s.status == "kept" else None)
+        cols["original_width"].append(img.original_width if img else None)
+        cols["original_height"].append(img.original_height if img else None)
+        cols["width"].append(img.rgb.shape[1] if img else None)
+        cols["height"].append(img.rgb.shape[0] if img else None)
+        cols["video_time"].append(s.source.get("video_time"))
+        for c in score_columns:
+            cols[c].append(s.scores.get(c))
+    return cols
+
+
+def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: str | None, score_columns: list[str]) -> None:
+    final = out_dir / LEDGER_DIR / f"{unit_name}.parquet"
+    tmp = _atomic_path(final)
+    table = pa.table(ledger_rows(samples, shard, score_columns), schema=ledger_schema(score_columns))
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+
+
+def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_columns: list[str]) -> None:
+    samples = sorted(samples, key=lambda s: s.index)
+    shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
+    write_ledger(out_dir, unit_name, samples, shard, score_columns)
