@@ -1,0 +1,68 @@
+"""Fixtures: a loopback HTTP server with real photos and hostile inputs, and one
+local Ray for the session (bound to 127.0.0.1; `make test` also runs the suite in a
+private network namespace)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import parse_workflow
+from pipeline.loopback_server import LoopbackServer
+from tests.pipeline import hostile
+
+SLOW_SECONDS = 4.0  # the slow route answers after this; tests use a 1.5 s timeout
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """(server, photo names): real photos under /photos/, hostile inputs at the root."""
+    root = tmp_path_factory.mktemp("www")
+    (root / "photos").mkdir()
+    from pipeline.demo_data import skimage_photos
+
+    names = []
+    for p in skimage_photos():
+        if p.name in hostile.PHOTO_NAMES:
+            shutil.copy(p, root / "photos" / p.name)
+            names.append(p.name)
+    with LoopbackServer(root, hostile.routes(hostile.hostile_payloads(), SLOW_SECONDS)) as server:
+        yield server, names
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    os.environ["RAY_TMPDIR"] = tmp
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=tmp,
+             log_to_driver=False, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def workflow(sources: list[dict], **overrides) -> "WorkflowConfig":  # noqa: F821
+    """A small test workflow: fast timeouts, small shards, low resolution floor."""
+    data = {
+        "name": "test",
+        "sources": sources,
+        "download": {"image_size": 256, "timeout": 1.5, "thread_count": 8},
+        "output": {"shard_size": 5},
+        "filters": {"resolution": {"min_side": 64}},
+    }
+    for k, v in overrides.items():
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
+    return parse_workflow(data)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

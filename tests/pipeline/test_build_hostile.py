@@ -1,0 +1,151 @@
+"""One real build (img2dataset downloading from a loopback server, on Ray) over real
+photos and every kind of hostile input: each ends as the right ledger row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from pipeline.manifest import read_ledger
+from pipeline.runner import run_build
+from tests.pipeline import hostile
+from tests.pipeline.conftest import workflow, write_jsonl
+
+EXPECTED = {  # url path -> (status, reason)
+    "corrupt.jpg": ("failed", "decode_error"),
+    "truncated.png": ("failed", "decode_error"),
+    "page.jpg": ("failed", "decode_error"),
+    "empty.jpg": ("failed", "decode_error"),
+    "missing.jpg": ("failed", "http_404"),
+    "slow.jpg": ("failed", "timeout"),
+    "loop-a": ("failed", "redirect_loop"),
+    "bomb.png": ("failed", "too_large"),
+    "cmyk.jpg": ("kept", ""),
+    "gray16.png": ("kept", ""),
+    "animated.gif": ("kept", ""),
+    "rgba.png": ("kept", ""),
+}
+
+
+@pytest.fixture(scope="module")
+def build(served, ray_session, tmp_path_factory):
+    server, photos = served
+    tmp = tmp_path_factory.mktemp("hostile")
+    rows = [{"url": server.url(f"photos/{n}"), "caption": f"a photo: {n}", "license": "BSD", "rank": i} for i, n in enumerate(photos)]
+    rows += [{"url": server.url(name), "caption": name} for name in EXPECTED]
+    rows += [
+        {"url": f"http://127.0.0.1:{hostile.closed_port()}/refused.jpg", "caption": "refused"},
+        {"url": "file:///etc/passwd", "caption": "local file"},
+        {"url": "ftp://127.0.0.1/x.jpg", "caption": "ftp"},
+        {"url": server.url("photos/astronaut.png"), "caption": "listed twice"},
+    ]
+    urls = write_jsonl(tmp / "urls.jsonl", rows)
+    cfg = workflow([{"type": "url_list", "path": str(urls)}])
+    manifest = run_build(cfg, tmp / "out", show_progress=False)
+    ledger = read_ledger(tmp / "out").to_pandas()
+    return manifest, ledger, rows, tmp / "out"
+
+
+def test_every_input_has_exactly_one_row(build):
+    manifest, ledger, rows, _ = build
+    assert len(ledger) == len(rows)
+    assert ledger["key"].is_unique
+    c = manifest["counts"]
+    assert c["inputs"] == len(rows)
+    assert sum(c["status"].values()) == len(rows)
+    assert set(ledger["status"]) <= {"kept", "rejected", "failed"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_hostile_input_status_and_reason(build, name):
+    _, ledger, _, _ = build
+    row = ledger[ledger["url"].str.endswith("/" + name)].iloc[0]
+    status, reason = EXPECTED[name]
+    assert (row["status"], row["reason"]) == (status, reason), row.to_dict()
+    if status == "failed":
+        assert row["detail"], "a failure must carry its error message"
+        assert row["shard"] is None
+
+
+def test_refused_port_and_non_http_schemes(build):
+    _, ledger, _, _ = build
+    by_url = ledger.set_index("url")
+    refused = ledger[ledger["url"].str.endswith("/refused.jpg")].iloc[0]
+    assert (refused["status"], refused["reason"]) == ("failed", "connection_refused")
+    for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.jpg"):
+        assert by_url.loc[url, "status"] == "failed"
+        assert by_url.loc[url, "reason"] == "unsupported_url_scheme"
+
+
+def test_bomb_declared_size_is_reported_without_decoding(build):
+    _, ledger, _, _ = build
+    row = ledger[ledger["url"].str.endswith("/bomb.png")].iloc[0]
+    assert "20000x20000" in row["detail"] and "max_image_pixels" in row["detail"]
+
+
+def test_real_photos_kept_with_scores_and_sizes(build):
+    _, ledger, rows, _ = build
+    photos = ledger[ledger["url"].str.contains("/photos/")]
+    assert len(photos) == len(hostile.PHOTO_NAMES) + 1  # one listed twice
+    assert (photos["status"] == "kept").all(), photos[["url", "status", "reason"]]
+    assert (photos[["width", "height"]].max(axis=1) <= 256).all()
+    assert (photos["original_width"] >= photos["width"]).all()
+    assert photos["blur_laplacian_var"].notna().all() and photos["resolution_min_side"].notna().all()
+    dup = photos[photos["url"].str.endswith("astronaut.png")]["key"].tolist()
+    assert len(dup) == 2 and dup[1] == dup[0] + "_dup1"
+
+
+def test_shards_read_back_and_match_ledger(build):
+    manifest, ledger, _, out = build
+    kept = ledger[ledger["status"] == "kept"].set_index("key")
+    seen = {}
+    for shard in manifest["shards"]:
+        for sample in wds.WebDataset(str(out / shard), shardshuffle=False).decode("rgb"):
+            seen[sample["__key__"]] = (shard, sample)
+    assert set(seen) == set(kept.index)
+    for key, (shard, sample) in seen.items():
+        row = kept.loc[key]
+        meta = sample["json"]
+        assert row["shard"] == shard
+        assert sample["jpg"].shape[:2] == (row["height"], row["width"])
+        assert meta["source"]["url"] == row["url"]
+        assert meta["sizes"]["original_width"] == row["original_width"]
+        assert meta["scores"]["blur_laplacian_var"] == pytest.approx(row["blur_laplacian_var"])
+        assert sample["txt"] == meta["source"]["caption"]
+    # extra URL-list columns are carried into the sample's json
+    astro = [s for _, s in seen.values() if s["json"]["source"].get("rank") == 0]
+    assert astro and astro[0]["json"]["source"]["license"] == "BSD"
+
+
+def test_odd_formats_are_normalised(build):
+    _, ledger, _, out = build
+    kept = ledger[ledger["status"] == "kept"].set_index("url")
+    samples = {}
+    for shard in set(kept["shard"]):
+        for s in wds.WebDataset(str(out / shard), shardshuffle=False).decode("rgb8"):
+            samples[s["json"]["source"]["url"].rsplit("/", 1)[-1]] = s["jpg"]
+    rgba = samples["rgba.png"]
+    assert rgba[:, : rgba.shape[1] // 2 - 4].min() > 240  # transparent half composited on white
+    cmyk = samples["cmyk.jpg"].astype(float)
+    ref = samples["astronaut.png"].astype(float)
+    assert np.abs(cmyk - ref).mean() < 12  # CMYK converted to the right colours
+    assert samples["gray16.png"].ndim == 3 and samples["gray16.png"].shape[2] == 3
+    assert samples["animated.gif"].shape[:2] == (256, 256)
+
+
+def test_manifest_records_config_versions_reasons_timings(build):
+    manifest, ledger, _, out = build
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["counts"] == manifest["counts"]
+    assert manifest["config"]["download"]["timeout"] == 1.5
+    assert manifest["versions"]["img2dataset"] and manifest["versions"]["ray"]
+    failed = ledger[ledger["status"] == "failed"]["reason"].value_counts().to_dict()
+    assert manifest["counts"]["reasons"]["failed"] == failed
+    assert manifest["timings"]["total_s"] > 0 and manifest["timings"]["workers_load_s"] > 0
+    schema = pq.read_schema(next((out / "ledger").glob("*.parquet")))
+    for col in ("key", "url", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
+        assert col in schema.names
