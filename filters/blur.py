@@ -1,7 +1,7 @@
 """Blur filter: variance of the Laplacian on a size-normalised grayscale image,
 taken where the image is sharpest.
 
-The image is converted to grayscale and resized so its shorter side is
+The image is converted to grayscale and shrunk so its shorter side is at most
 `analysis_side` pixels before the Laplacian, so the score does not depend on the
 stored resolution (a 4K photo and its 512 px thumbnail score alike). The Laplacian
 variance is computed per tile on a 4x4 grid and the score is its 90th percentile:
@@ -32,10 +32,9 @@ def laplacian_variance(image: np.ndarray, analysis_side: int = 256) -> float:
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     h, w = gray.shape[:2]
     scale = analysis_side / min(h, w)
-    if scale != 1.0:
+    if scale < 1.0:  # shrink only: upscaling a small image would smooth it and fake blur
         # INTER_AREA averages when shrinking (no aliasing to fake sharpness).
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
     h, w = lap.shape
     tiles = [

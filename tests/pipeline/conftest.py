@@ -30,7 +30,7 @@ def served(tmp_path_factory):
         if p.name in hostile.PHOTO_NAMES:
             shutil.copy(p, root / "photos" / p.name)
             names.append(p.name)
-    with LoopbackServer(root, hostile.routes(hostile.hostile_payloads(), SLOW_SECONDS)) as server:
+    with LoopbackServer(root, hostile.routes(hostile.hostile_payloads(), SLOW_SECONDS, root / "photos")) as server:
         yield server, names
 
 

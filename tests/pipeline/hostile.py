@@ -74,7 +74,7 @@ def closed_port() -> int:
     return port
 
 
-def routes(payloads: dict[str, tuple[str, bytes]], slow_seconds: float) -> dict:
+def routes(payloads: dict[str, tuple[str, bytes]], slow_seconds: float, photo_dir) -> dict:
     def respond(ctype: str, body: bytes):
         def handler(req):
             req.send_response(200)
@@ -98,6 +98,12 @@ def routes(payloads: dict[str, tuple[str, bytes]], slow_seconds: float) -> dict:
 
         return handler
 
+    def delayed(req):  # /delay/NAME: a real photo after a short pause (keeps a run busy)
+        time.sleep(0.4)
+        name = req.path.rsplit("/", 1)[-1]
+        respond("image/png", (photo_dir / name).read_bytes())(req)
+
     table = {f"/{name}": respond(ct, body) for name, (ct, body) in payloads.items()}
+    table.update({f"/delay/{p.name}": delayed for p in photo_dir.iterdir()})
     table.update({"/slow.jpg": slow, "/loop-a": redirect("/loop-b"), "/loop-b": redirect("/loop-a")})
     return table
