@@ -1,0 +1,116 @@
+"""Images/s of the dataset build's CPU path against plain img2dataset, same source.
+
+Serves scikit-image's real photos from a loopback HTTP server under N distinct URLs,
+then downloads them (resized to --image-size, written as WebDataset shards) with:
+  1. plain img2dataset, multiprocessing distributor (its default),
+  2. plain img2dataset, Ray distributor,
+  3. this pipeline: img2dataset's downloader in Ray actors + resolution + blur filters
+     + shard and ledger writing (pipeline.runner.run_build).
+Ray is started before the timed runs (on a cluster it is already up). Each row is the
+best of --repeats runs, alternating the contenders so load drifts hit all alike.
+
+    python bench/pipeline_throughput.py [--n 1500] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import ray  # noqa: E402
+from img2dataset import download  # noqa: E402
+
+from pipeline.config import parse_workflow  # noqa: E402
+from pipeline.demo_data import skimage_photos  # noqa: E402
+from pipeline.loopback_server import LoopbackServer  # noqa: E402
+from pipeline.runner import run_build  # noqa: E402
+
+
+def plain_img2dataset(urls: Path, out: Path, args, distributor: str) -> int:
+    download(
+        url_list=str(urls), input_format="jsonl", url_col="url", caption_col="caption", output_format="webdataset",
+        output_folder=str(out), processes_count=args.workers, thread_count=args.threads, image_size=args.image_size,
+        resize_mode="keep_ratio_largest", resize_only_if_bigger=True, number_sample_per_shard=args.shard_size,
+        distributor=distributor, timeout=10, retries=0, enable_wandb=False, disallowed_header_directives=[],
+    )
+    stats = [json.loads(p.read_text()) for p in out.glob("*_stats.json")]
+    return sum(s["successes"] for s in stats)
+
+
+def this_pipeline(urls: Path, out: Path, args) -> int:
+    cfg = parse_workflow({
+        "name": "bench",
+        "sources": [{"type": "url_list", "path": str(urls)}],
+        "download": {"image_size": args.image_size, "thread_count": args.threads, "timeout": 10},
+        "output": {"shard_size": args.shard_size},
+        "filters": {"resolution": {"min_side": 0, "max_aspect_ratio": 100}, "blur": {"threshold": 0}},
+        "ray": {"num_workers": args.workers},
+    })
+    manifest = run_build(cfg, out, show_progress=False)
+    return manifest["counts"]["status"]["kept"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=1500, help="URLs per run")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--workers", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--shard-size", type=int, default=250)
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipe-"))
+    photos = [ph for ph in skimage_photos() if ph.suffix in (".jpg", ".png")]
+    www = tmp / "www"
+    www.mkdir()
+    for ph in photos:
+        shutil.copy(ph, www / ph.name)
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    best: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    with LoopbackServer(www) as server:
+        urls = tmp / "urls.jsonl"
+        with open(urls, "w") as fh:
+            for i in range(args.n):  # distinct URLs (a query string) over the same real photos
+                fh.write(json.dumps({"url": server.url(f"{photos[i % len(photos)].name}?i={i}"), "caption": f"photo {i}"}) + "\n")
+        runs = {
+            "img2dataset (multiprocessing)": lambda out: plain_img2dataset(urls, out, args, "multiprocessing"),
+            "img2dataset (ray distributor)": lambda out: plain_img2dataset(urls, out, args, "ray"),
+            "this pipeline (download + resolution + blur + shards + ledger)": lambda out: this_pipeline(urls, out, args),
+        }
+        for r in range(args.repeats):
+            for name, fn in runs.items():
+                out = tmp / f"out-{r}-{len(best)}-{abs(hash(name))}"
+                t0 = time.perf_counter()
+                counts[name] = fn(out)
+                dt = time.perf_counter() - t0
+                best[name] = min(best.get(name, float("inf")), dt)
+                shutil.rmtree(out, ignore_errors=True)
+                print(f"  run {r + 1}: {name}: {counts[name]} images in {dt:.1f} s", file=sys.stderr)
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    base = args.n / best["img2dataset (multiprocessing)"]
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
+    print(f"\nMachine: {cpu}, {os.cpu_count()} cores; {args.n} URLs of {len(photos)} real photos "
+          f"(scikit-image, PNG/JPEG up to 1411 px) from a loopback server, stored at max side {args.image_size}; "
+          f"{args.workers} workers x {args.threads} threads; best of {args.repeats}.\n")
+    print("| contender | images stored | seconds | images/s | ratio vs img2dataset |")
+    print("|---|---:|---:|---:|---:|")
+    for name, dt in best.items():
+        print(f"| {name} | {counts[name]} | {dt:.1f} | {args.n / dt:.1f} | {args.n / dt / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
