@@ -1,0 +1,183 @@
+"""Train the default watermark model (WatermarkNet) on CPU, reproducibly.
+
+    python -m filters.watermark_train                      # the committed default (see defaults below)
+    python -m filters.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
+
+1. Data: random views (crop, rescale, flip, colour jitter) of the TRAINING photos
+   (filters.photos.WATERMARK_SPLIT["train"]); each view gives a PAIR: the clean view and
+   the same view with a synthetic watermark in a TRAINING style (filters.watermark_synth:
+   train fonts, texts and layouts), each then JPEG-compressed and squashed to the model's
+   input size. Pairs force the model to learn the overlay, not the photo.
+2. Train WatermarkNet (filters/watermark.py) with AdamW + one-cycle LR, BCE.
+3. Evaluate on HELD-OUT photos with (a) held-out watermark styles (fonts, texts and layouts
+   never seen in training) and (b) training styles; report ROC-AUC and precision/recall at
+   the default threshold.
+4. Write fp16 safetensors + a .json (config, metrics, the command's arguments).
+
+Every sample i is drawn from numpy's default_rng([seed, split, i]), so the data do not
+depend on worker scheduling; torch is seeded, so a re-run gives the same weights (CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS, WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
+from filters.watermark_synth import add_watermark
+
+
+def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640)) -> np.ndarray:
+    """A random crop/rescale/flip/colour-jitter of `photo`, long side in `long_side` px
+    (the pipeline stores images at max side ~512)."""
+    H, W = photo.shape[:2]
+    area = rng.uniform(0.25, 1.0) * H * W
+    aspect = np.exp(rng.uniform(np.log(0.6), np.log(1.67)))
+    w = int(min(W, round(np.sqrt(area * aspect))))
+    h = int(min(H, round(np.sqrt(area / aspect))))
+    y0, x0 = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+    view = photo[y0:y0 + h, x0:x0 + w]
+    L = rng.uniform(*long_side)
+    s = L / max(h, w)
+    view = cv2.resize(view, (max(16, round(w * s)), max(16, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    if rng.random() < 0.5:
+        view = view[:, ::-1]
+    v = view.astype(np.float32)
+    v = (v - v.mean()) * rng.uniform(0.75, 1.25) + v.mean() + rng.uniform(-25, 25)
+    if rng.random() < 0.15:
+        v = np.repeat(v.mean(2, keepdims=True), 3, 2)
+    return np.ascontiguousarray(np.clip(v, 0, 255).astype(np.uint8))
+
+
+def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.25:
+        return image
+    ok, buf = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def make_pair(args) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, watermarked) at size x size, for sample `i` of a photo/style split."""
+    seed, photo_split, style_split, i, size = args
+    rng = np.random.default_rng([seed, {"train": 0, "heldout": 1}[photo_split], {"train": 0, "heldout": 1}[style_split], i])
+    names = WATERMARK_SPLIT[photo_split]
+    view = random_view(load_photo(names[rng.integers(len(names))]), rng)
+    marked = add_watermark(view, rng, style_split)
+    return tuple(cv2.resize(jpeg(im, rng), (size, size), interpolation=cv2.INTER_AREA) for im in (view, marked))
+
+
+def make_set(seed, photo_split, style_split, n_pairs, size, workers) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (2n, size, size, 3) and labels (2n,): clean 0, watermarked 1, interleaved."""
+    jobs = [(seed, photo_split, style_split, i, size) for i in range(n_pairs)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            pairs = list(pool.map(make_pair, jobs, chunksize=16))
+    else:
+        pairs = [make_pair(j) for j in jobs]
+    x = np.stack([im for p in pairs for im in p])
+    y = np.tile(np.array([0, 1], dtype=np.float32), n_pairs)
+    return x, y
+
+
+@torch.inference_mode()
+def predict(model, x: np.ndarray, batch_size=64) -> np.ndarray:
+    model.eval()
+    out = [torch.sigmoid(model(normalize_uint8(torch.from_numpy(x[i:i + batch_size])))) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    pred = p >= threshold
+    tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
+    return {"auc": round(float(roc_auc_score(y, p)), 4), "precision": round(tp / max(1, tp + fp), 4),
+            "recall": round(tp / max(1, tp + fn), 4), "n": int(len(y)), "threshold": threshold}
+
+
+def train(args) -> dict:
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    x, y = make_set(args.seed, "train", "train", args.train_pairs, args.input_size, args.workers)
+    evals = {name: make_set(args.seed, "heldout", style, args.eval_pairs, args.input_size, args.workers)
+             for name, style in (("heldout_photos_heldout_styles", "heldout"), ("heldout_photos_train_styles", "train"))}
+    t_data = time.time() - t0
+    print(f"data: {len(x)} train images, {sum(len(e[0]) for e in evals.values())} eval images in {t_data:.0f}s", flush=True)
+
+    cfg = WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths))
+    model = WatermarkNet(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(args.seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    order = torch.randperm(len(x), generator=gen)
+    pos, t1 = 0, time.time()
+    for step in range(1, args.steps + 1):
+        model.train()
+        if pos + args.batch_size > len(order):
+            order, pos = torch.randperm(len(x), generator=gen), 0
+        idx = order[pos:pos + args.batch_size]
+        pos += args.batch_size
+        xb = normalize_uint8(xt[idx])
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        xb[flip] = xb[flip].flip(3)
+        loss = F.binary_cross_entropy_with_logits(model(xb), yt[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % args.log_every == 0 or step == args.steps:
+            el = time.time() - t1
+            print(f"step {step}/{args.steps} loss {loss.item():.4f} lr {sched.get_last_lr()[0]:.2e} "
+                  f"{step / el:.2f} steps/s ({step * args.batch_size / el:.0f} img/s)", flush=True)
+    t_train = time.time() - t1
+
+    results = {name: metrics(ye, predict(model, xe), DEFAULT_WATERMARK_THRESHOLD) for name, (xe, ye) in evals.items()}
+    for name, m in results.items():
+        print(f"{name}: {m}", flush=True)
+    extra = {"metrics": results, "train_args": vars(args), "data_seconds": round(t_data, 1),
+             "train_seconds": round(t_train, 1), "train_images": int(len(x)),
+             "params": int(sum(p.numel() for p in model.parameters()))}
+    save_watermark_net(model, args.out, extra)
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)", flush=True)
+    return extra
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=DEFAULT_WEIGHTS, help="output .safetensors (a .json goes beside it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-pairs", type=int, default=4000, help="clean/watermarked pairs from the training photos")
+    p.add_argument("--eval-pairs", type=int, default=300, help="pairs per held-out evaluation set")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--widths", type=int, nargs="+", default=list(WatermarkNetConfig.widths))
+    p.add_argument("--depths", type=int, nargs="+", default=list(WatermarkNetConfig.depths))
+    p.add_argument("--workers", type=int, default=2, help="processes for data generation")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--log-every", type=int, default=50)
+    args = p.parse_args(argv)
+    if len(args.widths) != len(args.depths):
+        p.error("--widths and --depths need the same length")
+    return args
+
+
+def main(argv=None):
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
