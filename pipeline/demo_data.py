@@ -30,7 +30,8 @@ def make_video(path: Path, photos: list[Path], seconds_per_photo: float = 1.0, f
     """Write an H.264 mp4 showing each photo in turn; returns its duration in seconds."""
     w, h = size
     n = 0
-    with av.open(str(path), "w") as out:
+    # faststart: the index (moov) goes first, as web video does, so HTTP readers need no seek to the end
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.gop_size = gop  # a keyframe every `gop` frames

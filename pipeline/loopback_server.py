@@ -14,6 +14,16 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 
+def _byte_range(header: str | None, size: int) -> tuple[int, int]:
+    """[start, end) for a `Range: bytes=a-b` header (whole file when absent)."""
+    if not header or not header.startswith("bytes="):
+        return 0, size
+    first, _, last = header[6:].split(",")[0].partition("-")
+    if first == "":
+        return max(0, size - int(last)), size
+    return min(int(first), size), min(size, int(last) + 1) if last else size
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
@@ -43,11 +53,16 @@ class LoopbackServer:
                     self.send_error(404)
                     return
                 data = f.read_bytes()
-                self.send_response(200)
+                start, end = _byte_range(self.headers.get("Range"), len(data))
+                # Range requests: video readers (FFmpeg) seek in files served over HTTP.
+                self.send_response(206 if self.headers.get("Range") else 200)
                 self.send_header("Content-Type", mimetypes.guess_type(f.name)[0] or "application/octet-stream")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Accept-Ranges", "bytes")
+                if self.headers.get("Range"):
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+                self.send_header("Content-Length", str(end - start))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[start:end])
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]

@@ -15,18 +15,33 @@ from pipeline.keys import frame_key
 from pipeline.sample import Sample
 
 
-def _wanted_times(frames, every_seconds: float | None, keyframes: bool):
-    """Yield (time, frame) for frames to keep from a decoded frame stream."""
-    next_t = 0.0
-    for frame in frames:
-        t = float(frame.time) if frame.time is not None else 0.0
-        take = keyframes and frame.key_frame
-        if every_seconds is not None and t + 1e-6 >= next_t:
-            take = True
-            while next_t <= t + 1e-6:
-                next_t += every_seconds
-        if take:
-            yield t, frame
+class _Sampler:
+    """Picks frames to keep from a decoded stream; remembers the last time seen."""
+
+    def __init__(self, every_seconds: float | None, keyframes: bool):
+        self.every_seconds, self.keyframes = every_seconds, keyframes
+        self.next_t = 0.0
+        self.last_seen: float | None = None
+
+    def __call__(self, frames):
+        for frame in frames:
+            t = float(frame.time) if frame.time is not None else 0.0
+            self.last_seen = t
+            take = self.keyframes and frame.key_frame
+            if self.every_seconds is not None and t + 1e-6 >= self.next_t:
+                take = True
+                while self.next_t <= t + 1e-6:
+                    self.next_t += self.every_seconds
+            if take:
+                yield t, frame
+
+
+def _declared_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def load_video_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
@@ -47,17 +62,26 @@ def load_video_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
     except Exception as err:  # noqa: BLE001 - PyAV raises many kinds for unreadable input
         return [failure(f"video_open_error: cannot open {video}: {err}")]
     last_t = None
+    sampler = _Sampler(it["every_seconds"], it["keyframes"])
     try:
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if it["keyframes"] and it["every_seconds"] is None:
                 stream.codec_context.skip_frame = "NONKEY"  # decode keyframes only: much faster
-            for t, frame in _wanted_times(container.decode(stream), it["every_seconds"], it["keyframes"]):
+            declared = _declared_duration(container, stream)
+            frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1
+            for t, frame in sampler(container.decode(stream)):
                 stored = prepare_array(frame.to_ndarray(format="rgb24"), cfg.image_size, cfg.encode_quality)
                 s = Sample(frame_key(video, t), len(samples), {**base, "video_time": round(t, 3)}, image=stored)
                 samples.append(s)
                 last_t = t
+        # A cut file often just ends early, without a decoder error: compare with the
+        # duration its header declares (keyframe-only decoding may stop a GOP short).
+        slack = 2 * frame_s if stream.codec_context.skip_frame != "NONKEY" else 10.0  # GOPs can be long
+        if declared is not None and sampler.last_seen is not None and sampler.last_seen < declared - frame_s - slack:
+            samples.append(failure(
+                f"video_truncated: {video} ends at t={sampler.last_seen:.3f}s but declares {declared:.3f}s"))
     except IndexError:
         return [failure(f"video_open_error: {video} has no video stream")]
     except Exception as err:  # noqa: BLE001 - truncated/corrupt stream: keep what was read

@@ -59,9 +59,21 @@ def test_truncated_video_keeps_frames_and_records_failure(tmp_path, video):
     cut.write_bytes(data[: len(data) // 2])
     ledger, _ = _run(tmp_path, {"type": "video", "path": str(cut), "every_seconds": 0.5})
     failed = ledger[ledger["status"] == "failed"]
-    assert len(failed) == 1 and failed.iloc[0]["reason"] in ("video_truncated", "video_open_error")
-    if failed.iloc[0]["reason"] == "video_truncated":
-        assert (ledger["status"] == "kept").sum() >= 1
+    assert len(failed) == 1 and failed.iloc[0]["reason"] == "video_truncated", failed.to_dict("records")
+    assert failed.iloc[0]["key"].endswith("_error")
+    kept = ledger[ledger["status"] == "kept"]
+    assert 1 <= len(kept) < 12 and kept["video_time"].max() < 6.0
+
+
+def test_video_over_http(tmp_path, video):
+    from pipeline.loopback_server import LoopbackServer
+
+    with LoopbackServer(video.parent) as server:
+        ledger, _ = _run(tmp_path, {"type": "video", "path": server.url(video.name), "every_seconds": 2.0})
+        assert ledger["video_time"].tolist() == pytest.approx([0.0, 2.0, 4.0])
+        assert (ledger["status"] == "kept").all() and ledger["url"].iloc[0].startswith("http://127.0.0.1")
+        ledger, _ = _run(tmp_path / "b", {"type": "video", "path": server.url("missing.mp4"), "every_seconds": 2.0})
+        assert ledger[["status", "reason"]].values.tolist() == [["failed", "video_open_error"]]
 
 
 def test_garbage_and_missing_video_fail_cleanly(tmp_path):
