@@ -23,9 +23,16 @@ SCRIPT = r"""
 set -u
 ray start --head --node-ip-address=127.0.0.1 --port={gcs} --dashboard-host=127.0.0.1 --dashboard-port={dash} \
   --temp-dir={tmp} --num-cpus=2 --disable-usage-stats >{tmp}/start.log 2>&1 || {{ cat {tmp}/start.log; exit 97; }}
-ray job submit --address http://127.0.0.1:{dash} --working-dir {root} -- \
-  python pipeline/build_dataset.py --config {wf} --input {urls} --output {out} --no-progress
-rc=$?
+# The head's job agent can come up a few seconds after `ray start` returns: retry
+# only that answer, anything else is the result.
+for attempt in $(seq 1 30); do
+  ray job submit --address http://127.0.0.1:{dash} --working-dir {root} -- \
+    python pipeline/build_dataset.py --config {wf} --input {urls} --output {out} --no-progress >{tmp}/submit.log 2>&1
+  rc=$?
+  grep -q "No available agent" {tmp}/submit.log || break
+  sleep 2
+done
+cat {tmp}/submit.log
 ray stop --force >/dev/null 2>&1
 exit $rc
 """
