@@ -1,0 +1,32 @@
+"""Shared helpers for the AsCAN tests: models are built once per session and reused."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+import ascan
+
+# Variants above this size are checked on the meta device only (params, layout, shapes):
+# building ascan_xl (663M) or the 2.4B UNet for real would take minutes and gigabytes.
+REAL_LIMIT_M = 100.0
+
+CLASSIFIERS = ascan.list_models(kind="classifier")
+UNETS = ascan.list_models(kind="unet")
+REAL_CLASSIFIERS = [n for n in CLASSIFIERS if ascan.get_config(n).params_m < REAL_LIMIT_M]
+REAL_UNETS = [n for n in UNETS if ascan.get_config(n).params_m < REAL_LIMIT_M]
+
+
+@functools.cache
+def built(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return ascan.create_model(name)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # On the shared 2-core box, 2 OpenMP threads competing with other jobs run these small
+    # ops 10-25x slower than 1 thread (spin-waiting); 1 thread keeps the suite fast.
+    torch.set_num_threads(1)
