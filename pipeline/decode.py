@@ -108,13 +108,18 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 
 class StoredImage:
-    """One decoded image: the stored RGB array, its JPEG and both sizes."""
+    """One decoded image: the stored RGB array (until released), its JPEG and both sizes."""
 
-    __slots__ = ("rgb", "jpg", "original_width", "original_height")
+    __slots__ = ("rgb", "jpg", "width", "height", "original_width", "original_height")
 
     def __init__(self, rgb, jpg, original_width, original_height):
         self.rgb, self.jpg = rgb, jpg
+        self.height, self.width = rgb.shape[:2]
         self.original_width, self.original_height = original_width, original_height
+
+    def release_pixels(self) -> None:
+        """Drop the array once filters have run: only the JPEG is written."""
+        self.rgb = None
 
 
 def prepare_image(data: bytes, max_side: int, quality: int, max_pixels: int) -> StoredImage:
@@ -149,5 +154,4 @@ class Img2DatasetResizer:
         except Exception as err:  # noqa: BLE001 - any decoder crash is this sample's failure
             return None, None, None, None, None, f"decode_error: {err.__class__.__name__}: {err}"
         self.last = stored
-        h, w = stored.rgb.shape[:2]
-        return stored.jpg, w, h, stored.original_width, stored.original_height, None
+        return stored.jpg, stored.width, stored.height, stored.original_width, stored.original_height, None

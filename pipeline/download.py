@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 from img2dataset.downloader import Downloader
@@ -37,7 +38,7 @@ def classify_download_error(message: str) -> str:
     return f"download_error: {message}"
 
 
-def _memory_writer_class(results: dict, resizer: Img2DatasetResizer):
+def _memory_writer_class(by_key: dict[str, Sample], resizer: Img2DatasetResizer, on_sample):
     class MemorySampleWriter:
         """img2dataset sample-writer interface; keeps every row (failures too) in memory."""
 
@@ -47,7 +48,12 @@ def _memory_writer_class(results: dict, resizer: Img2DatasetResizer):
         def write(self, img_str, key, caption, meta):
             stored = resizer.last if img_str is not None else None
             resizer.last = None
-            results[meta["sample_key"]] = (stored, meta.get("error_message"))
+            s = by_key[meta["sample_key"]]
+            if stored is None:
+                s.fail(classify_download_error(meta.get("error_message") or "unknown download failure"))
+            else:
+                s.image = stored
+                on_sample(s)
 
         def close(self):
             pass
@@ -55,7 +61,7 @@ def _memory_writer_class(results: dict, resizer: Img2DatasetResizer):
     return MemorySampleWriter
 
 
-def download_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
+def download_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = [
         Sample(it["key"], i, {"kind": "url", "url": it["url"], "caption": it["caption"], **it["extra"]})
         for i, it in enumerate(items)
@@ -68,14 +74,14 @@ def download_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
         return samples
 
     resizer = Img2DatasetResizer(cfg.image_size, cfg.encode_quality, cfg.max_image_pixels)
-    results: dict[str, tuple] = {}
+    by_key = {s.key: s for s, _ in todo}
     with tempfile.TemporaryDirectory(prefix="unit-dl-") as tmp:
         shard_file = Path(tmp) / "input.feather"
         table = pa.table({"url": [it["url"] for _, it in todo], "sample_key": [it["key"] for _, it in todo]})
         with pa.OSFile(str(shard_file), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
             w.write_table(table)
         downloader = Downloader(
-            sample_writer_class=_memory_writer_class(results, resizer),
+            sample_writer_class=_memory_writer_class(by_key, resizer, on_sample),
             resizer=resizer,
             thread_count=min(cfg.thread_count, len(todo)),
             save_caption=False,
@@ -95,13 +101,6 @@ def download_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
         downloader((0, str(shard_file)))
 
     for s, _ in todo:
-        got = results.get(s.key)
-        if got is None:  # the downloader lost it (crashed mid-shard): still one ledger row
+        if s.status == "pending" and s.image is None:  # the downloader lost it: still one ledger row
             s.fail("internal_error: img2dataset returned no result for this URL")
-            continue
-        stored, error = got
-        if stored is None:
-            s.fail(classify_download_error(error or "unknown download failure"))
-        else:
-            s.image = stored
     return samples

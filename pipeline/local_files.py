@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from pipeline.config import DownloadConfig
 from pipeline.decode import DecodeError, prepare_image
 from pipeline.sample import Sample
 
 
-def load_file_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
+def load_file_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = []
     for i, it in enumerate(items):
         s = Sample(it["key"], i, {"kind": "file", "path": it["path"], "caption": it["caption"], **it["extra"]})
@@ -17,6 +18,7 @@ def load_file_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
         try:
             data = Path(it["path"]).read_bytes()
             s.image = prepare_image(data, cfg.image_size, cfg.encode_quality, cfg.max_image_pixels)
+            on_sample(s)
         except DecodeError as err:
             s.fail(str(err))
         except OSError as err:

@@ -1,9 +1,12 @@
-"""Run the filter chain over a unit's samples: cheapest filter first, a sample leaves
-at the first filter that rejects it (unless score_all), every score is recorded."""
+"""Run the filter chain over samples as they arrive, in batches: cheapest filter
+first, a sample leaves at the first filter that rejects it (unless score_all), every
+score is recorded. Pixels are released after their batch, so a worker holds at most
+one batch of decoded images, whatever the shard size."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from filters.base import Filter
 from pipeline.sample import Sample
@@ -39,3 +42,33 @@ def apply_filters(samples: list[Sample], filters: list[Filter], score_all: bool 
     for s in live:
         s.status = "kept"
     return timings
+
+
+class StreamingFilter:
+    """Collects decoded samples from a loader and filters them a batch at a time."""
+
+    def __init__(self, filters: list[Filter], score_all: bool):
+        self.filters, self.score_all = filters, score_all
+        self.pending: list[Sample] = []
+        self.timings: Counter = Counter()
+
+    def add(self, sample: Sample) -> None:
+        if sample.status != "pending":
+            return
+        self.pending.append(sample)
+        if len(self.pending) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        try:
+            self.timings.update(apply_filters(batch, self.filters, self.score_all))
+        except Exception as err:  # noqa: BLE001 - a filter crash fails its batch, recorded, not the job
+            for s in batch:
+                if s.status in ("pending", "kept", "rejected"):
+                    s.fail(f"filter_error: {type(err).__name__}: {err}")
+        for s in batch:
+            if s.image is not None:
+                s.image.release_pixels()

@@ -39,8 +39,8 @@ class Sample:
             "key": self.key,
             "original_width": self.image.original_width,
             "original_height": self.image.original_height,
-            "width": self.image.rgb.shape[1],
-            "height": self.image.rgb.shape[0],
+            "width": self.image.width,
+            "height": self.image.height,
             "caption": self.source.get("caption", ""),
             "filter_outputs": self.filter_outputs,
         }

@@ -11,7 +11,7 @@ from filters.base import Filter
 from pipeline.config import WorkflowConfig
 from pipeline.download import download_unit
 from pipeline.local_files import load_file_unit
-from pipeline.process import apply_filters, score_columns
+from pipeline.process import StreamingFilter, score_columns
 from pipeline.sample import Sample
 from pipeline.sources import Unit
 from pipeline.video import load_video_unit
@@ -22,18 +22,20 @@ LOADERS = {"url": download_unit, "file": load_file_unit, "video": load_video_uni
 
 def process_unit(unit: Unit, cfg: WorkflowConfig, filters: list[Filter], out_dir: Path) -> dict:
     t0 = time.perf_counter()
-    samples = LOADERS[unit.kind](unit.items, cfg.download)
+    stream = StreamingFilter(filters, cfg.score_all)
+    samples = LOADERS[unit.kind](unit.items, cfg.download, stream.add)  # filters run as samples arrive
+    stream.flush()
     t1 = time.perf_counter()
-    filter_s = apply_filters(samples, filters, cfg.score_all)
-    t2 = time.perf_counter()
     write_unit(out_dir, unit.name, samples, score_columns(filters))
-    t3 = time.perf_counter()
+    t2 = time.perf_counter()
+    filter_s = sum(stream.timings.values())
     if unit.kind != "video" and len(samples) != len(unit.items):  # accounting guard
         raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
     return {
         "unit": unit.name,
         "counts": dict(Counter(s.status for s in samples)),
-        "timings": {"load_s": t1 - t0, "filter_s": t2 - t1, "write_s": t3 - t2, **{f"filter_{k}_s": v for k, v in filter_s.items()}},
+        "timings": {"load_s": t1 - t0 - filter_s, "filter_s": filter_s, "write_s": t2 - t1,
+                    **{f"filter_{k}_s": v for k, v in stream.timings.items()}},
     }
 
 

@@ -7,6 +7,8 @@ and adds one failed row (key `<video key>_error`) saying where it broke.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import av
 
 from pipeline.config import DownloadConfig
@@ -44,7 +46,7 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def load_video_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
+def load_video_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
     video = it["path"]
     base = {"kind": "video_frame", "path": video, "caption": it["caption"], **it["extra"]}
@@ -75,6 +77,7 @@ def load_video_unit(items: list[dict], cfg: DownloadConfig) -> list[Sample]:
                 stored = prepare_array(frame.to_ndarray(format="rgb24"), cfg.image_size, cfg.encode_quality)
                 s = Sample(frame_key(video, t), len(samples), {**base, "video_time": round(t, 3)}, image=stored)
                 samples.append(s)
+                on_sample(s)
                 last_t = t
         # A cut file often just ends early, without a decoder error: compare with the
         # duration its header declares (keyframe-only decoding may stop a GOP short).

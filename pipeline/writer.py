@@ -42,7 +42,7 @@ def ledger_schema(score_columns: list[str]) -> pa.Schema:
 
 
 def sample_json(s: Sample) -> dict:
-    h, w = s.image.rgb.shape[:2]
+    h, w = s.image.height, s.image.width
     return {
         "key": s.key,
         "source": s.source,
@@ -96,8 +96,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["shard"].append(shard if s.status == "kept" else None)
         cols["original_width"].append(img.original_width if img else None)
         cols["original_height"].append(img.original_height if img else None)
-        cols["width"].append(img.rgb.shape[1] if img else None)
-        cols["height"].append(img.rgb.shape[0] if img else None)
+        cols["width"].append(img.width if img else None)
+        cols["height"].append(img.height if img else None)
         cols["video_time"].append(s.source.get("video_time"))
         for c in score_columns:
             cols[c].append(s.scores.get(c))
