@@ -8,7 +8,7 @@ are never handed to the downloader, but still get their ledger row.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,15 +155,9 @@ def plan_units(cfg: WorkflowConfig) -> list[Unit]:
 
 def fingerprint(units: list[Unit]) -> str:
     """Identifies the exact input plan, so --resume refuses a different one."""
-    import hashlib
-
     h = hashlib.sha1()
     for u in units:
         h.update(f"{u.kind}:{len(u.items)}:".encode())
         for it in u.items:
             h.update(it["key"].encode())
     return h.hexdigest()
-
-
-def dump_item(item: dict) -> str:
-    return json.dumps(item, sort_keys=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import parse_workflow
+from pipeline.config import WorkflowConfig, parse_workflow
 from pipeline.loopback_server import LoopbackServer
 from tests.pipeline import hostile
 
@@ -47,7 +47,7 @@ def ray_session():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def workflow(sources: list[dict], **overrides) -> "WorkflowConfig":  # noqa: F821
+def workflow(sources: list[dict], **overrides) -> WorkflowConfig:
     """A small test workflow: fast timeouts, small shards, low resolution floor."""
     data = {
         "name": "test",
