@@ -149,3 +149,21 @@ def test_manifest_records_config_versions_reasons_timings(build):
     schema = pq.read_schema(next((out / "ledger").glob("*.parquet")))
     for col in ("key", "url", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
         assert col in schema.names
+
+
+def test_filter_report_prints_the_ledger_counts(build):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manifest, _, rows, out = build
+    exe = Path(sys.executable).parent / "filter-report"
+    proc = subprocess.run([str(exe), str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(rows)} inputs" in proc.stdout
+    lines = {ln.split()[0]: ln.split() for ln in proc.stdout.splitlines() if ln.strip()}
+    assert int(lines["kept"][1]) == manifest["counts"]["status"]["kept"]
+    assert int(lines["failed"][1]) == manifest["counts"]["status"]["failed"]
+    assert int(lines["decode_error"][1]) == 4 and int(lines["http_404"][1]) == 1
+    bad = subprocess.run([str(exe), str(out / "shards")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no ledger" in bad.stderr
