@@ -81,7 +81,9 @@ class Attention(nn.Module):
 
     def __init__(self, in_dim, out_dim, head_dim, ctx_dim=None):
         super().__init__()
-        self.heads = max(1, out_dim // head_dim)
+        if out_dim % head_dim:
+            raise ValueError(f"width {out_dim} is not a multiple of head_dim {head_dim}")
+        self.heads = out_dim // head_dim
         self.cross = ctx_dim is not None
         if self.cross:
             self.q = nn.Linear(in_dim, out_dim)
@@ -136,7 +138,7 @@ class TBlock(nn.Module):
         x = self.pool(x)
         B, _, H, W = x.shape
         x = x.flatten(2).transpose(1, 2)  # (B, HW, C); a free view for channels_last input
-        h1, h2 = self.norm1(x), None
+        h1 = self.norm1(x)
         if self.mod is not None:
             sh1, sc1, sh2, sc2 = self.mod(cond)[:, None, :].split(self.split, dim=-1)
             h1 = modulate(h1, sh1, sc1)

@@ -1,6 +1,6 @@
 """AsCAN throughput: classifiers vs timm, asymmetric vs symmetric, UNet vs diffusers.
 
-    python bench/ascan_throughput.py            # full run (CPU: ~10 min on 2 shared cores)
+    python bench/ascan_throughput.py            # full run (CPU: ~6 min on 2 shared cores)
     python bench/ascan_throughput.py --quick    # batches 1 and 16, short budgets
 
 Prints three markdown tables, all measured in this run:
@@ -167,7 +167,7 @@ def main():
     ap.add_argument("--batches", default=None, help="comma list (default 1,16,64)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds of timed passes per cell, at least one pass (default 8)")
+                    help="seconds of timed passes per cell, at least one pass (default 5)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--unet-batch", type=int, default=4)
     ap.add_argument("--unet-latent", type=int, default=32, help="latent side (32 = 256 px images)")
@@ -176,7 +176,7 @@ def main():
     ap.add_argument("--skip", default="", help="comma list of tables to skip: classifiers,ablation,unet")
     args = ap.parse_args()
     args.batches = args.batches or ("1,16" if args.quick else "1,16,64")
-    args.budget = args.budget or (3.0 if args.quick else 8.0)
+    args.budget = args.budget or (3.0 if args.quick else 5.0)
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
