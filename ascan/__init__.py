@@ -6,7 +6,7 @@
     unet = ascan.create_model("ascan_unet_tiny", in_channels=4)
 """
 
-from ascan import classifier, unet  # noqa: F401  (import registers the variants)
+from ascan import classifier, unet  # noqa: F401  (importing registers the variants)
 from ascan.blocks import BlockCfg, CBlock, Stage, TBlock
 from ascan.classifier import AsCANClassifier, ClassifierCfg
 from ascan.profile import count_macs, count_params

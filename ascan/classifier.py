@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from timm.layers import trunc_normal_
 from torch import nn
 

@@ -22,7 +22,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ascan.blocks import BlockCfg, Stage, check_layout
+from ascan.blocks import Stage, check_layout
 from ascan.registry import get_config, register_model
 
 DOWN_STRIDES = (1, 2, 2, 2)  # the latent is already 8x down from pixels

@@ -118,7 +118,6 @@ def classifier_rows(runner: Runner, names, batches, size):
                 rates.append(runner.rate(lambda: model(x), b, warmup=b <= 16))
                 print(f"  {name} b{b}: {rates[-1]:.2f} img/s", file=sys.stderr, flush=True)
         rows.append((name, params, macs, rates))
-        del model
     return rows
 
 
@@ -135,7 +134,6 @@ def diffusers_unet():
 
 
 def unet_rows(runner: Runner, name: str, batch: int, latent: int, text_len: int = 77):
-    cfg = ascan.get_config(name)
     torch.manual_seed(0)
     models = {name: ascan.create_model(name), "diffusers UNet2DConditionModel": diffusers_unet()}
     rows = []
