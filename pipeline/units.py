@@ -25,12 +25,12 @@ def process_unit(unit: Unit, cfg: WorkflowConfig, filters: list[Filter], out_dir
     stream = StreamingFilter(filters, cfg.score_all)
     samples = LOADERS[unit.kind](unit.items, cfg.download, stream.add)  # filters run as samples arrive
     stream.flush()
+    if unit.kind != "video" and len(samples) != len(unit.items):  # accounting guard, before anything is written
+        raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
     t1 = time.perf_counter()
     write_unit(out_dir, unit.name, samples, score_columns(filters))
     t2 = time.perf_counter()
     filter_s = sum(stream.timings.values())
-    if unit.kind != "video" and len(samples) != len(unit.items):  # accounting guard
-        raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
     return {
         "unit": unit.name,
         "counts": dict(Counter(s.status for s in samples)),
