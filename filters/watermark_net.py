@@ -5,6 +5,7 @@ architecture: model definitions, weight files, preprocessing. Used by filters/wa
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -24,6 +25,7 @@ class WatermarkNetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 96, 128)  # one stride-2 stage per width
     depths: tuple[int, ...] = (0, 1, 1, 1, 0)  # extra 3x3 residual convs per stage
     dropout: float = 0.1
+    pool: str = "cells"  # image logit: "cells" = a*log-mean-exp(cell logits)+b, "global" = linear on avg+max features
 
 
 def _conv_bn(cin, cout, stride=1):
@@ -40,14 +42,16 @@ class _Residual(nn.Module):
 
 
 class WatermarkNet(nn.Module):
-    """Stages of (stride-2 3x3 conv, `depth` residual 3x3 convs), then two heads on the
-    last feature map (stride 2**len(widths)):
+    """Stages of (stride-2 3x3 conv, `depth` residual 3x3 convs), then on the last feature
+    map (stride 2**len(widths)):
 
-    - the image head: global average AND max pooling (a small corner mark is local
-      evidence that averaging alone dilutes), dropout, linear -> one logit;
-    - the cell head (training only): a 1x1 conv -> one logit per cell, supervised with
-      where the mark was drawn. Dense labels teach "what a mark looks like" far faster
-      than one label per image; inference uses the image head alone.
+    - the cell head: a 1x1 conv -> one logit per cell ("is part of a mark here?"),
+      supervised in training with where the mark was drawn. Dense labels teach what a
+      mark looks like far faster than one label per image, and a per-cell detector does
+      not care how the marks are laid out.
+    - the image logit: pool "cells" = a * log-mean-exp(cell logits) + b (a soft maximum:
+      one marked corner is enough); pool "global" = linear on global average and max
+      pooled features.
     """
 
     def __init__(self, cfg: WatermarkNetConfig = WatermarkNetConfig()):
@@ -60,8 +64,14 @@ class WatermarkNet(nn.Module):
             cin = w
         self.features = nn.Sequential(*layers)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(2 * cin, 1)
         self.cell_head = nn.Conv2d(cin, 1, 1)
+        if cfg.pool == "global":
+            self.head = nn.Linear(2 * cin, 1)
+        elif cfg.pool == "cells":
+            self.pool_scale = nn.Parameter(torch.ones(()))
+            self.pool_bias = nn.Parameter(torch.zeros(()))
+        else:
+            raise ValueError(f"pool must be 'cells' or 'global', got {cfg.pool!r}")
 
     @property
     def stride(self) -> int:
@@ -69,10 +79,14 @@ class WatermarkNet(nn.Module):
 
     def forward(self, x, return_cells: bool = False):
         f = self.features(x)
-        logit = self.head(self.drop(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)))[:, 0]
-        if return_cells:
-            return logit, self.cell_head(f)[:, 0]
-        return logit
+        cells = self.cell_head(self.drop(f))[:, 0]
+        if self.cfg.pool == "global":
+            logit = self.head(self.drop(torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)))[:, 0]
+        else:
+            flat = cells.flatten(1)
+            lme = torch.logsumexp(flat, 1) - math.log(flat.shape[1])
+            logit = self.pool_scale * lme + self.pool_bias
+        return (logit, cells) if return_cells else logit
 
 
 def save_watermark_net(model: WatermarkNet, path: str, extra: dict | None = None) -> None:

@@ -147,12 +147,22 @@ def _logo_shape(rng: np.random.Generator, size: int, ring: bool = False) -> Imag
     return im
 
 
+def _angle(rng: np.random.Generator) -> float:
+    """Mostly gentle diagonals, sometimes steep or vertical."""
+    r = rng.random()
+    if r < 0.6:
+        return rng.uniform(-45, 45)
+    if r < 0.8:
+        return (90 if rng.random() < 0.5 else -90) + rng.uniform(-10, 10)
+    return rng.uniform(-90, 90)
+
+
 # ---- layouts: each returns (mask, color, opacity) drawn over an image of size (W, H) -------------
 
 def _center(rng, split, W, H):
     fname = FONTS[split][rng.integers(len(FONTS[split]))]
     font = _font(fname, min(W, H) * rng.uniform(0.07, 0.2))
-    piece = _text_layer(random_text(rng, split, fname), font).rotate(rng.uniform(-45, 45), expand=True, resample=Image.BICUBIC)
+    piece = _text_layer(random_text(rng, split, fname), font).rotate(_angle(rng), expand=True, resample=Image.BICUBIC)
     mask = Image.new("L", (W, H), 0)
     _paste(mask, piece, W * rng.uniform(0.35, 0.65), H * rng.uniform(0.35, 0.65))
     return mask, _color(rng), rng.uniform(0.2, 0.7)
@@ -161,7 +171,7 @@ def _center(rng, split, W, H):
 def _tiled(rng, split, W, H):
     fname = FONTS[split][rng.integers(len(FONTS[split]))]
     font = _font(fname, min(W, H) * rng.uniform(0.035, 0.08))
-    piece = _text_layer(random_text(rng, split, fname), font).rotate(rng.uniform(-45, 45), expand=True, resample=Image.BICUBIC)
+    piece = _text_layer(random_text(rng, split, fname), font).rotate(_angle(rng), expand=True, resample=Image.BICUBIC)
     mask = Image.new("L", (W, H), 0)
     sx, sy = piece.width * rng.uniform(1.1, 2.0), piece.height * rng.uniform(1.3, 3.0)
     ox, oy = rng.uniform(0, sx), rng.uniform(0, sy)

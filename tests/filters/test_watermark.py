@@ -1,0 +1,111 @@
+"""WatermarkFilter: the bundled WatermarkNet on HELD-OUT photos with HELD-OUT watermark
+styles, batching, errors; LAION's architecture loaded from a file; the training command
+end to end on a tiny budget."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from filters.config import FiltersConfig
+from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.registry import build_filters
+from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
+from filters.watermark_net import build_laion_model, preprocess_laion
+from filters.watermark_synth import LAYOUTS, add_watermark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def wm():
+    return WatermarkFilter()
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    """Each held-out photo clean, and marked once with every held-out layout."""
+    rng = np.random.default_rng(7)
+    clean = [load_photo(n, 512) for n in WATERMARK_SPLIT["heldout"]]
+    marked = [add_watermark(im, rng, "heldout", layout) for layout in LAYOUTS["heldout"] for im in clean[:4]]
+    return clean, marked
+
+
+def test_bundled_model_is_small_and_documented():
+    assert os.path.getsize(DEFAULT_WEIGHTS) < 4_000_000
+    meta = json.load(open(os.path.splitext(DEFAULT_WEIGHTS)[0] + ".json"))
+    assert meta["metrics"]["heldout_photos_heldout_styles"]["auc"] >= 0.95
+
+
+def test_heldout_decisions(wm, heldout):
+    clean, marked = heldout
+    sc = wm.score(clean, [{} for _ in clean])
+    sm = wm.score(marked, [{} for _ in marked])
+    assert wm.keep(sc).all(), dict(zip(WATERMARK_SPLIT["heldout"], sc["prob"].round(3)))
+    rejected = ~wm.keep(sm)
+    assert rejected.mean() >= 0.8, sm["prob"].round(3)
+    assert np.median(sm["prob"]) > 0.9 and np.median(sc["prob"]) < 0.1
+
+
+def test_batch_equals_one_by_one(wm, heldout):
+    clean, marked = heldout
+    ims = clean[:3] + marked[:3]
+    batch = wm.score(ims, [{} for _ in ims])["prob"]
+    single = np.array([wm.score([im], [{}])["prob"][0] for im in ims])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+
+
+def test_missing_model_path_names_setting(tmp_path):
+    missing = str(tmp_path / "y.safetensors")
+    cfg = FiltersConfig.model_validate({"watermark": {"enabled": True, "model_path": missing}})
+    with pytest.raises(FileNotFoundError, match=r"filters\.watermark\.model_path: .*y\.safetensors does not exist; .*bundled default"):
+        build_filters(cfg)
+    with pytest.raises(ValueError, match=r"filters\.watermark\.model_path: required when arch is 'laion'"):
+        WatermarkFilter(arch="laion")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(RuntimeError, match=r"filters\.watermark\.model_path: could not load"):
+        WatermarkFilter(model_path=str(bad))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
+    torch.manual_seed(0)
+    model = build_laion_model().eval()
+    path = tmp_path / f"watermark_model_v1{suffix}"
+    if suffix == ".pt":
+        torch.save(model.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
+                                        "watermark": {"enabled": True, "arch": "laion", "model_path": str(path), "threshold": 0.8}})
+    (f,) = build_filters(cfg)
+    ims = heldout[0][:2]
+    p = f.score(ims, [{} for _ in ims])["prob"]
+    with torch.no_grad():
+        expected = torch.softmax(model(preprocess_laion(ims)), 1)[:, 0].numpy()
+    np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert f.keep({"prob": np.array([0.79, 0.8])}).tolist() == [True, False]
+
+
+def test_training_command_end_to_end(tmp_path, heldout):
+    out = tmp_path / "wm.safetensors"
+    cmd = [sys.executable, "-m", "filters.watermark_train", "--out", str(out), "--train-pairs", "12",
+           "--eval-pairs", "6", "--steps", "3", "--batch-size", "8", "--input-size", "64",
+           "--widths", "8", "16", "--depths", "0", "1", "--workers", "1", "--log-every", "1"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step 3/3" in r.stdout and "heldout_photos_heldout_styles" in r.stdout
+    meta = json.load(open(tmp_path / "wm.json"))
+    assert meta["config"]["input_size"] == 64 and meta["config"]["widths"] == [8, 16]
+    assert set(meta["metrics"]) == {"heldout_photos_heldout_styles", "heldout_photos_train_styles"}
+    f = WatermarkFilter(model_path=str(out))
+    assert f.model.cfg.input_size == 64
+    p = f.score(heldout[0][:2], [{}, {}])["prob"]
+    assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
