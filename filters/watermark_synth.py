@@ -98,6 +98,19 @@ def _color(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(0, 256, 3))
 
 
+def _visible_color(image: np.ndarray, mask: Image.Image, color):
+    """Marks are made to be seen: if `color` is close to the luminance of the photo under
+    the mark, use white or black, whichever contrasts more."""
+    m = np.asarray(mask, np.float32)
+    if m.sum() == 0:
+        return color
+    lum = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    bg = float((lum * m).sum() / m.sum())
+    if abs(float(np.dot(color, (0.299, 0.587, 0.114))) - bg) >= 70:
+        return color
+    return (255, 255, 255) if bg < 128 else (0, 0, 0)
+
+
 def _text_layer(text: str, font: ImageFont.FreeTypeFont, stroke: int = 0, outline_only: bool = False) -> Image.Image:
     """An 'L' alpha mask of the text, tightly cropped."""
     l, t, r, b = font.getbbox(text, stroke_width=stroke)
@@ -307,6 +320,8 @@ def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "tra
     H, W = image.shape[:2]
     base = Image.fromarray(image)
     mask, color, opacity = layouts[name](rng, split, W, H)
+    if not isinstance(mask, tuple) and rng.random() < 0.7:
+        color = _visible_color(image, mask, color)
     if isinstance(mask, tuple) and mask[0] == "banner":
         _, strip, text = mask
         out = _composite(base, strip, (0, 0, 0), opacity * 0.6)
@@ -375,3 +390,37 @@ def add_text_overlay(image: np.ndarray, rng: np.random.Generator, kind: str | No
             d.text((x0, y), t, font=f, fill=fill)
             y += size * 1.4
     return np.asarray(base)
+
+
+def dead_leaves(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A 'dead leaves' image: overlapping random disks, boxes and polygons (log-uniform
+    sizes), some textured, lightly blurred. Natural-image-like edge statistics from
+    no photo at all: extra clean backgrounds so the watermark model learns the shape of
+    marks rather than the look of a dozen photos."""
+    import cv2
+
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = rng.uniform(0, 255, 3)
+    rmin, rmax = 2.0, max(h, w) / 2
+    n = int(rng.integers(300, 700))
+    sat = rng.uniform(0.15, 0.7)
+    # log-uniform sizes, largest first, so small shapes end on top and the canvas is covered
+    for r in np.sort(rmin * (rmax / rmin) ** rng.random(n))[::-1]:
+        rgb = rng.uniform(0, 255, 3)
+        c = tuple(float(v) for v in rgb.mean() + (rgb - rgb.mean()) * sat)  # muted, photo-like colours
+        cx, cy = rng.uniform(-r, w + r), rng.uniform(-r, h + r)
+        kind = rng.integers(3)
+        if kind == 0:
+            cv2.circle(img, (int(cx), int(cy)), int(r), c, -1, lineType=cv2.LINE_AA)
+        elif kind == 1:
+            box = ((cx, cy), (2 * r * rng.uniform(0.3, 1), 2 * r * rng.uniform(0.3, 1)), rng.uniform(0, 180))
+            cv2.fillPoly(img, [cv2.boxPoints(box).astype(np.int32)], c, lineType=cv2.LINE_AA)
+        else:
+            n = int(rng.integers(3, 7))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+            pts = np.stack([cx + r * np.cos(ang), cy + r * np.sin(ang)], 1).astype(np.int32)
+            cv2.fillPoly(img, [pts], c, lineType=cv2.LINE_AA)
+    if rng.random() < 0.5:  # grain / texture
+        img += rng.normal(0, rng.uniform(2, 12), img.shape).astype(np.float32)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5))
+    return np.clip(img, 0, 255).astype(np.uint8)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from filters.photos import WATERMARK_SPLIT, load_photo
 from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
 from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
-from filters.watermark_synth import add_watermark
+from filters.watermark_synth import add_watermark, dead_leaves
 
 
 def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640), augment: bool = False) -> np.ndarray:
@@ -103,6 +103,13 @@ def cell_labels(clean: np.ndarray, marked: np.ndarray, size: int, stride: int, m
     return (diff[:n * stride, :n * stride].reshape(n, stride, n, stride).max((1, 3)) > min_diff).astype(np.uint8)
 
 
+DEAD_LEAVES_FRACTION = 0.25  # share of training views that are synthetic dead-leaves images
+
+
+def args_dead_leaves(photo_split: str) -> float:
+    return DEAD_LEAVES_FRACTION if photo_split == "train" else 0.0
+
+
 def make_pair(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(clean, watermarked) at size x size plus the mark's cell labels, for sample `i` of a
     photo/style split."""
@@ -110,7 +117,12 @@ def make_pair(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, {"train": 0, "heldout": 1}[photo_split], {"train": 0, "heldout": 1}[style_split], i])
     names = WATERMARK_SPLIT[photo_split]
     augment = photo_split == "train"  # evaluation views stay plain photos
-    view = random_view(load_photo(names[rng.integers(len(names))]), rng, augment=augment)
+    if augment and rng.random() < args_dead_leaves(photo_split):
+        L = rng.uniform(320, 640)
+        a = np.exp(rng.uniform(np.log(0.6), np.log(1.67)))
+        view = dead_leaves(rng, int(L / max(1, a)) if a > 1 else int(L), int(L) if a > 1 else int(L * a))
+    else:
+        view = random_view(load_photo(names[rng.integers(len(names))]), rng, augment=augment)
     if augment and rng.random() < 0.15:
         view = mosaic([view] + [random_view(load_photo(names[rng.integers(len(names))]), rng, augment=True) for _ in range(3)], rng)
     marked = add_watermark(view, rng, style_split)
