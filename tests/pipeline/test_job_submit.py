@@ -21,11 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 set -u
+# Every port explicit: the session's other Ray shares this network namespace, and two
+# dashboard agents on the default ports leave this head with "No available agent".
 ray start --head --node-ip-address=127.0.0.1 --port={gcs} --dashboard-host=127.0.0.1 --dashboard-port={dash} \
+  --dashboard-agent-listen-port={p[0]} --dashboard-agent-grpc-port={p[1]} --metrics-export-port={p[2]} \
+  --runtime-env-agent-port={p[3]} --ray-client-server-port={p[4]} \
   --temp-dir={tmp} --num-cpus=2 --disable-usage-stats >{tmp}/start.log 2>&1 || {{ cat {tmp}/start.log; exit 97; }}
 # The head's job agent can come up a few seconds after `ray start` returns: retry
 # only that answer, anything else is the result.
-for attempt in $(seq 1 30); do
+for attempt in $(seq 1 15); do
   ray job submit --address http://127.0.0.1:{dash} --working-dir {root} -- \
     python pipeline/build_dataset.py --config {wf} --input {urls} --output {out} --no-progress >{tmp}/submit.log 2>&1
   rc=$?
@@ -58,9 +62,11 @@ def test_ray_job_submit_builds_the_dataset(served, tmp_path):
     }))
     ray_tmp = tempfile.mkdtemp(prefix="rj-", dir="/tmp")
     out = tmp_path / "out"
-    script = SCRIPT.format(gcs=hostile.closed_port(), dash=hostile.closed_port(), tmp=ray_tmp, root=ROOT, wf=wf, urls=urls, out=out)
+    ports = [hostile.closed_port() for _ in range(7)]
+    script = SCRIPT.format(gcs=ports[0], dash=ports[1], p=ports[2:], tmp=ray_tmp, root=ROOT, wf=wf, urls=urls, out=out)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_TMPDIR", None)  # the session fixture's; this cluster has its own --temp-dir
     try:
         proc = subprocess.run([*_pid_namespace(), "bash", "-c", script], env=env, capture_output=True, text=True, timeout=400)
     finally:
