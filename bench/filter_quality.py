@@ -10,7 +10,7 @@ Labelled sets, all built from the real photos that ship with the dependencies
   256 px analysis size) or motion-blurred (15 px line kernel), plus clock_motion.png
   (real motion blur); negatives = the sharp photos and random crops of them.
 - text: positives = page.png, text.png and photos with rendered text (meme captions,
-  poster titles, paragraphs; filters.watermark_synth.add_text_overlay); negatives = the
+  poster titles, paragraphs, one subtitle line; filters.watermark_synth.add_text_overlay); negatives = the
   photos, random crops of them, and bus.jpg (incidental signage is not "text-heavy").
 - watermark: HELD-OUT photos only (filters.photos.WATERMARK_SPLIT["heldout"], never seen
   in training): random views, half with a watermark in a HELD-OUT style (fonts, texts and
@@ -90,7 +90,10 @@ def bench_text(rng, quick):
     ims = neg + pos
     y = np.array([0] * len(neg) + [1] * len(pos))
     s = f.score(ims, [{} for _ in ims])
-    return pr_auc(y, s["area_frac"], ~f.keep(s)), f"text area > {f.threshold:g}"
+    a = s["area_frac"]
+    print(f"text area_frac: negatives max {a[y == 0].max():.4f} (bus {a[len(neg) - 1]:.4f}); "
+          f"positives min {a[y == 1].min():.4f}, median {np.median(a[y == 1]):.3f}", file=sys.stderr)
+    return pr_auc(y, a, ~f.keep(s)), f"text area > {f.threshold:g}"
 
 
 def watermark_set(rng, style, n_pairs):

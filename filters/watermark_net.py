@@ -21,9 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class WatermarkNetConfig:
-    input_size: int = 256
-    widths: tuple[int, ...] = (16, 32, 64, 96, 128)  # one stride-2 stage per width
-    depths: tuple[int, ...] = (0, 1, 1, 1, 0)  # extra 3x3 residual convs per stage
+    input_size: int = 320
+    widths: tuple[int, ...] = (16, 32, 64, 128, 160)  # one stride-2 stage per width
+    depths: tuple[int, ...] = (0, 1, 2, 2, 1)  # extra 3x3 residual convs per stage
     dropout: float = 0.1
     pool: str = "cells"  # image logit: "cells" = a*log-mean-exp(cell logits)+b, "global" = linear on avg+max features
 

@@ -338,8 +338,8 @@ def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "tra
 
 
 def add_text_overlay(image: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
-    """Prominent, opaque rendered text (meme captions, a poster title, a paragraph): the
-    text filter's positives. Unlike watermarks it is meant to be read."""
+    """Prominent, opaque rendered text (meme captions, a poster title, a paragraph, a
+    subtitle line): the text filter's positives. Unlike watermarks it is meant to be read."""
     H, W = image.shape[:2]
     base = Image.fromarray(image).convert("RGB")
     d = ImageDraw.Draw(base)
@@ -348,7 +348,7 @@ def add_text_overlay(image: np.ndarray, rng: np.random.Generator, kind: str | No
     words = ("the", "best", "day", "ever", "when", "you", "realize", "it", "is", "monday", "again", "summer",
              "sale", "now", "open", "free", "shipping", "on", "all", "orders", "new", "collection", "coffee",
              "time", "life", "is", "good", "breaking", "news", "weather", "today")
-    kind = kind or ("meme", "poster", "paragraph")[rng.integers(3)]
+    kind = kind or ("meme", "poster", "paragraph", "caption")[rng.integers(4)]
 
     def line(n):
         return " ".join(words[i] for i in rng.integers(0, len(words), n))
@@ -375,6 +375,10 @@ def add_text_overlay(image: np.ndarray, rng: np.random.Generator, kind: str | No
             f = fit(t, H * rng.uniform(0.08, 0.14), W * 0.9)
             d.text((W / 2, y), t, font=f, fill=fill, anchor="mt", stroke_width=1, stroke_fill=stroke_fill)
             y += f.size * 1.3
+    elif kind == "caption":  # one subtitle-like line near the bottom
+        t = line(int(rng.integers(4, 8))).capitalize()
+        f = fit(t, H * rng.uniform(0.06, 0.09), W * 0.9)
+        d.text((W / 2, H * 0.95), t, font=f, fill=fill, anchor="mb", stroke_width=max(1, int(f.size / 15)), stroke_fill=stroke_fill)
     else:
         x0, y0 = W * rng.uniform(0.04, 0.2), H * rng.uniform(0.05, 0.3)
         size = H * rng.uniform(0.045, 0.07)

@@ -4,7 +4,8 @@
     python -m filters.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
 
 1. Data: random views (crop, rescale, flip; for training also rotations, colour and
-   gamma changes, 2x2 collages) of the TRAINING photos
+   gamma changes, haze, sprinkled dots, 2x2 collages) of the TRAINING photos, plus synthetic
+   dead-leaves images (25 %)
    (filters.photos.WATERMARK_SPLIT["train"]); each view gives a PAIR: the clean view and
    the same view with a synthetic watermark in a TRAINING style (filters.watermark_synth:
    train fonts, texts and layouts), each then JPEG-compressed and squashed to the model's
@@ -74,6 +75,36 @@ def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640
     return np.ascontiguousarray(np.clip(v, 0, 255).astype(np.uint8))
 
 
+def haze(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Haze, fog or glare: blend towards a light colour, uniformly or along a gradient.
+    A translucent veil without a shape is not a watermark (without this the model took
+    hazy photos for faint marks)."""
+    h, w = view.shape[:2]
+    c = np.array([rng.uniform(170, 255)] * 3, np.float32) + rng.uniform(-15, 15, 3).astype(np.float32)
+    a = rng.uniform(0.1, 0.5)
+    if rng.random() < 0.5:
+        ramp = np.linspace(0, 1, h if rng.random() < 0.7 else w, dtype=np.float32) ** rng.uniform(0.5, 2)
+        ramp = ramp[::-1] if rng.random() < 0.5 else ramp
+        alpha = (ramp[:, None] if len(ramp) == h else ramp[None, :]) * a
+    else:
+        alpha = np.full((1, 1), a, np.float32)
+    out = view.astype(np.float32) * (1 - alpha[..., None]) + c * alpha[..., None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def sprinkle(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scatter small dots and blobs (boats on a lake, birds, stars, dust): small repeated
+    marks that are not lettering."""
+    out = view.copy()
+    h, w = out.shape[:2]
+    for _ in range(int(rng.integers(10, 120))):
+        c = tuple(int(v) for v in (rng.integers(0, 256, 3) if rng.random() < 0.3 else [int(rng.integers(0, 256))] * 3))
+        center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        axes = (int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+        cv2.ellipse(out, center, axes, float(rng.uniform(0, 180)), 0, 360, c, -1, lineType=cv2.LINE_AA)
+    return out
+
+
 def mosaic(views: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """A 2x2 collage of views (split point random), at the first view's size."""
     H, W = views[0].shape[:2]
@@ -123,6 +154,10 @@ def make_pair(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         view = dead_leaves(rng, int(L / max(1, a)) if a > 1 else int(L), int(L) if a > 1 else int(L * a))
     else:
         view = random_view(load_photo(names[rng.integers(len(names))]), rng, augment=augment)
+    if augment and rng.random() < 0.3:
+        view = haze(view, rng)
+    if augment and rng.random() < 0.15:
+        view = sprinkle(view, rng)
     if augment and rng.random() < 0.15:
         view = mosaic([view] + [random_view(load_photo(names[rng.integers(len(names))]), rng, augment=True) for _ in range(3)], rng)
     marked = add_watermark(view, rng, style_split)
@@ -242,12 +277,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_WEIGHTS, help="output .safetensors (a .json goes beside it)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-pairs", type=int, default=4000, help="clean/watermarked pairs from the training photos")
-    p.add_argument("--eval-pairs", type=int, default=300, help="pairs per held-out evaluation set")
-    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--train-pairs", type=int, default=6000, help="clean/watermarked pairs from the training photos")
+    p.add_argument("--eval-pairs", type=int, default=200, help="pairs per held-out evaluation set")
+    p.add_argument("--steps", type=int, default=4500)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--input-size", type=int, default=256)
+    p.add_argument("--input-size", type=int, default=320)
     p.add_argument("--pool", choices=["global", "cells"], default=WatermarkNetConfig.pool,
                    help="image logit from pooled features (global) or from the cell logits (cells)")
     p.add_argument("--cell-weight", type=float, default=1.0, help="weight of the per-cell (where is the mark) loss")
@@ -257,7 +292,7 @@ def parse_args(argv=None):
                    help="bf16 autocast for training (auto: when the CPU has AMX/AVX512-BF16)")
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--log-every", type=int, default=250)
     args = p.parse_args(argv)
     if len(args.widths) != len(args.depths):
         p.error("--widths and --depths need the same length")
