@@ -44,16 +44,24 @@ def test_bundled_model_is_small_and_documented(wm):
     assert meta["metrics"]["heldout_photos_train_styles"]["auc"] >= 0.9
 
 
+# The bundled model's known false positives among the held-out photos (bench/README.md):
+# china.jpg's lake with boats and gravel.png score near or above 0.5 (held-out-style AUC
+# 0.93 misses the 0.95 target). The other held-out photos must be kept.
+KNOWN_FALSE_POSITIVES = ("china", "gravel")
+
+
 def test_heldout_decisions(wm, heldout):
     clean, marked = heldout
+    names = WATERMARK_SPLIT["heldout"]
     sc = wm.score(clean, [{} for _ in clean])
     sm = wm.score(marked, [{} for _ in marked])
-    # Known miss of the bundled model (held-out AUC 0.93, target 0.95): 2 of the 8 clean
-    # held-out photos (china, grace_hopper) score above the threshold.
-    assert wm.keep(sc).mean() >= 0.75, dict(zip(WATERMARK_SPLIT["heldout"], sc["prob"].round(3)))
+    keep = dict(zip(names, wm.keep(sc)))
+    assert all(keep[n] for n in names if n not in KNOWN_FALSE_POSITIVES), dict(zip(names, sc["prob"].round(3)))
     rejected = ~wm.keep(sm)
-    assert rejected.mean() >= 0.8, sm["prob"].round(3)
-    assert np.median(sm["prob"]) > 0.9 and np.median(sc["prob"]) < 0.2
+    assert rejected.mean() >= 0.85, sm["prob"].round(3)
+    assert np.median(sm["prob"]) > 0.9 and np.median(sc["prob"]) < 0.1
+    # the same photos, watermarked, score higher than clean in every case
+    assert (sm["prob"].reshape(len(LAYOUTS["heldout"]), 4) > sc["prob"][:4]).mean() >= 0.9
 
 
 def test_batch_equals_one_by_one(wm, heldout):
