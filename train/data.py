@@ -9,8 +9,9 @@ replacement (a warning says so). Folders are split the same way, by file.
 
 Position. Each worker's stream is infinite (epoch after epoch) and depends only on
 (seed, slot), and the DataLoader takes batches from its workers round-robin, so
-"batches consumed" is the whole data position: on resume, worker w skips its first
-ceil((n - w) / W) raw batches, before decoding them. Bucketing reads the json's stored
+"batches consumed" is the whole data position: on resume after n batches, loader
+worker i continues stream w = (i + n) % W, skipping its first ceil((n - w) / W) raw
+batches before decoding them. Bucketing reads the json's stored
 size and decoding happens after batching, so skipping costs only reading bytes.
 """
 
@@ -53,7 +54,8 @@ def expand_shards(spec: str | list[str], setting: str) -> list[str]:
         raise DataError(f"{setting}: empty shard list; give at least one shard path or pattern")
     urls: list[str] = []
     for s in specs:
-        for url in braceexpand.braceexpand(s):
+        expanded, missing = list(braceexpand.braceexpand(s)), []
+        for url in expanded:
             if url.startswith("pipe:") or "://" in url:
                 urls.append(url)  # remote or a command: checked when opened
             elif any(c in url for c in "*?["):
@@ -62,9 +64,12 @@ def expand_shards(spec: str | list[str], setting: str) -> list[str]:
                     raise DataError(f"{setting}: no shard matches {url!r}; check the path (relative to {os.getcwd()})")
                 urls += found
             elif not os.path.isfile(url):
-                raise DataError(f"{setting}: shard {url!r} does not exist (from pattern {s!r}); check the path or the brace range")
+                missing.append(url)
             else:
                 urls.append(url)
+        if missing:
+            raise DataError(f"{setting}: {len(missing)} of {len(expanded)} shards from {s!r} do not exist (first: "
+                            f"{missing[0]!r}); check the path or the brace range")
     return urls
 
 
@@ -224,7 +229,10 @@ class SampleStream(IterableDataset):
 
     def __iter__(self):
         info = get_worker_info()
-        w, W = (info.id, info.num_workers) if info else (0, 1)
+        W = info.num_workers if info else 1
+        # The DataLoader asks its workers round-robin from worker 0, so after n batches
+        # loader worker 0 must continue the stream of worker n % W: rotate the roles.
+        w = ((info.id if info else 0) + self.start_batch) % W
         slot, slots = self.rank * W + w, self.world * W
         if self.infinite and len(self.source) < slots and w == 0 and self.rank == 0:
             warnings.warn(f"{len(self.source)} shards for {slots} rank x worker slots: resampling shards per slot "

@@ -60,7 +60,11 @@ class Monitor:
             self.t0, self.steps, self.images = time.time(), 0, 0
 
     def scalars(self, values: dict, step: int) -> None:
+        """Validation results: trackers, the log, and val.jsonl (main process)."""
         self.acc.log(values, step=step)
+        if self.acc.is_main_process:
+            with open(self.dir / "val.jsonl", "a") as fh:
+                fh.write(json.dumps({"step": step, **values}) + "\n")
         log.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
 
     def image_grid(self, images: torch.Tensor, step: int, tag: str = "samples") -> Path:

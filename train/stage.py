@@ -93,6 +93,11 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     elif sc.data.val is not None:
         val_src, val_kind, _ = resolve_source(sc.data.val, f"stages.{stage}.data.val")
 
+    # Then where the weights come from, also before building anything.
+    done = ckpt_io.complete_checkpoints(stage_dir) if resume else []
+    latest = done[-1] if done else None
+    init = previous_checkpoint(cfg, stage, out, sc.init_from) if latest is None else None
+
     acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg), project_dir=str(stage_dir),
                       gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps)
     rank, world = acc.process_index, acc.num_processes
@@ -119,17 +124,13 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     set_seed(cfg.seed * 1000 + rank + 1)  # drop-path and anything else on the global RNG
 
     # Where to start: this stage's own latest checkpoint (--resume), else the previous stage.
-    step, consumed, latest = 0, 0, None
-    if resume:
-        done = ckpt_io.complete_checkpoints(stage_dir)
-        latest = done[-1] if done else None
-        if latest is None:
-            log.info("--resume: no complete checkpoint in %s yet; starting the stage from the beginning", stage_dir)
+    step, consumed = 0, 0
     if latest is not None:
         step, consumed = resume_from(latest, task, optimizer, lr_sched, gen, rank, world, sc)
         log.info("resumed from %s: step %d, %d batches consumed on rank %d", latest, step, consumed, rank)
     else:
-        init = previous_checkpoint(cfg, stage, out, sc.init_from)
+        if resume:
+            log.info("--resume: no complete checkpoint in %s yet; starting the stage from the beginning", stage_dir)
         if init is not None:
             message, names = task.init_from(init, ckpt_io.read_state(init)["task"])
             log.info("init: %s", message)
