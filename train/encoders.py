@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -30,9 +31,18 @@ def load_vae(cfg: VAEConfig, device="cpu"):
 
     path = vae_location(cfg)
     if cfg.init_config and not os.path.exists(path):
-        # Tiny configs: build a random VAE once, save it, then load it by path like a real one.
-        AutoencoderKL(**cfg.init_config).save_pretrained(path)
-        log.info("vae: built a random AutoencoderKL from vae.init_config and saved it to %s", path)
+        # Tiny configs: build a random VAE once (fixed seed), save it, then load it by path
+        # like a real one. Saved under a temporary name and renamed: concurrent runs agree.
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            vae = AutoencoderKL(**cfg.init_config)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        vae.save_pretrained(tmp)
+        try:
+            os.rename(tmp, path)
+            log.info("vae: built a random AutoencoderKL from vae.init_config and saved it to %s", path)
+        except OSError:  # another process saved it first
+            shutil.rmtree(tmp, ignore_errors=True)
     try:
         vae = AutoencoderKL.from_pretrained(path, subfolder=cfg.subfolder)
     except Exception as err:  # noqa: BLE001 - re-raised with the setting to change

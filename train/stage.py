@@ -98,7 +98,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     latest = done[-1] if done else None
     init = previous_checkpoint(cfg, stage, out, sc.init_from) if latest is None else None
 
-    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg), project_dir=str(stage_dir),
+    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg) or None, project_dir=str(stage_dir),
                       gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps)
     rank, world = acc.process_index, acc.num_processes
     stage_dir.mkdir(parents=True, exist_ok=True)

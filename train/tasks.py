@@ -73,7 +73,9 @@ class T2ITask:
         self.scaling = scaling_factor(cfg.vae, self.vae)
         ref = cfg.models.unet
         overrides = {"in_channels": self.vae.config.latent_channels, "text_dim": self.text_encoder.dim, **ref.overrides}
-        self.model = ascan.create_model(ref.name, **overrides)
+        with torch.random.fork_rng():  # the same initial weights whatever loading the encoders consumed
+            torch.manual_seed(cfg.seed)
+            self.model = ascan.create_model(ref.name, **overrides)
         self.unet_overrides = overrides
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.scheduler = make_scheduler(cfg.diffusion)
