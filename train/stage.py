@@ -99,7 +99,8 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     init = previous_checkpoint(cfg, stage, out, sc.init_from) if latest is None else None
 
     acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg) or None, project_dir=str(stage_dir),
-                      gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps)
+                      gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps,
+                      cpu=not torch.cuda.is_available())  # CPU-only: torchrun / accelerate launch use gloo
     rank, world = acc.process_index, acc.num_processes
     stage_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(stage_dir, acc.is_main_process)
