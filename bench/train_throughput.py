@@ -1,0 +1,230 @@
+"""Trainer throughput: does the loader keep up, how fast does each stage train, and the
+AsCAN UNet's training step vs diffusers' UNet2DConditionModel at about equal params.
+
+    python bench/train_throughput.py [--steps 3] [--shards 'build/demo/output/shards/*.tar'] [--real]
+
+Everything runs through the trainer's own code (train.data loader, train.tasks losses,
+train.diffusion). Without --shards it writes shards in the pipeline's sample format
+(jpg + txt + json with the stored size) from scikit-image's photos. The tiny configs are
+workflows/train_tiny.yaml's models; --real adds the real-size models (ascan_b /
+ascan_unet_b, the SD VAE architecture) with random weights and the offline MiniLM text
+encoder (no hub weights here; the compute is the same shape). On a GPU it also reports
+model FLOPs utilisation (MFU) against bf16 dense peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from bench.ascan_throughput import machine  # noqa: E402
+from train.buckets import bucket_table  # noqa: E402
+from train.config import parse_config  # noqa: E402
+from train.data import expand_shards, make_loader  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SD_VAE = {"block_out_channels": [128, 256, 512, 512], "latent_channels": 4, "layers_per_block": 2,
+          "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4, "sample_size": 256}
+
+
+def write_shards(folder: Path, n_shards: int = 4, per_shard: int = 32) -> str:
+    import webdataset as wds
+    from PIL import Image
+    from skimage import data as skdata
+
+    photos = [p for p in sorted(Path(skdata.__file__).parent.iterdir()) if p.suffix in (".png", ".jpg")]
+    i = 0
+    for s in range(n_shards):
+        with wds.TarWriter(str(folder / f"{s:05d}.tar")) as sink:
+            for _ in range(per_shard):
+                im = Image.open(photos[i % len(photos)]).convert("RGB")
+                im.thumbnail((512, 512))
+                buf = io.BytesIO()
+                im.save(buf, "JPEG", quality=90)
+                meta = {"sizes": {"width": im.width, "height": im.height}}
+                sink.write({"__key__": f"{i:06d}", "jpg": buf.getvalue(), "txt": photos[i % len(photos)].stem.encode(),
+                            "json": json.dumps(meta).encode()})
+                i += 1
+    return str(folder / "*.tar")
+
+
+def tiny_cfg(vae_dir: Path, shards: str, real: bool = False) -> dict:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "workflows" / "train_tiny.yaml").read_text())
+    cfg["vae"]["path"] = str(vae_dir / ("sd-vae-arch" if real else "tiny"))
+    if real:
+        cfg["vae"]["init_config"] = SD_VAE
+        cfg["models"] = {"classifier": {"name": "ascan_b", "overrides": {"c_norm": "group"}}, "unet": {"name": "ascan_unet_b"}}
+        for s, res in ((1, 224), (2, 256), (3, 512), (4, 1024)):
+            cfg["stages"][s]["resolution"] = res
+    for s in (2, 3, 4):
+        cfg["stages"][s]["data"] = {"train": shards}
+    return cfg
+
+
+def timed_steps(task, model, batches, steps: int, device) -> tuple[float, int]:
+    """Seconds and images for `steps` optimizer steps after one warm-up step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    images, t0 = 0, None
+    for i in range(steps + 1):
+        if i == 1:
+            _sync(device)
+            t0, images = time.perf_counter(), 0
+        batch = batches[i % len(batches)]
+        loss = task.loss(model, batch, gen)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        images += batch["size"]
+    _sync(device)
+    return time.perf_counter() - t0, images
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def stage_row(cfg_dict, stage, shards, steps, batch, device, label):
+    from train.tasks import make_task
+
+    cfg = parse_config(cfg_dict)
+    sc = cfg.stages[stage]
+    task = make_task(cfg, sc, device)
+    model = task.model.to(device).train()
+    if stage == 1:
+        size = sc.resolution
+        batches = [{"pixels": torch.randn(batch, 3, size, size), "label": torch.randint(0, 10, (batch,)), "size": batch}]
+        shape = f"{size}x{size}"
+    else:
+        table = bucket_table(sc.resolution, task.pixel_multiple) if sc.buckets else [(sc.resolution, sc.resolution)]
+        loader = make_loader(expand_shards(shards, "bench"), "shards", task="t2i", train=True, batch_size=batch,
+                             bucket_table=table, seed=0, rank=0, world=1, num_workers=0)
+        it = iter(loader)
+        batches = [next(it) for _ in range(2)]
+        shape = ",".join(sorted({f"{b['bucket'][0]}x{b['bucket'][1]}" for b in batches}))
+    secs, images = timed_steps(task, model, batches, steps, device)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    return f"| {label} | {stage} ({sc.task}) | {cfg.models.classifier.name if stage == 1 else cfg.models.unet.name} | {params:.2f} | {shape} | {batch} | {images / secs:.2f} | {steps / secs:.3f} |"
+
+
+def loader_row(shards, batch, workers, resolution=64) -> float:
+    loader = make_loader(expand_shards(shards, "bench"), "shards", task="t2i", train=True, batch_size=batch,
+                         bucket_table=[(resolution, resolution)], seed=0, rank=0, world=1, num_workers=workers)
+    it = iter(loader)
+    for _ in range(3):
+        next(it)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < 5.0:
+        n += next(it)["size"]
+    rate = n / (time.perf_counter() - t0)
+    return rate
+
+
+class DiffusersUNet(torch.nn.Module):
+    """UNet2DConditionModel behind the AsCAN UNet's call signature."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x, t, tokens, mask=None):
+        return self.unet(x, t, encoder_hidden_states=tokens, encoder_attention_mask=mask).sample
+
+
+def diffusers_unet(text_dim: int, widths: tuple[int, ...], layers: int, heads: int):
+    from diffusers import UNet2DConditionModel
+
+    n = len(widths)
+    return UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, block_out_channels=widths, layers_per_block=layers,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        cross_attention_dim=text_dim, attention_head_dim=heads, norm_num_groups=min(32, widths[0] // 2))
+
+
+def unet_rows(cfg_dict, shards, steps, batch, device, pairs) -> list[str]:
+    from train.tasks import T2ITask
+
+    rows = []
+    cfg = parse_config(cfg_dict)
+    task = T2ITask(cfg, cfg.stages[2], device)
+    loader = make_loader(expand_shards(shards, "bench"), "shards", task="t2i", train=True, batch_size=batch,
+                         bucket_table=[(cfg.stages[2].resolution,) * 2], seed=0, rank=0, world=1, num_workers=0)
+    it = iter(loader)
+    batches = [next(it) for _ in range(2)]
+    for ascan_name, dif_kwargs in pairs:
+        import ascan
+
+        a = ascan.create_model(ascan_name, in_channels=4, text_dim=task.text_encoder.dim).to(device)
+        d = DiffusersUNet(diffusers_unet(task.text_encoder.dim, **dif_kwargs)).to(device)
+        for name, model in ((ascan_name, a), (f"UNet2DConditionModel {dif_kwargs['widths']}", d)):
+            secs, images = timed_steps(task, model.train(), batches, steps, device)
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            rows.append(f"| {name} | {params:.2f} | {cfg.stages[2].resolution} px ({cfg.stages[2].resolution // 4} latent) | {batch} | {images / secs:.2f} | {1000 * secs / steps:.0f} |")
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=3, help="timed optimizer steps per cell (after one warm-up)")
+    p.add_argument("--shards", help="shard pattern (default: written from scikit-image photos)")
+    p.add_argument("--real", action="store_true", help="also the real-size models (slow on CPU)")
+    a = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    shards = a.shards or write_shards(tmp)
+    print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; {a.steps} timed steps per cell\n")
+
+    # 1. loader vs consumption (tiny stage 2: 64 px, batch 4)
+    cfg = tiny_cfg(tmp, shards)
+    step_row = stage_row(cfg, 2, shards, a.steps, 4, device, "tiny")
+    consumed = float(step_row.split("|")[7])
+    print("| loader (64 px, batch 4) | workers | samples/s | training step consumes (images/s) | loader / step |")
+    print("|---|---|---|---|---|")
+    for workers in (0, 2):
+        rate = loader_row(shards, 4, workers)
+        print(f"| decode + bucket + crop | {workers} | {rate:.1f} | {consumed:.1f} | {rate / consumed:.1f}x |")
+
+    # 2. images/s per stage
+    print("\n| config | stage | model | params (M) | size | batch | images/s | steps/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(stage_row(cfg, 1, shards, a.steps, 32, device, "tiny"))
+    print(step_row)
+    print(stage_row(cfg, 3, shards, a.steps, 2, device, "tiny"))
+    print(stage_row(cfg, 4, shards, a.steps, 2, device, "tiny"))
+    if a.real:
+        real = tiny_cfg(tmp, shards, real=True)
+        small = device.type == "cpu"
+        print(stage_row(real, 1, shards, a.steps, 4 if small else 64, device, "real"))
+        print(stage_row(real, 2, shards, a.steps, 1 if small else 32, device, "real"))
+        if not small:
+            print(stage_row(real, 3, shards, a.steps, 8, device, "real"))
+            print(stage_row(real, 4, shards, a.steps, 2, device, "real"))
+
+    # 3. AsCAN UNet vs diffusers UNet2DConditionModel, same loss, data and encoders
+    print("\n| UNet (in this trainer) | params (M) | input | batch | images/s | ms/step |")
+    print("|---|---|---|---|---|---|")
+    pairs = [("ascan_unet_tiny", {"widths": (16, 32, 24), "layers": 1, "heads": 8})]
+    if a.real:
+        pairs.append(("ascan_unet_t", {"widths": (96, 192, 384, 384), "layers": 2, "heads": 8}))
+    for row in unet_rows(cfg, shards, a.steps, 4, device, pairs):
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
