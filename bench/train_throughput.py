@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from bench.ascan_throughput import machine  # noqa: E402
-from train.buckets import bucket_table  # noqa: E402
-from train.config import parse_config  # noqa: E402
-from train.data import expand_shards, make_loader  # noqa: E402
+from bench.ascan_throughput import machine
+from train.buckets import bucket_table
+from train.config import parse_config
+from train.data import expand_shards, make_loader
 
 ROOT = Path(__file__).resolve().parent.parent
 SD_VAE = {"block_out_channels": [128, 256, 512, 512], "latent_channels": 4, "layers_per_block": 2,

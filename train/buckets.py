@@ -9,8 +9,7 @@ size in its json (no decode). Batches are formed per bucket, so one batch holds 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 # height/width ratios, as in PixArt's ASPECT_RATIO tables (0.25 ... 4.0)
 RATIOS = (0.25, 0.26, 0.27, 0.28, 0.32, 0.33, 0.35, 0.4, 0.42, 0.48, 0.5, 0.52, 0.57, 0.6, 0.68, 0.72, 0.78,
@@ -46,12 +45,10 @@ class BucketBatcher:
 
     def __init__(self, batch_size: int, flush: bool = False):
         self.batch_size, self.flush = batch_size, flush
-        self.assigned: Counter = Counter()  # samples per bucket, for the bucket-fill log
 
     def __call__(self, items: Iterable[tuple[tuple[int, int], dict]]) -> Iterator[tuple[tuple[int, int], list[dict]]]:
         buffers: dict[tuple[int, int], list[dict]] = {}
         for bucket, item in items:
-            self.assigned[bucket] += 1
             buf = buffers.setdefault(bucket, [])
             buf.append(item)
             if len(buf) == self.batch_size:

@@ -8,7 +8,7 @@ Every model forbids unknown fields, so a typo fails with its path, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -123,7 +123,7 @@ class T2IStage(_StageBase):
     buckets: bool = Field(False, description="PixArt aspect-ratio buckets (ratios 0.25..4 at ~resolution^2 pixels)")
 
 
-Stage = Annotated[Union[ClassifyStage, T2IStage], Field(discriminator="task")]
+Stage = Annotated[ClassifyStage | T2IStage, Field(discriminator="task")]
 
 
 class TrainConfig(_Strict):

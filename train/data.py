@@ -24,9 +24,9 @@ import math
 import os
 import random
 import warnings
+from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
-from typing import Callable, Iterator
 
 import braceexpand
 import numpy as np
@@ -246,7 +246,6 @@ class SampleStream(IterableDataset):
             batch = self.decode(bucket, recs, random.Random(f"{self.seed}/{slot}/{i}"))
             batch["bad"] += counters.bad
             counters.bad = 0
-            batch["fill"] = dict(batcher.assigned) if i % 50 == 0 else None
             yield batch
 
     def _bucketed(self, slot, slots, counters) -> Iterator[tuple[tuple[int, int], dict]]:

@@ -40,7 +40,7 @@ def trackers(cfg) -> list[str]:
 class Monitor:
     def __init__(self, accelerator, stage_dir: Path, start_step: int, max_steps: int, show_bar: bool):
         self.acc, self.dir = accelerator, stage_dir
-        self.metrics = open(stage_dir / f"metrics_rank{accelerator.process_index}.jsonl", "a")
+        self.metrics = open(stage_dir / f"metrics_rank{accelerator.process_index}.jsonl", "a")  # noqa: SIM115 - open for the run
         self.bar = tqdm(total=max_steps, initial=start_step, desc=stage_dir.name, unit="step",
                         disable=not (show_bar and accelerator.is_main_process), dynamic_ncols=True)
         self.t0, self.steps, self.images = time.time(), 0, 0

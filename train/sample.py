@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-import ascan  # noqa: E402
-from train import checkpoint as ckpt_io  # noqa: E402
-from train.config import DiffusionConfig, TextEncoderConfig, VAEConfig  # noqa: E402
-from train.diffusion import make_sampler, make_scheduler, sample_images  # noqa: E402
-from train.encoders import ModelLoadError, TextEncoder, load_vae, scaling_factor  # noqa: E402
+import ascan
+from train import checkpoint as ckpt_io
+from train.config import DiffusionConfig, TextEncoderConfig, VAEConfig
+from train.diffusion import make_sampler, make_scheduler, sample_images
+from train.encoders import ModelLoadError, TextEncoder, load_vae, scaling_factor
 
 
 def parse_args(argv=None):

@@ -19,16 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/stage.py` runs from anywhere
 
-import torch  # noqa: E402
+import torch
 
-from train import checkpoint as ckpt_io  # noqa: E402
-from train.buckets import bucket_table  # noqa: E402
-from train.config import ConfigError, load_config, stage_config  # noqa: E402
-from train.data import DataError, make_loader, resolve_source  # noqa: E402
-from train.diffusion import update_ema  # noqa: E402
-from train.encoders import ModelLoadError  # noqa: E402
-from train.monitor import Monitor, log, setup_logging, trackers  # noqa: E402
-from train.tasks import make_task  # noqa: E402
+from train import checkpoint as ckpt_io
+from train.buckets import bucket_table
+from train.config import ConfigError, load_config, stage_config
+from train.data import DataError, make_loader, resolve_source
+from train.diffusion import update_ema
+from train.encoders import ModelLoadError
+from train.monitor import Monitor, log, setup_logging, trackers
+from train.tasks import make_task
 
 
 class StartError(ValueError):
@@ -173,7 +173,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     # The loop: one optimizer step per `gradient_accumulation_steps` batches.
     stop_at = max_steps or sc.max_steps
     monitor = Monitor(acc, stage_dir, step, stop_at, cfg.logging.progress_bar)
-    keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None
+    keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None  # noqa: SIM115
     bucket_batches, bad, micro_losses, images = Counter(), 0, [], 0
     batches = iter(loader)
     model.train()

@@ -18,7 +18,14 @@ import ascan
 from train.checkpoint import load_weights
 from train.config import ClassifyStage, T2IStage, TrainConfig
 from train.diffusion import diffusion_loss, make_sampler, make_scheduler, sample_images
-from train.encoders import TextEncoder, load_vae, scaling_factor, vae_factor, vae_location, text_encoder_location
+from train.encoders import (
+    TextEncoder,
+    load_vae,
+    scaling_factor,
+    text_encoder_location,
+    vae_factor,
+    vae_location,
+)
 
 log = logging.getLogger("train")
 

@@ -16,8 +16,8 @@ from train.data import expand_shards, make_loader
 
 
 def _loader(shards, **kw):
-    args = dict(task="t2i", train=True, batch_size=2, bucket_table=[(64, 64)], seed=0, rank=0, world=1,
-                num_workers=0, shuffle_buffer=8)
+    args = {"task": "t2i", "train": True, "batch_size": 2, "bucket_table": [(64, 64)], "seed": 0, "rank": 0, "world": 1,
+            "num_workers": 0, "shuffle_buffer": 8}
     args.update(kw)
     return make_loader(shards, "shards", **args)
 

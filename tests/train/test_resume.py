@@ -22,7 +22,7 @@ def _run(config, out, *extra):
 
 
 def _losses(out) -> dict[int, float]:
-    rows = [json.loads(line) for line in open(out / "stage2" / "metrics_rank0.jsonl")]
+    rows = [json.loads(line) for line in (out / "stage2" / "metrics_rank0.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows}  # a resumed run rewrites the steps after the checkpoint: last wins
 
 

@@ -19,7 +19,7 @@ from train.stage import train
 
 def _losses(stage_dir):
     by_step = {}
-    for line in open(stage_dir / "metrics_rank0.jsonl"):
+    for line in (stage_dir / "metrics_rank0.jsonl").read_text().splitlines():
         row = json.loads(line)
         by_step[row["step"]] = row["loss"]
     return [by_step[k] for k in sorted(by_step)]
@@ -44,7 +44,7 @@ def run(tmp_path_factory, digits, shards, vae_dir):
 
 def test_stage1_classifier_learns_digits(run):
     _, out = run
-    val = [json.loads(line) for line in open(out / "stage1" / "val.jsonl")]
+    val = [json.loads(line) for line in (out / "stage1" / "val.jsonl").read_text().splitlines()]
     assert val[-1]["val/samples"] == 359
     assert val[-1]["val/top1"] > 0.4, val  # chance is 0.1
     assert ckpt_io.final_checkpoint(out / "stage1").name == "step_00000100"
@@ -75,7 +75,7 @@ def test_stage2_loss_falls_on_a_few_pipeline_samples(run):
     assert len(losses) == 40
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.7 * first, (first, last)
-    val = [json.loads(line) for line in open(out / "stage2" / "val.jsonl")]
+    val = [json.loads(line) for line in (out / "stage2" / "val.jsonl").read_text().splitlines()]
     assert val and val[-1]["val/samples"] == 4
     assert (out / "stage2" / "samples" / "step_00000040.png").is_file()
 
