@@ -8,8 +8,8 @@ train.diffusion). Without --shards it writes shards in the pipeline's sample for
 (jpg + txt + json with the stored size) from scikit-image's photos. The tiny configs are
 workflows/train_tiny.yaml's models; --real adds the real-size models (ascan_b /
 ascan_unet_b, the SD VAE architecture) with random weights and the offline MiniLM text
-encoder (no hub weights here; the compute is the same shape). On a GPU it also reports
-model FLOPs utilisation (MFU) against bf16 dense peak.
+encoder (no hub weights here; the compute is the same shape). Runs on CUDA when present
+(fp32); model FLOPs utilisation is not reported yet.
 """
 
 from __future__ import annotations

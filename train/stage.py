@@ -141,7 +141,9 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
             log.info("init: random weights (%s)", "init_from: none" if sc.init_from == "none" else "first stage")
 
     model, optimizer = acc.prepare(task.model, optimizer)
-    acc.init_trackers(f"{cfg.name}-stage{stage}", config={"stage": stage, "task": sc.task, "seed": cfg.seed})
+    run_name, wandb = f"{cfg.name}-stage{stage}", cfg.logging.wandb
+    acc.init_trackers(wandb.project if wandb else run_name, config={"stage": stage, "task": sc.task, "seed": cfg.seed},
+                      init_kwargs={"wandb": {"name": run_name, "entity": wandb.entity}} if wandb else {})
     table = (bucket_table(sc.resolution, task.pixel_multiple) if getattr(sc, "buckets", False)
              else [(sc.resolution, sc.resolution)])
     if len(table) > 1:
