@@ -29,6 +29,7 @@ def _losses(stage_dir):
 def run(tmp_path_factory, digits, shards, vae_dir):
     out = tmp_path_factory.mktemp("stages")
     cfg = tiny_config(out, vae_dir, digits=digits, shards=shards)
+    cfg["logging"]["tensorboard"] = True
     cfg["stages"][1].update(max_steps=100, checkpoint_every=50)
     cfg["stages"][1]["data"]["num_workers"] = 1
     # Stage 2 overfits one shard (4 captioned samples), validates on another.
@@ -92,3 +93,14 @@ def test_sample_py_writes_images(run, tmp_path):
     im = Image.open(pngs[0])
     assert im.size == (96, 64)
     assert len(np.unique(np.asarray(im.convert("L")))) > 10  # an image, not a constant
+
+
+def test_tensorboard_gets_losses_validation_and_sample_grids(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, out = run
+    events = EventAccumulator(str(out / "stage2" / "tiny-stage2")).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "train/images_per_s", "val/loss"} <= set(tags["scalars"])
+    assert "samples" in tags["images"]
+    assert len(events.Scalars("train/loss")) == 40 // 5  # logging.log_every: 5
