@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import Filter, FilterConfig
+from stages.base import Resources
+from stages.registry import register_stage
 
 # Measured on scikit-image's photos at analysis side 256: sharp natural photos score
 # >= 1800 (moon.png is the lowest; most score 4000-50000); the same photos
@@ -61,3 +64,16 @@ class BlurFilter(Filter):
 
     def details(self, scores, keep):
         return ["" if k else f"laplacian_var {v:.0f} < {self.threshold:g}" for k, v in zip(keep, scores["laplacian_var"])]
+
+
+class BlurConfig(FilterConfig):
+    enabled: bool = True
+    threshold: float = Field(DEFAULT_BLUR_THRESHOLD, ge=0, description="reject if Laplacian variance is lower")
+    analysis_side: int = Field(256, ge=16)
+
+
+@register_stage("blur", kind="filter", config=BlurConfig, order=20)
+def build_blur_filter(cfg: BlurConfig) -> BlurFilter:
+    stage = BlurFilter(cfg.threshold, cfg.analysis_side)
+    stage.resources = Resources(pool="cpu", batch_size=256)
+    return stage

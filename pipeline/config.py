@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from filters.config import FiltersConfig
+from stages.registry import section_config
 
 
 class _Strict(BaseModel):
@@ -71,12 +71,18 @@ class RayConfig(_Strict):
     num_gpus_per_worker: float = Field(0.0, ge=0)
 
 
+# One field per registered stage (filters/*.py, annotate/*.py register themselves).
+FiltersConfig = section_config("filter", "FiltersConfig")
+AnnotateConfig = section_config("annotator", "AnnotateConfig")
+
+
 class WorkflowConfig(_Strict):
     name: str = "dataset"
     sources: list[Source] = Field(min_length=1)
     download: DownloadConfig = DownloadConfig()
     output: OutputConfig = OutputConfig()
     filters: FiltersConfig = FiltersConfig()
+    annotate: AnnotateConfig = AnnotateConfig()
     score_all: bool = Field(False, description="score every filter on every sample (for threshold tuning)")
     ray: RayConfig = RayConfig()
 

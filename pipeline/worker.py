@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ray
 
-from filters.registry import build_filters
+from stages.registry import build_stages
 from pipeline.config import WorkflowConfig
 from pipeline.process import score_columns
 from pipeline.sources import Unit
@@ -22,7 +22,7 @@ class UnitWorker:
     def __init__(self, cfg_json: str, out_dir: str):
         self.cfg = WorkflowConfig.model_validate_json(cfg_json)
         self.out_dir = Path(out_dir)
-        self.filters = build_filters(self.cfg.filters)
+        self.filters = build_stages(self.cfg.filters, "filter")
 
     def score_columns(self) -> list[str]:
         return score_columns(self.filters)

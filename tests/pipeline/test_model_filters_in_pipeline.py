@@ -9,7 +9,7 @@ import shutil
 import pytest
 import webdataset as wds
 
-from filters.registry import build_filters
+from stages.registry import build_stages
 from pipeline.demo_data import skimage_photos
 from pipeline.manifest import read_ledger
 from pipeline.sources import plan_units
@@ -38,7 +38,7 @@ def built(tmp_path_factory):
     out = tmp / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    filters = build_filters(cfg.filters)
+    filters = build_stages(cfg.filters, "filter")
     assert [f.name for f in filters] == ["resolution", "watermark", "nsfw", "text"]
     process_unit(unit, cfg, filters, out)
     ledger = read_ledger(out).to_pandas()

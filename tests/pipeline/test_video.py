@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from filters.registry import build_filters
+from stages.registry import build_stages
 from pipeline.demo_data import make_video, skimage_photos
 from pipeline.keys import frame_key
 from pipeline.manifest import read_ledger
@@ -34,7 +34,7 @@ def _run(tmp_path, source: dict):
     out = tmp_path / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    process_unit(unit, cfg, build_filters(cfg.filters), out)
+    process_unit(unit, cfg, build_stages(cfg.filters, "filter"), out)
     return read_ledger(out).to_pandas(), out
 
 
