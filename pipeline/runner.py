@@ -15,8 +15,12 @@ from tqdm import tqdm
 from pipeline.config import WorkflowConfig
 from pipeline.manifest import write_manifest
 from pipeline.sources import fingerprint, plan_units
+from pipeline.model_pool import ModelActor, model_actor_options
+from pipeline.stage_plan import has_model_stages
+from pipeline.stage_stats import StageStats
 from pipeline.units import write_failed_unit
-from pipeline.worker import WORKER_ENV, UnitWorker
+from pipeline.worker import UnitWorker
+from pipeline.worker_env import WORKER_ENV
 from pipeline.writer import LEDGER_DIR, SHARD_DIR, TMP_SUFFIX
 
 STATE_FILE = "_state.json"
@@ -79,7 +83,7 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     finally:
         if started_ray:
             ray.shutdown()
-    timings = {"total_s": round(time.time() - t_start, 3), "plan_s": round(t_plan, 3), **stats.pop("timings")}
+    timings = {"total_s": round(time.time() - t_start, 3), "plan_s": round(t_plan, 3)}
     extra = {
         "output": str(out),
         "units": {"total": len(units), "done_before_this_run": len(done), "processed_now": len(todo)},
@@ -88,23 +92,36 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
+def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
+    """(actors, model score columns, warnings). Loads every model stage once per actor
+    and fails here, before any unit runs, when a required model cannot be loaded."""
+    if not has_model_stages(cfg):
+        return [], [], []
+    n, options = model_actor_options(cfg)
+    cfg_json = cfg.model_dump_json()
+    actors = [ModelActor.options(**options).remote(cfg_json) for _ in range(n)]
+    described = ray.get([a.describe.remote() for a in actors])
+    return actors, described[0]["score_columns"], described[0]["warnings"]
+
+
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
-    timings: Counter = Counter()
+    stats = StageStats()
     worker_errors: list[str] = []
     if not todo:
-        return {"timings": {}, "worker_errors": worker_errors}
+        return {"stages": {}, "worker_errors": worker_errors, "warnings": [], "pool": {}}
+    actors, model_columns, warnings = _start_model_pool(cfg)
     cpus = ray.cluster_resources().get("CPU", 1)
-    n_workers = cfg.ray.num_workers or max(1, int(cpus // cfg.ray.num_cpus_per_worker))
+    free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
+    n_workers = cfg.ray.num_workers or max(1, int(free // cfg.ray.num_cpus_per_worker))
     n_workers = min(n_workers, len(todo))
     make = UnitWorker.options(
         num_cpus=cfg.ray.num_cpus_per_worker,
-        num_gpus=cfg.ray.num_gpus_per_worker,
         max_restarts=-1,
         runtime_env={"env_vars": WORKER_ENV},
     )
     cfg_json = cfg.model_dump_json()
-    workers = [make.remote(cfg_json, str(out)) for _ in range(n_workers)]
-    # Surfaces a filter that cannot load before any unit runs; gives the ledger's score columns.
+    workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]
+    # Surfaces a CPU stage that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
     queue = list(reversed(todo))
@@ -136,15 +153,15 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
             result = write_failed_unit(unit, msg, out, columns)
             worker_errors.append(f"unit {unit.name}: {msg}")
         counts.update(result["counts"])
-        timings.update(result["timings"])
+        stats.merge(result["stages"])
         bar.update(1)
         bar.set_postfix({k: counts.get(k, 0) for k in ("kept", "rejected", "failed")})
         submit(worker)
     bar.close()
-    for w in workers:
+    for actor_stats in ray.get([a.stats.remote() for a in actors]):
+        stats.merge(actor_stats)
+    for w in [*workers, *actors]:
         ray.kill(w)
-    return {
-        "timings": {f"workers_{k}": round(v, 3) for k, v in sorted(timings.items())},
-        "worker_errors": worker_errors,
-        "workers": n_workers,
-    }
+    pool = {"cpu_workers": n_workers, "model_actors": len(actors),
+            "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0)}
+    return {"stages": stats.summary(), "worker_errors": worker_errors, "warnings": warnings, "pool": pool}

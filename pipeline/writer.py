@@ -34,6 +34,10 @@ LEDGER_FIELDS = [
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("video_time", pa.float64()),
+    # kept samples with annotations: words of the training caption, objects detected, words read by OCR
+    ("caption_words", pa.int32()),
+    ("object_count", pa.int32()),
+    ("ocr_words", pa.int32()),
 ]
 
 
@@ -49,8 +53,27 @@ def sample_json(s: Sample) -> dict:
         "sizes": {"original_width": s.image.original_width, "original_height": s.image.original_height, "width": w, "height": h},
         "scores": s.scores,
         "filters": s.filter_outputs,
-        "annotations": {},
+        "annotations": s.annotations,
         "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def training_caption(s: Sample) -> str:
+    """The fused caption when the fusion stage ran, else the alt text."""
+    fused = s.annotations.get("fused")
+    return fused["text"] if fused else (s.source.get("caption") or "")
+
+
+def caption_figures(s: Sample) -> dict[str, int | None]:
+    """The ledger's caption columns (None where the sample has no annotations)."""
+    a = s.annotations
+    if s.status != "kept" or not a:
+        return {"caption_words": None, "object_count": None, "ocr_words": None}
+    objects, ocr = a.get("objects"), a.get("ocr")
+    return {
+        "caption_words": len(training_caption(s).split()),
+        "object_count": len(objects["items"]) if objects else None,
+        "ocr_words": sum(len(line["text"].split()) for line in ocr["lines"]) if ocr else None,
     }
 
 
@@ -71,7 +94,7 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
                 {
                     "__key__": s.key,
                     "jpg": s.image.jpg,
-                    "txt": s.source.get("caption") or "",
+                    "txt": training_caption(s),
                     "json": json.dumps(sample_json(s)).encode("utf-8"),
                 }
             )
@@ -99,6 +122,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["width"].append(img.width if img else None)
         cols["height"].append(img.height if img else None)
         cols["video_time"].append(s.source.get("video_time"))
+        for name, value in caption_figures(s).items():
+            cols[name].append(value)
         for c in score_columns:
             cols[c].append(s.scores.get(c))
     return cols

@@ -1,0 +1,12 @@
+"""Offline-safe environment for Ray worker processes: libraries that phone home at
+import (albumentations, ultralytics) or reach the Hub must not hang an offline cluster."""
+
+from __future__ import annotations
+
+import os
+
+WORKER_ENV = {
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "YOLO_OFFLINE": "1",
+    "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
+}
