@@ -110,10 +110,15 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     if not todo:
         return {"stages": {}, "worker_errors": worker_errors, "warnings": [], "pool": {}}
     actors, model_columns, warnings = _start_model_pool(cfg)
+    warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
     free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
-    n_workers = cfg.ray.num_workers or max(1, int(free // cfg.ray.num_cpus_per_worker))
-    n_workers = min(n_workers, len(todo))
+    fits = max(1, int(free // cfg.ray.num_cpus_per_worker))
+    if cfg.ray.num_workers and cfg.ray.num_workers > fits:
+        # more actors than CPUs would wait for resources forever
+        warnings.append(f"ray.num_workers = {cfg.ray.num_workers} does not fit beside the model pool on "
+                        f"{cpus:g} CPUs; running {fits}")
+    n_workers = min(cfg.ray.num_workers or fits, fits, len(todo))
     make = UnitWorker.options(
         num_cpus=cfg.ray.num_cpus_per_worker,
         max_restarts=-1,

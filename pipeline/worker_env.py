@@ -9,4 +9,6 @@ WORKER_ENV = {
     "NO_ALBUMENTATIONS_UPDATE": "1",
     "YOLO_OFFLINE": "1",
     "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
+    # extra stage modules (stages/registry.py) must register in every worker too
+    "ASCAN_T2I_STAGES": os.environ.get("ASCAN_T2I_STAGES", ""),
 }

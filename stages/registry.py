@@ -3,13 +3,16 @@
 A new filter or annotator is one file: its Stage class, a pydantic config class for its
 section of the workflow (`filters.NAME` or `annotate.NAME`) and a builder decorated with
 `@register_stage(...)`. Nothing central lists them: `discover()` imports every module
-of the `filters` and `annotate` packages that registers a stage, and any module named
-by the `ascan_t2i.stages` entry-point group (stages shipped by other packages).
+of the `filters` and `annotate` packages that registers a stage, any module named by
+the `ascan_t2i.stages` entry-point group (stages shipped by other packages), and the
+modules listed in $ASCAN_T2I_STAGES (comma-separated; your own stages without packaging
+them: set it where the job starts, Ray workers inherit it).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
@@ -22,6 +25,7 @@ from stages.base import Stage
 
 STAGE_PACKAGES = ("filters", "annotate")
 ENTRY_POINT_GROUP = "ascan_t2i.stages"
+MODULES_ENV = "ASCAN_T2I_STAGES"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ def discover() -> None:
                 importlib.import_module(f"{package}.{mod.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         importlib.import_module(ep.value)
+    for name in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
+        importlib.import_module(name)
 
 
 def list_stages(kind: str | None = None) -> list[StageSpec]:
