@@ -17,14 +17,12 @@ from pipeline.manifest import write_manifest
 from pipeline.sources import fingerprint, plan_units
 from pipeline.model_pool import ModelActor, model_actor_options
 from pipeline.stage_plan import has_model_stages
-from pipeline.stage_stats import StageStats
-from pipeline.units import write_failed_unit
+from pipeline.unit_scheduler import UnitScheduler
 from pipeline.worker import UnitWorker
 from pipeline.worker_env import WORKER_ENV
 from pipeline.writer import LEDGER_DIR, SHARD_DIR, TMP_SUFFIX
 
 STATE_FILE = "_state.json"
-MAX_UNIT_ATTEMPTS = 3
 
 
 class OutputError(ValueError):
@@ -105,10 +103,8 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
 
 
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
-    stats = StageStats()
-    worker_errors: list[str] = []
     if not todo:
-        return {"stages": {}, "worker_errors": worker_errors, "warnings": [], "pool": {}}
+        return {"stages": {}, "worker_errors": [], "warnings": [], "pool": {}}
     actors, model_columns, warnings = _start_model_pool(cfg)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -129,44 +125,22 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     # Surfaces a CPU stage that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
-    queue = list(reversed(todo))
-    attempts: Counter = Counter()
-    in_flight = {}  # ObjectRef -> (worker, unit)
     counts: Counter = Counter()
     bar = tqdm(total=total, initial=total - len(todo), unit="shard", desc=f"build {cfg.name}", disable=not show_progress)
 
-    def submit(worker):
-        if queue:
-            unit = queue.pop()
-            attempts[unit.name] += 1
-            in_flight[worker.process.remote(unit)] = (worker, unit)
-
-    for w in workers:
-        submit(w)
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
-        ref = ready[0]
-        worker, unit = in_flight.pop(ref)
-        try:
-            result = ray.get(ref)
-        except Exception as err:  # noqa: BLE001 - a crashed unit must not end the job
-            msg = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            if attempts[unit.name] < MAX_UNIT_ATTEMPTS:
-                queue.append(unit)
-                submit(worker)
-                continue
-            result = write_failed_unit(unit, msg, out, columns)
-            worker_errors.append(f"unit {unit.name}: {msg}")
-        counts.update(result["counts"])
-        stats.merge(result["stages"])
+    def unit_done(unit_counts: dict) -> None:
+        counts.update(unit_counts)
         bar.update(1)
         bar.set_postfix({k: counts.get(k, 0) for k in ("kept", "rejected", "failed")})
-        submit(worker)
+
+    scheduler = UnitScheduler(workers, out, columns, unit_done)
+    scheduler.run(todo)
     bar.close()
+    stats = scheduler.stats
     for actor_stats in ray.get([a.stats.remote() for a in actors]):
         stats.merge(actor_stats)
     for w in [*workers, *actors]:
         ray.kill(w)
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0)}
-    return {"stages": stats.summary(), "worker_errors": worker_errors, "warnings": warnings, "pool": pool}
+    return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors, "warnings": warnings, "pool": pool}

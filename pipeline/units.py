@@ -25,6 +25,19 @@ ROWS_PER_ITEM = {"url", "file"}  # kinds with exactly one ledger row per input i
 
 
 def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain, out_dir: Path) -> dict:
+    """Run the unit and write its shard and ledger; returns counts and stage figures."""
+    t0 = time.perf_counter()
+    samples, stats = run_unit(unit, cfg, chain)
+    t1 = time.perf_counter()
+    write_unit(out_dir, unit.name, samples, chain.score_columns)
+    t2 = time.perf_counter()
+    stats.add("write", "cpu", t2 - t1, len(samples))
+    stats.add_wall("cpu", t2 - t0)
+    return {"unit": unit.name, "counts": dict(Counter(s.status for s in samples)), "stages": stats.to_dict()}
+
+
+def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[Sample], StageStats]:
+    """Load the unit's items and run every stage on them; nothing is written."""
     t0 = time.perf_counter()
     stats = StageStats()
     batcher = SampleBatcher(chain, stats)
@@ -34,25 +47,24 @@ def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain, out_dir: Pa
     batcher.annotate_kept(samples)
     if unit.kind in ROWS_PER_ITEM and len(samples) != len(unit.items):  # accounting guard, before anything is written
         raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
-    t1 = time.perf_counter()
-    write_unit(out_dir, unit.name, samples, chain.score_columns)
-    t2 = time.perf_counter()
     loaded = sum(1 for s in samples if s.image is not None or s.status != "failed")
     stats.add("load", "cpu", t_loaded - t0 - batcher.busy_s, loaded)
     stats.add("wait_for_models", "cpu", waited, 0)
-    stats.add("write", "cpu", t2 - t1, len(samples))
-    stats.add_wall("cpu", t2 - t0)
-    return {"unit": unit.name, "counts": dict(Counter(s.status for s in samples)), "stages": stats.to_dict()}
+    return samples, stats
+
+
+def failed_sample(unit: Unit, i: int, error: str) -> Sample:
+    """The ledger row of item i of a unit that could not be processed ('category: message')."""
+    it = unit.items[i]
+    src = {"kind": unit.kind, "caption": it.get("caption", "")}
+    src["url" if unit.kind == "url" else "path"] = it.get("url") or it.get("path")
+    s = Sample(it["key"], i, src)
+    s.fail(error)
+    return s
 
 
 def write_failed_unit(unit: Unit, error: str, out_dir: Path, columns: list[str]) -> dict:
-    """A unit whose worker kept crashing: every input still gets a failed ledger row."""
-    samples = []
-    for i, it in enumerate(unit.items):
-        src = {"kind": unit.kind, "caption": it.get("caption", "")}
-        src["url" if unit.kind == "url" else "path"] = it.get("url") or it.get("path")
-        s = Sample(it["key"], i, src)
-        s.fail(f"worker_error: {error}")
-        samples.append(s)
+    """A unit whose worker kept raising: every input still gets a failed ledger row."""
+    samples = [failed_sample(unit, i, f"worker_error: {error}") for i in range(len(unit.items))]
     write_unit(out_dir, unit.name, samples, columns)
     return {"unit": unit.name, "counts": {"failed": len(samples)}, "stages": StageStats().to_dict()}

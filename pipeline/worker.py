@@ -11,7 +11,7 @@ from pipeline.config import WorkflowConfig
 from pipeline.model_pool import RayModelPool
 from pipeline.sources import Unit
 from pipeline.stage_plan import build_chain
-from pipeline.units import process_unit
+from pipeline.units import process_unit, run_unit
 
 
 @ray.remote
@@ -26,4 +26,10 @@ class UnitWorker:
         return self.chain.score_columns
 
     def process(self, unit: Unit) -> dict:
+        """Run a whole unit and write its shard and ledger."""
         return process_unit(unit, self.cfg, self.chain, self.out_dir)
+
+    def process_part(self, part: Unit) -> tuple[list, dict]:
+        """Run some items of a unit (isolating one that kills workers); the scheduler writes."""
+        samples, stats = run_unit(part, self.cfg, self.chain)
+        return samples, stats.to_dict()

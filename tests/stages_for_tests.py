@@ -5,11 +5,14 @@
   brightness, so a test can check that model stages ran in the model actor.
 - `explode` (filter, model pool): raises on any batch holding an image of a given
   original width, so a test can check that a crashing model batch costs only itself.
+- `kill_worker` (filter, CPU workers): SIGKILLs the worker on an image of a given
+  original width: a poison input, for the crash-isolation test.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -64,3 +67,35 @@ class ExplodeFilter(Filter):
 @register_stage("explode", kind="filter", config=ExplodeConfig, order=35)
 def build_explode(cfg: ExplodeConfig) -> ExplodeFilter:
     return ExplodeFilter(cfg.on_original_width)
+
+
+class KillWorkerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    on_original_width: int = 0
+
+
+class KillWorkerFilter(Filter):
+    """Stands in for an input that crashes a native decoder: SIGKILLs its own process
+    (the CPU worker) on any batch holding an image of the given original width."""
+
+    name = "kill_worker"
+    needs_pixels = False
+    score_names = ("width",)
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def score(self, images, meta):
+        widths = np.array([m["original_width"] for m in meta], dtype=np.float64)
+        if (widths == self.width).any():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"width": widths}
+
+    def keep(self, scores):
+        return np.ones(len(scores["width"]), dtype=bool)
+
+
+@register_stage("kill_worker", kind="filter", config=KillWorkerConfig, order=15, pool="cpu")
+def build_kill_worker(cfg: KillWorkerConfig) -> KillWorkerFilter:
+    return KillWorkerFilter(cfg.on_original_width)

@@ -4,7 +4,6 @@ a truncated shard are failed rows; `--input` takes a brace pattern."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import cv2
