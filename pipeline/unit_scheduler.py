@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
-from ray.exceptions import GetTimeoutError, NodeDiedError, OutOfMemoryError, RayActorError, WorkerCrashedError
+from ray.exceptions import NodeDiedError, OutOfMemoryError, RayActorError, WorkerCrashedError
 
 from pipeline.sample import Sample
 from pipeline.sources import Unit
@@ -65,7 +65,8 @@ class UnitScheduler:
     def __init__(self, workers: list, out: Path, columns: list[str], on_unit_done):
         self.workers, self.out, self.columns, self.on_unit_done = workers, out, columns, on_unit_done
         self.queue: list[Job] = []
-        self.in_flight: dict = {}  # ObjectRef -> (worker, job)
+        self.in_flight: dict = {}  # ObjectRef -> (worker, job); job None = a ping to a restarting worker
+        self.restarting: dict = {}  # worker -> deadline
         self.assemblies: dict[str, _Assembly] = {}
         self.stats = StageStats()
         self.worker_errors: list[str] = []
@@ -74,35 +75,51 @@ class UnitScheduler:
         self.queue = [Job(u) for u in reversed(units)]
         for w in self.workers:
             self._submit(w)
-        while self.in_flight:
-            (ref,), _ = ray.wait(list(self.in_flight), num_returns=1)
-            worker, job = self.in_flight.pop(ref)
-            try:
-                self._finished(job, ray.get(ref))
-            except WORKER_DEATHS as err:
-                self._died(job, err)
-                if not self._wait_restarted(worker):
-                    continue  # a worker that never comes back gets no more work
-            except Exception as err:  # noqa: BLE001 - a unit that raises must not end the job
-                self._raised(job, err)
-            self._submit(worker)
-        if self.queue:
-            raise RuntimeError(f"every CPU worker died and none restarted; {len(self.queue)} jobs left undone")
-
-    def _wait_restarted(self, worker, timeout_s: float = RESTART_TIMEOUT_S) -> bool:
-        """Ray restarts a dead worker actor; a call sent while it restarts fails as if
-        the item had killed it again, so wait until it answers."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                ray.get(worker.score_columns.remote(), timeout=timeout_s)
-                return True
-            except (RayActorError, GetTimeoutError):
+        while self._jobs_in_flight() or (self.queue and self.restarting):
+            ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.5) if self.in_flight else ([], [])
+            if not self.in_flight:
                 time.sleep(0.5)
-        return False
+            for ref in ready:
+                self._collect(ref)
+            self._ping_restarting()
+            if self.queue and not self.in_flight and not self.restarting:
+                raise RuntimeError(f"every CPU worker died and none came back; {len(self.queue)} jobs left undone")
+
+    def _jobs_in_flight(self) -> bool:
+        return any(job is not None for _, job in self.in_flight.values())
+
+    def _collect(self, ref) -> None:
+        worker, job = self.in_flight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except WORKER_DEATHS as err:
+            if job is not None:
+                self._died(job, err)
+            # Ray restarts the actor; a call sent while it restarts would fail as if the
+            # item had killed it again, so it gets work only once it answers a ping.
+            self.restarting.setdefault(worker, time.monotonic() + RESTART_TIMEOUT_S)
+            return
+        except Exception as err:  # noqa: BLE001 - a unit that raises must not end the job
+            if job is None:
+                return  # a failed ping: still restarting, pinged again
+            self._raised(job, err)
+        else:
+            if job is None:  # a ping: the worker is back
+                self.restarting.pop(worker, None)
+            else:
+                self._finished(job, result)
+        self._submit(worker)
+
+    def _ping_restarting(self) -> None:
+        pinging = {w for w, job in self.in_flight.values() if job is None}
+        for worker, deadline in list(self.restarting.items()):
+            if time.monotonic() > deadline:  # its node is gone for good: no more work for it
+                del self.restarting[worker]
+            elif worker not in pinging:
+                self.in_flight[worker.score_columns.remote()] = (worker, None)
 
     def _submit(self, worker) -> None:
-        if self.queue:
+        if self.queue and worker not in self.restarting:
             job = self.queue.pop()
             unit = job.unit if job.positions is None else Unit(job.unit.unit_id, job.unit.kind, job.items)
             call = worker.process if job.positions is None else worker.process_part
