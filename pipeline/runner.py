@@ -104,7 +104,7 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
 
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
-        return {"stages": {}, "worker_errors": [], "warnings": [], "pool": {}}
+        return {"stages": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
     actors, model_columns, warnings = _start_model_pool(cfg)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -143,4 +143,5 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
         ray.kill(w)
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0)}
-    return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors, "warnings": warnings, "pool": pool}
+    return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors,
+            "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}

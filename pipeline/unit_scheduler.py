@@ -70,6 +70,7 @@ class UnitScheduler:
         self.assemblies: dict[str, _Assembly] = {}
         self.stats = StageStats()
         self.worker_errors: list[str] = []
+        self.worker_deaths: list[str] = []  # every death of a worker while it ran a job
 
     def run(self, units: list[Unit]) -> None:
         self.queue = [Job(u) for u in reversed(units)]
@@ -94,6 +95,7 @@ class UnitScheduler:
             result = ray.get(ref)
         except WORKER_DEATHS as err:
             if job is not None:
+                self.worker_deaths.append(f"unit {job.unit.name}: {_first_line(err)}")
                 self._died(job, err)
             # Ray restarts the actor; a call sent while it restarts would fail as if the
             # item had killed it again, so it gets work only once it answers a ping.
