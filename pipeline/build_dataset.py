@@ -21,6 +21,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports it
 from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow  # noqa: E402
 from pipeline.runner import OutputError, run_build  # noqa: E402
 from pipeline.sources import SourceError  # noqa: E402
+from pipeline.writer import OutputFullError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
             cfg.sources = [WebDatasetSource(type="webdataset", path=args.input) if is_shards
                            else UrlListSource(type="url_list", path=args.input)]
         manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)
-    except (ConfigError, SourceError, OutputError) as err:
+    except (ConfigError, SourceError, OutputError, OutputFullError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     c = manifest["counts"]

@@ -27,7 +27,7 @@ from pipeline.sample import Sample
 from pipeline.sources import Unit
 from pipeline.stage_stats import StageStats
 from pipeline.units import failed_sample, write_failed_unit
-from pipeline.writer import write_unit
+from pipeline.writer import OutputFullError, write_unit
 
 MAX_UNIT_ATTEMPTS = 3
 RESTART_TIMEOUT_S = 300.0  # a worker actor not back by then (its node is gone) gets no more work
@@ -101,6 +101,8 @@ class UnitScheduler:
             # item had killed it again, so it gets work only once it answers a ping.
             self.restarting.setdefault(worker, time.monotonic() + RESTART_TIMEOUT_S)
             return
+        except OutputFullError as err:  # the disk, not the unit: stop the build, --resume finishes it
+            raise getattr(err, "cause", None) or err from None
         except Exception as err:  # noqa: BLE001 - a unit that raises must not end the job
             if job is None:
                 return  # a failed ping: still restarting, pinged again

@@ -7,6 +7,7 @@ A run killed at any moment leaves at most `.tmp` files, which resume deletes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -137,7 +138,23 @@ def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: st
     os.replace(tmp, final)
 
 
+class OutputFullError(OSError):
+    """The output folder cannot take more data: the build stops (the items are not at
+    fault, so no row is written for them) and `--resume` finishes it once space is freed."""
+
+
 def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_columns: list[str]) -> None:
     samples = sorted(samples, key=lambda s: s.index)
-    shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
-    write_ledger(out_dir, unit_name, samples, shard, score_columns)
+    try:
+        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
+        write_ledger(out_dir, unit_name, samples, shard, score_columns)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        for partial in out_dir.glob(f"*/{unit_name}.*{TMP_SUFFIX}"):  # give the space back
+            partial.unlink(missing_ok=True)
+        raise OutputFullError(
+            err.errno,
+            f"output folder {out_dir} cannot be written ({err.strerror}) while writing unit {unit_name}; "
+            "free space (or fix the mount), then rerun with --resume: finished units are kept, this one is redone",
+        ) from None
