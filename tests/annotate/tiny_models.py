@@ -73,15 +73,15 @@ def save_tiny_florence2(folder: Path, seed: int = 0) -> Path:
 
 
 def save_tiny_yolo(path: Path, labels=("person", "dog", "car")) -> Path:
-    """yolo11n's architecture (random weights) at yolo11n's size is small enough; its class
-    biases are raised so the random net reports objects, and the first classes get names."""
+    """yolo11n's architecture with random weights (2.6M parameters: small enough). One class
+    bias per detection scale is raised so the random net reports objects of each label."""
     import torch
     from ultralytics import YOLO
 
     torch.manual_seed(0)
     model = YOLO("yolo11n.yaml")
-    for branch in model.model.model[-1].cv3:
-        branch[-1].bias.data[: len(labels)] = 0.5
+    for i, branch in enumerate(model.model.model[-1].cv3):  # one scale (stride 8, 16, 32) per label
+        branch[-1].bias.data[i % len(labels)] = 0.5
     model.model.names = {i: (labels[i] if i < len(labels) else f"class{i}") for i in range(len(model.model.names))}
     model.save(str(path))
     return path
