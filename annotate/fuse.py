@@ -198,7 +198,7 @@ def cap_words(text: str, max_words: int) -> str:
     words = text.split()
     if len(words) <= max_words:
         return text
-    return _close_quote(" ".join(words[:max_words]).rstrip(",;: "))
+    return _close_quote(" ".join(words[:max_words]).rstrip(",;:. "))
 
 
 @lru_cache(maxsize=4)
@@ -229,7 +229,7 @@ def cap_tokens(text: str, tokenizer, max_tokens: int) -> str:
             lo = mid
         else:
             hi = mid
-    return _close_quote(" ".join(words[:lo]).rstrip(",;: "))
+    return _close_quote(" ".join(words[:lo]).rstrip(",;:. "))
 
 
 def fuse(alt: str | None, annotations: dict, cfg: FusedConfig) -> dict:
