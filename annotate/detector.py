@@ -109,8 +109,15 @@ class ObjectDetector(Annotator):
             return []
         boxed = [letterbox(im, self.imgsz) for im in images]
         batch = torch.from_numpy(np.stack([b[0] for b in boxed])).permute(0, 3, 1, 2).float().div_(255.0)
-        results = self.model.predict(batch, conf=self.conf, iou=self.iou, classes=self.class_ids, max_det=self.max_objects,
-                                     imgsz=self.imgsz, device=self.device, quantize=16 if self.device.type == "cuda" else None, verbose=False)
+        threads = torch.get_num_threads()
+        try:
+            results = self.model.predict(batch, conf=self.conf, iou=self.iou, classes=self.class_ids, max_det=self.max_objects,
+                                         imgsz=self.imgsz, device=self.device, quantize=16 if self.device.type == "cuda" else None,
+                                         verbose=False)
+        finally:
+            # ultralytics' device selection sets torch to min(8, cores - 1) CPU threads for the whole
+            # process; the other models in this actor keep the threads they were given
+            torch.set_num_threads(threads)
         return [self._items(r, im, b) for r, im, b in zip(results, images, boxed)]
 
     def _items(self, result, image, boxed) -> dict:
