@@ -16,7 +16,7 @@ Result: {"model", "model_version", "text"}.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -34,7 +34,7 @@ DEFAULT_PROMPTS = {"florence2": "<MORE_DETAILED_CAPTION>"}
 
 class CaptionerConfig(AnnotatorConfig):
     model: str = Field(DEFAULT_MODEL, description="hub id or local folder of an image-to-text model (BLIP, Florence-2, GIT, ...)")
-    prompt: Optional[str] = Field(None, description="text prompt (BLIP: a caption prefix; Florence-2: a task token); unset = the model's default")
+    prompt: str | None = Field(None, description="text prompt (BLIP: a caption prefix; Florence-2: a task token); unset = the model's default")
     max_new_tokens: int = Field(40, ge=1, le=1024)
     num_beams: int = Field(3, ge=1, le=16)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto = bfloat16 (or float16) on GPU, float32 on CPU")

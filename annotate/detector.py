@@ -16,7 +16,6 @@ Result: {"model", "model_version", "items": [{"label", "confidence", "box"}]}, b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -35,7 +34,7 @@ class DetectorConfig(AnnotatorConfig):
     weights: str = Field("yolo11n.pt", description="YOLO weights: a file path, or a name in ultralytics' weights dir / its download list")
     conf: float = Field(0.25, ge=0, le=1, description="drop objects below this confidence")
     iou: float = Field(0.7, ge=0, le=1, description="NMS IoU threshold")
-    classes: Optional[list[str]] = Field(None, description="keep only these label names (unset = all the model's classes)")
+    classes: list[str] | None = Field(None, description="keep only these label names (unset = all the model's classes)")
     max_objects: int = Field(20, ge=1, description="at most this many objects per image, most confident first")
     imgsz: int = Field(640, ge=32, multiple_of=32, description="detector input side (images are letterboxed to it)")
 

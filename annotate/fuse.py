@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import string
 from functools import lru_cache
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -44,9 +44,9 @@ IRREGULAR_PLURALS = {
 
 class FusedConfig(AnnotatorConfig):
     parts: list[PartName] = Field(list(PARTS), description="which parts go into the caption; their order when `template` is unset")
-    template: Optional[str] = Field(None, description='format string with {alt} {caption} {objects} {ocr}, e.g. "{caption}, with {objects}. {alt}"; unset = built from `parts`')
+    template: str | None = Field(None, description='format string with {alt} {caption} {objects} {ocr}, e.g. "{caption}, with {objects}. {alt}"; unset = built from `parts`')
     max_words: int = Field(77, ge=1, description="cap on the caption's length in words (whole words cut from the end)")
-    tokenizer: Optional[str] = Field(None, description="text-encoder tokenizer (local path or hub id) for `max_tokens`; unset = word cap only")
+    tokenizer: str | None = Field(None, description="text-encoder tokenizer (local path or hub id) for `max_tokens`; unset = word cap only")
     max_tokens: int = Field(77, ge=2, description="cap in `tokenizer` tokens, special tokens included (used only with `tokenizer`)")
     max_object_labels: int = Field(5, ge=0, description="at most this many object kinds are named, most confident first")
     object_positions: bool = Field(True, description="say where objects are (left/center/right, top/bottom)")

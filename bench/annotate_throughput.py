@@ -26,8 +26,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.filter_throughput import cpu_model  # noqa: E402
-from filters.photos import CLEAN_PHOTOS, load_photo  # noqa: E402
+from bench.filter_throughput import cpu_model
+from filters.photos import CLEAN_PHOTOS, load_photo
 
 
 def _bert_tokenizer(vocab_size: int):
@@ -48,7 +48,12 @@ def _bart_tokenizer(vocab_size: int):
 
 
 def build_blip(device, args):
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     from annotate.captioner import Captioner
 
@@ -61,7 +66,12 @@ def build_blip(device, args):
 
 
 def build_florence2(device, args):
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
 
     from annotate.captioner import Captioner
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ("a photo of the cat dog on left right with text sign open bakery red street man woman car "
-         "describe with paragraph what is shown in image").split()
+WORDS = ["a", "photo", "of", "the", "cat", "dog", "on", "left", "right", "with", "text", "sign", "open", "bakery", "red", "street", "man", "woman", "car", "describe", "with", "paragraph", "what", "is", "shown", "in", "image"]
 
 
 def _bert_tokenizer(folder: Path):
@@ -34,7 +33,12 @@ def _bart_tokenizer(folder: Path):
 
 def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
     import torch
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     tok = _bert_tokenizer(folder / "_vocab")
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
@@ -52,7 +56,12 @@ def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
 
 def save_tiny_florence2(folder: Path, seed: int = 0) -> Path:
     import torch
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
 
     tok = _bart_tokenizer(folder / "_vocab")
     image_processor = CLIPImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
