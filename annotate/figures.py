@@ -7,11 +7,13 @@ from annotate.fuse import ocr_words
 LEDGER_FIGURES = ("caption_words", "object_count", "ocr_words")
 
 
-def ledger_figures(annotations: dict | None) -> dict[str, int]:
-    """{"caption_words": words of the fused caption (else the model caption, else 0),
-    "object_count": detected objects, "ocr_words": OCR words at or above their min_confidence}."""
+def ledger_figures(annotations: dict | None, alt: str | None = None) -> dict[str, int]:
+    """{"caption_words": words of the training caption (`fused.text`; the alt text when
+    fusion did not run), "object_count": detected objects, "ocr_words": OCR words at or
+    above the OCR's min_confidence (the ones a caption may quote)}."""
     ann = annotations or {}
-    caption = (ann.get("fused") or {}).get("text") or (ann.get("caption") or {}).get("text") or ""
+    fused = ann.get("fused")
+    caption = fused.get("text") or "" if fused else alt or ""
     return {
         "caption_words": len(caption.split()),
         "object_count": len((ann.get("objects") or {}).get("items") or []),

@@ -98,6 +98,8 @@ class OcrAnnotator(Annotator):
             source = "text_filter"
             horizontal, free = [], []
             for p in polys:
+                if min(np.ptp(p[:, 0]), np.ptp(p[:, 1])) < 2:
+                    continue  # a degenerate box has nothing to read (and breaks the crop)
                 if _is_axis_aligned(p):
                     x0, y0 = p.min(0)
                     x1, y1 = p.max(0)

@@ -14,6 +14,8 @@ does), built from their configs because no detector or captioner weights exist o
 Captioners generate exactly `--new-tokens` tokens (end-of-text suppressed until then),
 greedy unless `--num-beams`. Each (annotator, batch size) runs a one-image warm-up, then
 batches for at least `--seconds` (at least one batch). Load time is paid once per actor.
+img/s is wall-clock; "per CPU-s" divides by the process's CPU time instead (all its
+threads), which stays meaningful on a machine shared with other jobs.
 """
 
 from __future__ import annotations
@@ -138,14 +140,14 @@ def measure(stage, name, images, batch_size, seconds):
         return ims, make_meta(name, ims)
 
     stage.annotate(*(x[:1] for x in batch(0)))  # warm-up (one image: the slow captioners need minutes a batch here)
-    done, k, t0 = 0, 1, time.perf_counter()
+    done, k, t0, c0 = 0, 1, time.perf_counter(), time.process_time()
     while True:
         stage.annotate(*batch(k))
         done += batch_size
         k += 1
         el = time.perf_counter() - t0
         if el >= seconds:
-            return done / el
+            return done / el, done / max(time.process_time() - c0, 1e-9)
 
 
 def main(argv=None):
@@ -164,8 +166,8 @@ def main(argv=None):
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
     print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512; captioners: "
-          f"{args.new_tokens} new tokens, {args.num_beams} beam(s)\n")
-    print("| annotator | load s | " + " | ".join(f"batch {b} img/s" for b in args.batch_sizes) + " |")
+          f"{args.new_tokens} new tokens, {args.num_beams} beam(s); load average {os.getloadavg()[0]:.1f}\n")
+    print("| annotator | load s | " + " | ".join(f"batch {b} img/s (per CPU-s)" for b in args.batch_sizes) + " |")
     print("|---|---|" + "---|" * len(args.batch_sizes))
     rows = {}
     for name in args.only:
@@ -173,10 +175,10 @@ def main(argv=None):
         stage = BUILDERS[name](dev, args)
         load = time.perf_counter() - t
         rows[name] = [measure(stage, name, images, b, args.seconds) for b in args.batch_sizes]
-        print(f"| {name} | {load:.1f} | " + " | ".join(f"{x:.2f}" for x in rows[name]) + " |", flush=True)
+        print(f"| {name} | {load:.1f} | " + " | ".join(f"{w:.2f} ({c:.2f})" for w, c in rows[name]) + " |", flush=True)
         del stage
-    print("\nmachine: " + " ".join(f"{k}@b{b}={v:.3f}" for k, vs in rows.items() for b, v in zip(args.batch_sizes, vs))
-          + f" device={dev} threads={torch.get_num_threads()}")
+    print("\nmachine: " + " ".join(f"{k}@b{b}={v[0]:.3f}" for k, vs in rows.items() for b, v in zip(args.batch_sizes, vs))
+          + f" device={dev} threads={torch.get_num_threads()} loadavg={os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

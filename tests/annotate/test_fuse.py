@@ -60,6 +60,9 @@ def test_ocr_text_quoted_and_low_confidence_lines_dropped():
         "Pizza night. A storefront of a bakery, with a dog on the left, with the text \"JOE'S 'BEST' PIZZA\"")
     assert ledger_figures({**ann, "fused": fuse("Pizza night", ann, FusedConfig())}) == {
         "caption_words": 19, "object_count": 1, "ocr_words": 3}
+    # without fusion the training caption is the alt text
+    assert ledger_figures(ann, alt="Pizza night") == {"caption_words": 2, "object_count": 1, "ocr_words": 3}
+    assert ledger_figures(None) == {"caption_words": 0, "object_count": 0, "ocr_words": 0}
 
 
 def test_parts_order_and_template():
