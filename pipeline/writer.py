@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
+from annotate.figures import LEDGER_FIGURES, ledger_figures
 from pipeline.sample import Sample
 from pipeline.version import PIPELINE_VERSION
 
@@ -67,15 +68,9 @@ def training_caption(s: Sample) -> str:
 
 def caption_figures(s: Sample) -> dict[str, int | None]:
     """The ledger's caption columns (None where the sample has no annotations)."""
-    a = s.annotations
-    if s.status != "kept" or not a:
-        return {"caption_words": None, "object_count": None, "ocr_words": None}
-    objects, ocr = a.get("objects"), a.get("ocr")
-    return {
-        "caption_words": len(training_caption(s).split()),
-        "object_count": len(objects["items"]) if objects else None,
-        "ocr_words": sum(len(line["text"].split()) for line in ocr["lines"]) if ocr else None,
-    }
+    if s.status != "kept" or not s.annotations:
+        return dict.fromkeys(LEDGER_FIGURES)
+    return ledger_figures(s.annotations, s.source.get("caption"))
 
 
 def _atomic_path(path: Path) -> Path:
