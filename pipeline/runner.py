@@ -142,6 +142,8 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     for w in [*workers, *actors]:
         ray.kill(w)
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
-            "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0)}
+            "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
+            # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
+            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
     return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors,
             "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}

@@ -13,6 +13,7 @@ class StageStats:
         self.images: dict[str, int] = defaultdict(int)
         self.pool: dict[str, str] = {}  # stage -> "cpu" | "model"
         self.wall_s: dict[str, float] = defaultdict(float)  # pool -> seconds its hosts ran
+        self.waiting_for_models_s = 0.0  # CPU workers' time blocked on the model pool's results
 
     def add(self, name: str, pool: str, busy_s: float, images: int) -> None:
         self.busy_s[name] += busy_s
@@ -23,13 +24,15 @@ class StageStats:
         self.wall_s[pool] += seconds
 
     def to_dict(self) -> dict:
-        return {"busy_s": dict(self.busy_s), "images": dict(self.images), "pool": dict(self.pool), "wall_s": dict(self.wall_s)}
+        return {"busy_s": dict(self.busy_s), "images": dict(self.images), "pool": dict(self.pool),
+                "wall_s": dict(self.wall_s), "waiting_for_models_s": self.waiting_for_models_s}
 
     def merge(self, d: dict) -> None:
         for name, busy in d["busy_s"].items():
             self.add(name, d["pool"][name], busy, d["images"].get(name, 0))
         for pool, s in d["wall_s"].items():
             self.add_wall(pool, s)
+        self.waiting_for_models_s += d.get("waiting_for_models_s", 0.0)
 
     def summary(self) -> dict:
         """Manifest form: per stage busy_s, idle_s (host wall time not spent in this

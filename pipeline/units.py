@@ -49,7 +49,7 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[S
         raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
     loaded = sum(1 for s in samples if s.image is not None or s.status != "failed")
     stats.add("load", "cpu", t_loaded - t0 - batcher.busy_s, loaded)
-    stats.add("wait_for_models", "cpu", waited, 0)
+    stats.waiting_for_models_s += waited
     return samples, stats
 
 
