@@ -1,0 +1,178 @@
+"""Hostile HTTP servers on loopback for the fetch-cap tests: endless bodies, a huge
+Content-Length, drip feeds, redirect chains, and a server that accepts and never
+answers. Every server records the paths it was asked for, so a test can prove that a
+blocked URL was never fetched."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlsplit
+
+ENDLESS_CHUNK = b"\xff" * 65536
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+class RouteServer:
+    """An HTTP server on `host` (any loopback address) answering `routes[path](request)`;
+    `hits` lists every path requested, in order."""
+
+    def __init__(self, host: str, routes: dict[str, Callable]):
+        self.host, self.routes, self.hits = host, routes, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = urlsplit(self.path).path
+                outer.hits.append(path)
+                handler = outer.routes.get(path) or outer.routes.get(path.rsplit("/", 1)[0] + "/*")
+                if handler is None:
+                    self.send_error(404)
+                    return
+                try:
+                    handler(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: the point of the test
+                    pass
+
+        self.httpd = _Server((host, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SilentServer:
+    """Accepts TCP connections and never sends a byte (holds them until closed)."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+            except OSError:
+                continue
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+        for c in self.held:
+            c.close()
+        self.sock.close()
+
+
+# --- handlers ------------------------------------------------------------------------
+
+def body(data: bytes, ctype: str = "image/jpeg"):
+    def handler(req):
+        req.send_response(200)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+
+    return handler
+
+
+def endless(req, announce: int | None = None, seconds: float = 30.0):
+    """`200 image/jpeg` and bytes as fast as the client reads, for `seconds` at most
+    (a test that fails must still end); `announce` sends that Content-Length first."""
+    req.send_response(200)
+    req.send_header("Content-Type", "image/jpeg")
+    if announce is not None:
+        req.send_header("Content-Length", str(announce))
+    req.end_headers()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        req.wfile.write(ENDLESS_CHUNK)
+
+
+def huge_content_length(req):
+    endless(req, announce=10**12)
+
+
+def drip(interval: float, seconds: float = 30.0):
+    """A valid-looking JPEG body sent one byte every `interval` seconds."""
+
+    def handler(req):
+        req.send_response(200)
+        req.send_header("Content-Type", "image/jpeg")
+        req.send_header("Content-Length", "100000")  # under the tests' caps
+        req.end_headers()
+        req.wfile.flush()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            req.wfile.write(b"\xff")
+            req.wfile.flush()
+            time.sleep(interval)
+
+    return handler
+
+
+def drip_headers(interval: float, seconds: float = 30.0):
+    """The status line, then endless header bytes one at a time: the body never starts."""
+
+    def handler(req):
+        req.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        req.wfile.flush()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            req.wfile.write(b"a")
+            req.wfile.flush()
+            time.sleep(interval)
+        req.close_connection = True
+
+    return handler
+
+
+def redirect(target: str):
+    def handler(req):
+        req.send_response(302)
+        req.send_header("Location", target)
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    return handler
+
+
+def chain(req):
+    """/chain/N redirects to /chain/N+1, forever (a relative Location)."""
+    n = int(req.path.rsplit("/", 1)[-1])
+    redirect(f"/chain/{n + 1}")(req)
