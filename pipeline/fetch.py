@@ -231,13 +231,16 @@ class _PinnedConnection(http.client.HTTPConnection):
         self._sock.settimeout(self._op_timeout())
 
 
-_tls = threading.local()
+_tls_ctx: ssl.SSLContext | None = None
 
 
 def _tls_context() -> ssl.SSLContext:
-    if not hasattr(_tls, "ctx"):
-        _tls.ctx = ssl.create_default_context()
-    return _tls.ctx
+    """The system's trusted CAs (SSL_CERT_FILE is honoured), hostnames checked; one per process."""
+    global _tls_ctx
+    with _watchdog_lock:
+        if _tls_ctx is None:
+            _tls_ctx = ssl.create_default_context()
+        return _tls_ctx
 
 
 def _request_target(parts) -> str:

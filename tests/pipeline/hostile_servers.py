@@ -176,3 +176,78 @@ def chain(req):
     """/chain/N redirects to /chain/N+1, forever (a relative Location)."""
     n = int(req.path.rsplit("/", 1)[-1])
     redirect(f"/chain/{n + 1}")(req)
+
+
+def self_signed_cert(folder, ip: str) -> tuple[str, str]:
+    """(cert.pem, key.pem) for a certificate valid for `ip` only, signed by itself."""
+    import datetime
+    import ipaddress
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+class TlsServer(RouteServer):
+    """RouteServer over TLS with the given certificate."""
+
+    def __init__(self, host: str, routes: dict[str, Callable], cert: str, key: str):
+        import ssl
+
+        super().__init__(host, routes)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+
+    def url(self, path: str) -> str:
+        return super().url(path).replace("http://", "https://", 1)
+
+
+class DripTlsServer(SilentServer):
+    """Accepts, then answers the TLS handshake with a record header and one byte every
+    `interval` seconds: a handshake that never completes but is never idle."""
+
+    def __init__(self, host: str, interval: float):
+        super().__init__(host)
+        self.interval = interval
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.held.append(conn)
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        try:
+            conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16384 bytes ...
+            while not self._stop:
+                conn.sendall(b"\x02")  # ... arriving one byte at a time
+                time.sleep(self.interval)
+        except OSError:
+            pass
+
+    def url(self, path: str) -> str:
+        return super().url(path).replace("http://", "https://", 1)

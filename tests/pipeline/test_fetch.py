@@ -4,9 +4,13 @@ item, redirects followed hop by hop, private addresses refused after DNS and on 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,7 @@ from pipeline.config import DownloadConfig
 from pipeline.fetch import FetchError, FetchPolicy, blocked_kind, fetch_bytes, policy_for
 from tests.pipeline import hostile_servers as hs
 
+ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK_2 = "127.0.0.2"  # a second loopback address: "the internet" for the redirect tests
 ONLY_LOOPBACK_2 = (ipaddress.ip_network(f"{LOOPBACK_2}/32"),)
 
@@ -172,3 +177,20 @@ def test_blocked_kinds():
     assert blocked_kind(ipaddress.ip_address("64:ff9b::7f00:1")) == "loopback"  # NAT64 of 127.0.0.1
     assert blocked_kind(ipaddress.ip_address("fd00::1")) == "private"
     assert blocked_kind(ipaddress.ip_address("100.64.0.1")) == "not publicly routable"
+
+
+def test_https_verifies_certificates_and_caps_the_handshake(tmp_path):
+    cert, key = hs.self_signed_cert(tmp_path, LOOPBACK_2)
+    with hs.TlsServer(LOOPBACK_2, {"/photo.jpg": hs.body(b"\xff\xd8" + b"z" * 5000)}, cert, key) as tls:
+        err, _ = failure(tls.url("photo.jpg"), policy())
+        assert err.reason == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in str(err)  # not trusted: refused
+        # trusted (SSL_CERT_FILE, read when the process makes its TLS context): fetched
+        code = ("from pipeline.fetch import FetchPolicy, fetch_bytes; "
+                "print(len(fetch_bytes(%r, FetchPolicy(max_bytes=10**6, max_seconds=5, timeout=5, "
+                "allow_private_networks=True)).getvalue()))" % tls.url("photo.jpg"))
+        env = {**os.environ, "SSL_CERT_FILE": cert, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.strip() == "5002", proc.stderr
+    with hs.DripTlsServer(LOOPBACK_2, 0.2) as drip:
+        err, took = failure(drip.url("x.jpg"), policy(max_seconds=1.5, timeout=5))
+        assert err.reason == "timeout" and "download.max_seconds" in str(err) and took < 3
