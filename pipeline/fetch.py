@@ -197,18 +197,19 @@ class _PinnedConnection(http.client.HTTPConnection):
         self._addrs, self._tls, self._policy, self._guard = addrs, tls, policy, guard
         self._sock = None
 
-    def _op_timeout(self) -> float:
+    def _op_timeout(self, what: str) -> float:
         left = self._guard.deadline - time.monotonic()
-        if left <= 0:
-            raise _Expired("connect")
+        if left <= 0 or self._guard.fired:
+            raise _Expired(what)
         return min(self._policy.timeout, left)
 
     def connect(self):
         err: OSError | None = None
         for family, sockaddr in self._addrs:
+            wait = self._op_timeout("connect")
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                sock.settimeout(self._op_timeout())
+                sock.settimeout(wait)
                 sock.connect(sockaddr)
                 break
             except OSError as e:
@@ -223,12 +224,15 @@ class _PinnedConnection(http.client.HTTPConnection):
             self._guard.sock = sock
         self.sock = self._sock = sock  # http.client drops .sock once the response owns the connection
         if self._tls:
-            sock.settimeout(self._op_timeout())
+            sock.settimeout(self._op_timeout("TLS handshake"))
             sock.do_handshake()
 
-    def wait_next(self) -> None:
+    def wait_next(self, what: str) -> None:
         """Before each blocking read: wait at most `timeout`, and never past the deadline."""
-        self._sock.settimeout(self._op_timeout())
+        self._sock.settimeout(self._op_timeout(what))
+
+    def cut_by_watchdog(self) -> bool:
+        return self._guard.fired
 
 
 _tls_ctx: ssl.SSLContext | None = None
@@ -268,7 +272,7 @@ def _open(url: str, policy: FetchPolicy, guard: _Guard) -> tuple[_PinnedConnecti
     try:
         conn.request("GET", _request_target(parts), headers={
             "User-Agent": policy.user_agent, "Accept": "*/*", "Accept-Encoding": "identity", "Connection": "close"})
-        conn.wait_next()
+        conn.wait_next("headers")
         return conn, conn.getresponse()
     except BaseException:
         guard.release()
@@ -283,9 +287,11 @@ def _read_body(conn: _PinnedConnection, resp, url: str, policy: FetchPolicy, sin
                                       f"{policy.bytes_setting} = {policy.max_bytes} (body not read)")
     total = 0
     while True:
-        conn.wait_next()
+        conn.wait_next("body")
         chunk = resp.read1(min(CHUNK, policy.max_bytes + 1 - total))
         if not chunk:
+            if conn.cut_by_watchdog():  # an end of stream we caused: not the whole body
+                raise _Expired("body")
             if resp.length:  # closed before the announced length (read1 does not raise for it)
                 raise http.client.IncompleteRead(b"", resp.length)
             return total

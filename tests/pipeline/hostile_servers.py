@@ -128,13 +128,17 @@ def huge_content_length(req):
     endless(req, announce=10**12)
 
 
-def drip(interval: float, seconds: float = 30.0):
-    """A valid-looking JPEG body sent one byte every `interval` seconds."""
+def drip(interval: float, seconds: float = 30.0, length: int | None = 100_000):
+    """A JPEG-looking body sent one byte every `interval` seconds (`length`: the
+    Content-Length announced, under the tests' caps; None: none, the body ends at close)."""
 
     def handler(req):
         req.send_response(200)
         req.send_header("Content-Type", "image/jpeg")
-        req.send_header("Content-Length", "100000")  # under the tests' caps
+        if length is not None:
+            req.send_header("Content-Length", str(length))
+        else:
+            req.close_connection = True
         req.end_headers()
         req.wfile.flush()
         end = time.monotonic() + seconds

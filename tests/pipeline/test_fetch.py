@@ -42,6 +42,7 @@ def server():
         "/endless.jpg": hs.endless,
         "/huge.jpg": hs.huge_content_length,
         "/drip.jpg": hs.drip(0.3),
+        "/drip-no-length.jpg": hs.drip(0.3, length=None),
         "/drip-headers.jpg": hs.drip_headers(0.3),
         "/chain/*": hs.chain,
         "/loop-a": hs.redirect("/loop-b"),
@@ -89,9 +90,10 @@ def test_huge_content_length_fails_before_the_body(server):
 
 def test_drip_feed_ends_at_the_total_deadline(server):
     # each byte comes well inside the 1.5 s read timeout: only the total deadline can stop it
-    err, took = failure(server.url("drip.jpg"), policy(max_seconds=1.5, timeout=1.0))
-    assert err.reason == "timeout" and "download.max_seconds = 1.5 s" in str(err)
-    assert 1.4 < took < 3
+    for path in ("drip.jpg", "drip-no-length.jpg"):  # without a length, a cut body must not pass as whole
+        err, took = failure(server.url(path), policy(max_seconds=1.5, timeout=1.0))
+        assert err.reason == "timeout" and "download.max_seconds = 1.5 s" in str(err)
+        assert 1.4 < took < 3
 
 
 def test_drip_fed_headers_end_at_the_total_deadline(server):
