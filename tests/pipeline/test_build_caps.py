@@ -5,9 +5,11 @@ addresses are refused by default (and on every redirect hop) without being conta
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
+from pipeline.config import DownloadConfig
 from pipeline.demo_data import make_video, skimage_photos
 from pipeline.manifest import read_ledger
 from pipeline.runner import run_build
@@ -159,3 +161,18 @@ def test_private_addresses_blocked_by_default(ray_session, private_server, tmp_p
     for want in ("127.0.0.1", "localhost resolves to", "169.254.169.254", "10.0.0.1", "::1"):
         assert urls_rows["detail"].str.contains(want, regex=False).any(), want
     assert private_server.hits == []
+
+
+def test_video_url_has_its_own_deadline():
+    """A drip-fed video URL fails as timeout at download.video_max_seconds (one failed row)."""
+    from pipeline.video import load_video_unit
+
+    cfg = DownloadConfig(allow_private_networks=[f"{PUBLIC}/32"], video_max_seconds=1.5, timeout=1.0)
+    with hs.RouteServer(PUBLIC, {"/slow.mp4": hs.drip(0.2)}) as server:
+        item = {"path": server.url("slow.mp4"), "caption": "", "extra": {}, "key": "v", "error": None,
+                "every_seconds": 1.0, "keyframes": False}
+        t0 = time.monotonic()
+        (row,) = load_video_unit([item], cfg, lambda s: None)
+        took = time.monotonic() - t0
+    assert (row.status, row.reason, row.key) == ("failed", "timeout", "v_error")
+    assert "download.video_max_seconds = 1.5 s" in row.detail and took < 3
