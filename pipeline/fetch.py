@@ -325,7 +325,8 @@ def _fetch_once(url, policy, guard, sink, check_headers) -> str:
             return url
         finally:
             guard.release()
-            conn.close()
+            resp.close()  # the response owns the socket (Connection: close): this closes it now,
+            conn.close()  # not when garbage collected, so the server sees the hang-up
 
 
 def _describe(err: BaseException, guard: _Guard, policy: FetchPolicy, url: str) -> FetchError:

@@ -22,10 +22,11 @@ class _Server(ThreadingHTTPServer):
 
 class RouteServer:
     """An HTTP server on `host` (any loopback address) answering `routes[path](request)`;
-    `hits` lists every path requested, in order."""
+    `hits` lists every path requested, in order; `served` maps a path to the seconds it
+    was served, until done or until the client hung up."""
 
     def __init__(self, host: str, routes: dict[str, Callable]):
-        self.host, self.routes, self.hits = host, routes, []
+        self.host, self.routes, self.hits, self.served = host, routes, [], {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,10 +42,13 @@ class RouteServer:
                 if handler is None:
                     self.send_error(404)
                     return
+                t0 = time.monotonic()
                 try:
                     handler(self)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up: the point of the test
                     pass
+                finally:
+                    outer.served[path] = time.monotonic() - t0
 
         self.httpd = _Server((host, 0), Handler)
         self.port = self.httpd.server_address[1]

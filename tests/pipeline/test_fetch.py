@@ -80,6 +80,14 @@ def test_endless_body_stops_at_the_cap_and_memory_stays_under_it(server):
     assert err.reason == "too_large" and "download.max_bytes = 3000000" in str(err)
     assert took < 5
     assert peak < 3_000_000 * 1.5 + 2 * 65536, peak  # BytesIO growth slack; unbounded before
+    _wait_for(lambda: "/endless.jpg" in server.served)  # the connection is closed at once, not at GC
+    assert server.served["/endless.jpg"] < 3
+
+
+def _wait_for(condition, seconds: float = 2.0) -> None:
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def test_huge_content_length_fails_before_the_body(server):
@@ -94,6 +102,8 @@ def test_drip_feed_ends_at_the_total_deadline(server):
         err, took = failure(server.url(path), policy(max_seconds=1.5, timeout=1.0))
         assert err.reason == "timeout" and "download.max_seconds = 1.5 s" in str(err)
         assert 1.4 < took < 3
+        _wait_for(lambda: "/" + path in server.served)  # the drip server sees the hang-up
+        assert server.served["/" + path] < 3.5
 
 
 def test_drip_fed_headers_end_at_the_total_deadline(server):
