@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 from stages.registry import section_config
 
@@ -57,8 +57,22 @@ class DownloadConfig(_Strict):
     image_size: int = Field(512, ge=16, description="stored images are resized so the longer side is at most this")
     encode_quality: int = Field(95, ge=1, le=100)
     thread_count: int = Field(32, ge=1, description="img2dataset download threads per worker")
-    timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
-    retries: int = Field(0, ge=0)
+    timeout: float = Field(10.0, gt=0, description="seconds a connect or a read may wait for the next bytes")
+    retries: int = Field(0, ge=0, description="retries of a failed fetch, inside the same max_seconds")
+    max_bytes: int = Field(
+        32 * 2**20, ge=1, description="largest image response read; bigger ones fail as too_large (memory per thread)"
+    )
+    max_seconds: float = Field(
+        60.0, gt=0, description="total time per image URL (DNS, connect, headers, body, redirects); then timeout"
+    )
+    max_redirects: int = Field(10, ge=0, description="redirect hops followed; more fail as too_many_redirects")
+    video_max_bytes: int = Field(2**30, ge=1, description="largest video download (to a temp file); then too_large")
+    video_max_seconds: float = Field(600.0, gt=0, description="total time per video download; then timeout")
+    allow_private_networks: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="fetch loopback, private and link-local addresses (true, or a list of networks such as "
+        "['10.1.0.0/16']); by default they fail as blocked_address",
+    )
     max_image_pixels: int = Field(
         100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
     )

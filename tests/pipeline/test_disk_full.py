@@ -46,7 +46,9 @@ def _workflow(tmp_path, served):
     urls = write_jsonl(tmp_path / "urls.jsonl", rows)
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"name": "disk-full", "sources": [{"type": "url_list", "path": str(urls)}],
-                                  "download": {"image_size": 256, "encode_quality": 95, "timeout": 5},
+                                  # the test server is on 127.0.0.1, which a build refuses by default
+                                  "download": {"image_size": 256, "encode_quality": 95, "timeout": 5,
+                                               "allow_private_networks": True},
                                   "output": {"shard_size": 2}, "filters": {"resolution": {"min_side": 64}},
                                   "ray": {"num_workers": 1}}))
     return wf

@@ -73,7 +73,7 @@ def test_video_over_http(tmp_path, video):
         assert ledger["video_time"].tolist() == pytest.approx([0.0, 2.0, 4.0])
         assert (ledger["status"] == "kept").all() and ledger["url"].iloc[0].startswith("http://127.0.0.1")
         ledger, _ = _run(tmp_path / "b", {"type": "video", "path": server.url("missing.mp4"), "every_seconds": 2.0})
-        assert ledger[["status", "reason"]].values.tolist() == [["failed", "video_open_error"]]
+        assert ledger[["status", "reason"]].values.tolist() == [["failed", "http_404"]]  # fetched by pipeline.fetch
 
 
 def test_garbage_and_missing_video_fail_cleanly(tmp_path):
