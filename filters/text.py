@@ -124,25 +124,45 @@ class TextFilter(Filter):
         return texts, confs
 
     # -- Filter interface -------------------------------------------------------------
-    def score(self, images, meta):
-        area = np.zeros(len(images), dtype=np.float64)
-        count = np.zeros(len(images), dtype=np.int64)
-        for i, (im, polys) in enumerate(zip(images, self.detector.detect(images))):
-            h, w = im.shape[:2]
+    @property
+    def settings(self) -> str:
+        """What the boxes depend on: a result in meta with the same settings is reused."""
+        d = self.detector
+        knobs = (d.post.box_thresh, d.post.unclip_ratio) if self.detector_name == "ppocr" else (d.text_threshold, d.low_text, d.link_threshold)
+        return f"{self.detector_name}:{self.canvas_size}:{self.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
+
+    def detect_text(self, images, meta) -> np.ndarray:
+        """Text boxes per image, left in meta[i]["filter_outputs"]["text"]; returns area_frac.
+
+        Computed once per image: whichever of the text and watermark filters runs first
+        detects, the other reuses the result when it was made with the same settings.
+        """
+        outs = [m.get("filter_outputs", {}).get(self.name) for m in meta]
+        todo = [i for i, o in enumerate(outs) if not (o and o.get("settings") == self.settings)]
+        found = self.detector.detect([images[i] for i in todo]) if todo else []
+        for i, polys in zip(todo, found):
+            h, w = images[i].shape[:2]
             polys = drop_blobs(polys, h, w, self.max_line_height)
-            area[i] = float(text_mask(polys, h, w).mean())
-            count[i] = len(polys)
-            out = {
+            outs[i] = {
                 "boxes": [[int(np.floor(p[:, 0].min())), int(np.floor(p[:, 1].min())),
                            int(np.ceil(p[:, 0].max())), int(np.ceil(p[:, 1].max()))] for p in polys],
                 "polygons": [np.round(p).astype(int).tolist() for p in polys],
                 "canvas_size": self.canvas_size,
                 "detector": self.detector_name,
-                "area_frac": float(area[i]),
+                "settings": self.settings,
+                "area_frac": float(text_mask(polys, h, w).mean()),
             }
-            if self.reader is not None:
-                out["texts"], out["confidences"] = self._recognize(im, polys)
-            meta[i].setdefault("filter_outputs", {})[self.name] = out
+            meta[i].setdefault("filter_outputs", {})[self.name] = outs[i]
+        return np.array([o["area_frac"] for o in outs], dtype=np.float64)
+
+    def score(self, images, meta):
+        area = self.detect_text(images, meta)
+        count = np.zeros(len(images), dtype=np.int64)
+        for i, (im, m) in enumerate(zip(images, meta)):
+            out = m["filter_outputs"][self.name]
+            count[i] = len(out["boxes"])
+            if self.reader is not None and "texts" not in out:
+                out["texts"], out["confidences"] = self._recognize(im, [np.asarray(p, dtype=np.float64) for p in out["polygons"]])
         return {"area_frac": area, "boxes": count}
 
     def _checks(self, s):
