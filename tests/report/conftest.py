@@ -126,3 +126,74 @@ def filter_report(*args, check_rc: int | None = 0) -> subprocess.CompletedProces
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     return proc
+
+
+def rewrite_tar(path: Path, edit) -> None:
+    """Rewrite a shard: `edit(samples)` gets and returns [(key, {ext: bytes})] in order."""
+    import tarfile
+
+    samples: list[tuple[str, dict]] = []
+    with tarfile.open(path) as tar:
+        for m in tar:
+            key, _, ext = m.name.partition(".")
+            if samples and samples[-1][0] == key:
+                samples[-1][1][ext] = tar.extractfile(m).read()
+            else:
+                samples.append((key, {ext: tar.extractfile(m).read()}))
+    samples = edit(samples)
+    import webdataset as wds
+
+    with open(path, "wb") as fh:
+        sink = wds.TarWriter(fh)
+        for key, parts in samples:
+            sink.write({"__key__": key, **parts})
+        sink.close()
+
+
+ANNOTATION_MODELS = {"objects": "yolo11n.pt", "caption": "florence-community/Florence-2-base", "ocr": "easyocr-en"}
+
+
+def annotate_copy(out: Path) -> dict[str, dict]:
+    """Give a copy of the build what the annotators will add (DESIGN.md shapes): each kept
+    sample's json.annotations and fused txt, the ledger's caption_words/object_count/
+    ocr_words, the manifest's per-stage timings. Returns key -> annotations written."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    written: dict[str, dict] = {}
+
+    def edit(samples):
+        out_samples = []
+        for i, (key, parts) in enumerate(samples):
+            meta = json.loads(parts["json"])
+            alt = meta["source"].get("caption", "")
+            ann = {
+                "objects": {"model": ANNOTATION_MODELS["objects"],
+                            "items": [{"label": "cat" if i % 2 else "person", "confidence": 0.91, "box": [0.1, 0.2, 0.6, 0.9]}]},
+                "caption": {"model": ANNOTATION_MODELS["caption"], "text": f"model caption number {i}"},
+                "ocr": {"model": ANNOTATION_MODELS["ocr"], "lines": [{"text": f"SIGN{i}", "confidence": 0.93, "box": [0.0, 0.0, 0.2, 0.1]}]},
+            }
+            fused = f"{alt}. model caption number {i}. objects: {ann['objects']['items'][0]['label']}. text: SIGN{i}"
+            ann["fused"] = {"template": "{alt}. {caption}. objects: {objects}. text: {ocr}", "parts": ["alt", "caption", "objects", "ocr"], "text": fused}
+            meta["annotations"] = ann
+            written[key] = ann
+            out_samples.append((key, {**parts, "txt": fused.encode(), "json": json.dumps(meta).encode()}))
+        return out_samples
+
+    rewrite_tar(out / "shards" / "00000.tar", edit)
+    for f in sorted((out / "ledger").glob("*.parquet")):
+        t = pq.read_table(f)
+        keys, status = t.column("key").to_pylist(), t.column("status").to_pylist()
+        def col(fn):
+            return pa.array([fn(k) if st == "kept" and k in written else None for k, st in zip(keys, status)], pa.int32())
+        t = t.append_column("caption_words", col(lambda k: len(written[k]["fused"]["text"].split())))
+        t = t.append_column("object_count", col(lambda k: len(written[k]["objects"]["items"])))
+        t = t.append_column("ocr_words", col(lambda k: 1))
+        pq.write_table(t, f)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["stages"] = {name: {"busy_s": 2.0 + i, "idle_s": 0.5, "images": 50 - i, "images_per_s": (50 - i) / (2.0 + i)}
+                          for i, name in enumerate(["download", "resolution", "blur", "watermark", "objects", "caption", "ocr", "write"])}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return written
