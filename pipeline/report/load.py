@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 

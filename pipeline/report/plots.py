@@ -7,11 +7,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from pipeline.report.rules import FilterRule  # noqa: E402
+from pipeline.report.rules import FilterRule
 
 
 def histogram_png(ledger: pd.DataFrame, rule: FilterRule, column: str) -> bytes | None:

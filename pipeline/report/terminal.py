@@ -16,7 +16,7 @@ from rich.table import Table
 
 def console(file=None) -> Console:
     file = file or sys.stdout
-    width = None if file.isatty() else int(os.environ.get("COLUMNS", 140))
+    width = None if file.isatty() else int(os.environ.get("COLUMNS", "140"))
     return Console(file=file, width=width, highlight=False, soft_wrap=True)
 
 

@@ -34,7 +34,7 @@ def chromium():
     offline in a network namespace). Missing -> a failure saying how to install it, never a skip."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], capture_output=True, timeout=600, check=False)
         exe = shutil.which("chromium")
     if exe is None:
         pytest.fail("chromium is not installed: run `make test` (it installs Debian's chromium with apt-get as root), "
@@ -44,7 +44,7 @@ def chromium():
 
 def _chromium(exe: str, *args: str) -> subprocess.CompletedProcess:
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def report_html(report_build, tmp_path_factory):
 
 
 def test_chromium_renders_every_section_and_image(chromium, report_html, tmp_path):
-    html, written = report_html
+    html, _ = report_html
     page = html.read_text()
     checked = tmp_path / "checked.html"
     checked.write_text(page.replace("</body>", CHECK + "</body>"))

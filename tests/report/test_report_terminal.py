@@ -24,7 +24,7 @@ def rows_of(stdout: str) -> dict[str, list[str]]:
 
 
 def test_counts_and_failures_match_the_ledger(report_build):
-    out, manifest, inputs = report_build
+    out, _, inputs = report_build
     ledger = ledger_of(out)
     proc = filter_report(out)
     assert f"{len(inputs)} inputs" in proc.stdout and "finished (8 of 8 units done)" in proc.stdout
