@@ -18,6 +18,12 @@ from pipeline.rejects import read_rejects, thumbnail
 from pipeline.report.rules import FilterRule
 
 
+def _where(row) -> str:
+    """The URL or path, with the time for a video frame."""
+    t = row.get("video_time")
+    return f"{row['url']} @ {t:g} s" if t is not None and not pd.isna(t) else str(row["url"])
+
+
 def _nearest(rows: pd.DataFrame, column: str, threshold: float, n: int) -> pd.DataFrame:
     dist = (rows[column].astype(float) - threshold).abs()
     return rows.assign(_dist=dist).sort_values(["_dist", "key"]).head(n)
@@ -69,7 +75,7 @@ def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule],
             jpg = samples.get(r["key"], {}).get("jpg")
             thumb = thumbnail(jpg) if jpg else None
             if thumb:
-                entry["kept"].append({"key": r["key"], "url": r["url"], "score": float(r[entry["column"]]), "jpg": thumb, "detail": ""})
+                entry["kept"].append({"key": r["key"], "url": _where(r), "score": float(r[entry["column"]]), "jpg": thumb, "detail": ""})
     return out
 
 
@@ -106,6 +112,6 @@ def caption_samples(out_dir: Path, ledger: pd.DataFrame, n: int = 12) -> list[di
         if not s or "jpg" not in s:
             continue
         meta = json.loads(s["json"]) if "json" in s else {}
-        out.append({"key": r["key"], "url": r["url"], "jpg": thumbnail(s["jpg"]),
+        out.append({"key": r["key"], "url": _where(r), "jpg": thumbnail(s["jpg"]),
                     "txt": s.get("txt", b"").decode("utf-8", "replace"), **_parts(meta)})
     return [o for o in out if o["jpg"]]

@@ -117,12 +117,32 @@ def build_copy(report_build, tmp_path):
     return dst
 
 
-def filter_report(*args, check_rc: int | None = 0) -> subprocess.CompletedProcess:
-    """Run the installed `filter-report` command as a user would."""
-    exe = Path(sys.executable).parent / "filter-report"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.report"]
-    proc = subprocess.run(cmd + [str(a) for a in args], check=False, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})
+def filter_report(*args, check_rc: int | None = 0, subprocess_run: bool = False) -> subprocess.CompletedProcess:
+    """Run `filter-report ARGS`: in this process (its main(), fast), or as the installed
+    command a user runs (subprocess_run=True)."""
+    args = [str(a) for a in args]
+    if subprocess_run:
+        exe = Path(sys.executable).parent / "filter-report"
+        proc = subprocess.run([str(exe), *args], check=False, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "COLUMNS": "200"})
+    else:
+        import contextlib
+        import io
+
+        from pipeline.report import main
+
+        out, err = io.StringIO(), io.StringIO()
+        old = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "200"
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = main(args)
+        finally:
+            if old is None:
+                os.environ.pop("COLUMNS")
+            else:
+                os.environ["COLUMNS"] = old
+        proc = subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
     if check_rc is not None:
         assert proc.returncode == check_rc, (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
     return proc

@@ -26,7 +26,7 @@ def rows_of(stdout: str) -> dict[str, list[str]]:
 def test_counts_and_failures_match_the_ledger(report_build):
     out, _, inputs = report_build
     ledger = ledger_of(out)
-    proc = filter_report(out)
+    proc = filter_report(out, subprocess_run=True)  # the installed command, as a user runs it
     assert f"{len(inputs)} inputs" in proc.stdout and "finished (8 of 8 units done)" in proc.stdout
     counts = proc.stdout.split("Counts", 1)[1].split("Filters", 1)[0]
     words = rows_of(counts)
@@ -72,7 +72,7 @@ def test_filter_statistics_match_the_ledger(report_build):
 
 def test_not_a_build_folder_is_a_clear_error(report_build, tmp_path):
     out, _, _ = report_build
-    proc = filter_report(out / "shards", check_rc=2)
+    proc = filter_report(out / "shards", check_rc=2, subprocess_run=True)  # the installed command
     assert "not a build_dataset output folder" in proc.stderr and "no ledger/" in proc.stderr and "_state.json" in proc.stderr
     proc = filter_report(tmp_path / "nowhere", check_rc=2)
     assert "does not exist" in proc.stderr
