@@ -45,7 +45,12 @@ class VideoSource(_Strict):
         return self
 
 
-Source = Annotated[Union[UrlListSource, FolderSource, VideoSource], Field(discriminator="type")]
+class WebDatasetSource(_Strict):
+    type: Literal["webdataset"]
+    path: str = Field(description='shard files: a path or a brace pattern, e.g. "data/{00000..00099}.tar"')
+
+
+Source = Annotated[Union[UrlListSource, FolderSource, VideoSource, WebDatasetSource], Field(discriminator="type")]
 
 
 class DownloadConfig(_Strict):
@@ -66,9 +71,12 @@ class OutputConfig(_Strict):
 
 
 class RayConfig(_Strict):
-    num_workers: int | None = Field(None, ge=1, description="worker actors; default: one per CPU of the cluster")
+    num_workers: int | None = Field(None, ge=1, description="CPU worker actors (download, decode, cheap filters); default: the CPUs left after the model pool")
     num_cpus_per_worker: float = Field(1.0, gt=0)
-    num_gpus_per_worker: float = Field(0.0, ge=0)
+    model_actors: int | None = Field(None, ge=1, description="model pool actors; default: GPUs x model_actors_per_gpu, or CPUs // 4 (at least 1) without GPUs")
+    model_actors_per_gpu: int = Field(1, ge=1, description="actors sharing one GPU (each gets 1/N of it)")
+    num_cpus_per_model_actor: float = Field(1.0, gt=0)
+    model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
 
 
 # One field per registered stage (filters/*.py, annotate/*.py register themselves).

@@ -37,6 +37,10 @@ LEDGER_FIELDS = [
     ("video_time", pa.float64()),
     ("caption", pa.string()),  # the input's caption (alt text) and its other columns (JSON),
     ("source_extra", pa.string()),  # so `filter-report --export` can give back a URL list to rebuild from
+    # kept samples with annotations: words of the training caption, objects detected, words read by OCR
+    ("caption_words", pa.int32()),
+    ("object_count", pa.int32()),
+    ("ocr_words", pa.int32()),
 ]
 SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
 
@@ -53,8 +57,27 @@ def sample_json(s: Sample) -> dict:
         "sizes": {"original_width": s.image.original_width, "original_height": s.image.original_height, "width": w, "height": h},
         "scores": s.scores,
         "filters": s.filter_outputs,
-        "annotations": {},
+        "annotations": s.annotations,
         "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def training_caption(s: Sample) -> str:
+    """The fused caption when the fusion stage ran, else the alt text."""
+    fused = s.annotations.get("fused")
+    return fused["text"] if fused else (s.source.get("caption") or "")
+
+
+def caption_figures(s: Sample) -> dict[str, int | None]:
+    """The ledger's caption columns (None where the sample has no annotations)."""
+    a = s.annotations
+    if s.status != "kept" or not a:
+        return {"caption_words": None, "object_count": None, "ocr_words": None}
+    objects, ocr = a.get("objects"), a.get("ocr")
+    return {
+        "caption_words": len(training_caption(s).split()),
+        "object_count": len(objects["items"]) if objects else None,
+        "ocr_words": sum(len(line["text"].split()) for line in ocr["lines"]) if ocr else None,
     }
 
 
@@ -75,7 +98,7 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
                 {
                     "__key__": s.key,
                     "jpg": s.image.jpg,
-                    "txt": s.source.get("caption") or "",
+                    "txt": training_caption(s),
                     "json": json.dumps(sample_json(s)).encode("utf-8"),
                 }
             )
@@ -105,6 +128,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["video_time"].append(s.source.get("video_time"))
         cols["caption"].append(s.source.get("caption"))
         cols["source_extra"].append(json.dumps({k: v for k, v in s.source.items() if k not in SOURCE_KEYS}))
+        for name, value in caption_figures(s).items():
+            cols[name].append(value)
         for c in score_columns:
             cols[c].append(s.scores.get(c))
     return cols

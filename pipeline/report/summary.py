@@ -100,7 +100,7 @@ def annotation_stats(ledger: pd.DataFrame) -> dict[str, dict]:
             d = _describe(kept[col])
             if d:
                 out[label] = d
-    if "caption" in kept.columns and "caption_words" not in kept.columns:
+    if "caption" in kept.columns and not out.get("caption words (training caption)"):  # no annotations: the alt text is the caption
         words = kept["caption"].fillna("").astype(str).str.split().str.len()
         d = _describe(words[kept["caption"].fillna("").astype(str).str.len() > 0])
         if d:

@@ -9,10 +9,10 @@ import shutil
 import pytest
 import webdataset as wds
 
-from stages.registry import build_stages
 from pipeline.demo_data import skimage_photos
 from pipeline.manifest import read_ledger
 from pipeline.sources import plan_units
+from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import workflow
 
@@ -38,9 +38,10 @@ def built(tmp_path_factory):
     out = tmp / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    filters = build_stages(cfg.filters, "filter")
-    assert [f.name for f in filters] == ["resolution", "watermark", "nsfw", "text"]
-    process_unit(unit, cfg, filters, out)
+    chain = build_chain(cfg)
+    assert [f.name for f in chain.cpu_filters] == ["resolution"]
+    assert [f.name for f in chain.pool.runner.filters] == ["watermark", "nsfw", "text"]
+    process_unit(unit, cfg, chain, out)
     ledger = read_ledger(out).to_pandas()
     ledger["name"] = ledger["url"].str.rsplit("/", n=1).str[-1]
     return ledger.set_index("name"), out

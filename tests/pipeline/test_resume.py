@@ -32,7 +32,8 @@ def _workflow_file(tmp: Path, urls: Path) -> Path:
         "download": {"image_size": 128, "timeout": 5, "thread_count": 4},
         "output": {"shard_size": SHARD},
         "filters": {"resolution": {"min_side": 64}},
-        "ray": {"num_workers": 2},
+        "annotate": {"probe": {"enabled": True}},  # a model stage: the model pool runs beside the workers
+        "ray": {"model_actors": 1, "model_batch_size": 2},
     }
     path = tmp / "wf.yaml"
     path.write_text(yaml.safe_dump(wf))

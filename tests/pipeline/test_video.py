@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from stages.registry import build_stages
 from pipeline.demo_data import make_video, skimage_photos
 from pipeline.keys import frame_key
 from pipeline.manifest import read_ledger
 from pipeline.sources import plan_units
+from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import workflow
 
@@ -34,7 +34,7 @@ def _run(tmp_path, source: dict):
     out = tmp_path / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    process_unit(unit, cfg, build_stages(cfg.filters, "filter"), out)
+    process_unit(unit, cfg, build_chain(cfg), out)
     return read_ledger(out).to_pandas(), out
 
 
