@@ -208,9 +208,12 @@ def annotate_copy(out: Path) -> dict[str, dict]:
         keys, status = t.column("key").to_pylist(), t.column("status").to_pylist()
         def col(fn, keys=keys, status=status):
             return pa.array([fn(k) if st == "kept" and k in written else None for k, st in zip(keys, status)], pa.int32())
-        t = t.append_column("caption_words", col(lambda k: len(written[k]["fused"]["text"].split())))
-        t = t.append_column("object_count", col(lambda k: len(written[k]["objects"]["items"])))
-        t = t.append_column("ocr_words", col(lambda k: 1))
+        for name, fn in (("caption_words", lambda k: len(written[k]["fused"]["text"].split())),
+                         ("object_count", lambda k: len(written[k]["objects"]["items"])), ("ocr_words", lambda k: 1)):
+            if name in t.column_names:  # the writer has the columns (null without annotators)
+                t = t.set_column(t.column_names.index(name), name, col(fn))
+            else:
+                t = t.append_column(name, col(fn))
         pq.write_table(t, f)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["stages"] = {name: {"busy_s": 2.0 + i, "idle_s": 0.5, "images": 50 - i, "images_per_s": (50 - i) / (2.0 + i)}

@@ -33,4 +33,5 @@ def test_every_registered_filter_decides_from_its_config_alone(spec):
     rule = FilterRule(spec.name, spec.config().model_dump(), filter_class(spec.name))
     keep = rule.keep(_scores(rule))
     assert keep.dtype == bool and keep.shape == (200,)
-    assert rule.threshold(rule.primary) is not None  # a threshold the report can draw
+    if spec.build.__module__.startswith("filters."):  # the project's filters (tests register toy ones too)
+        assert rule.threshold(rule.primary) is not None  # a threshold the report can draw
