@@ -3,7 +3,8 @@
 Serves scikit-image's photos (plus a blurred copy, a tiny thumbnail and a link to a
 missing file, so every status shows up) from a loopback HTTP server, makes a short
 video from them, and runs `python pipeline/build_dataset.py --config workflows/demo.yaml`
-against both. Then prints where the shards, ledger and manifest are, and the counts.
+against both. Then prints where the shards, ledger and manifest are, and the counts,
+and writes the filter report as one HTML file (build/demo/report.html), printing its path.
 """
 
 from __future__ import annotations
@@ -66,8 +67,20 @@ def main() -> int:
         print(f"demo: serving {len(names)} URLs from {server.url('')} and a video {DEMO_DIR / 'demo.mp4'}", flush=True)
         cmd = [sys.executable, str(ROOT / "pipeline" / "build_dataset.py"), "--config", str(ROOT / "workflows" / "demo.yaml")]
         rc = subprocess.call(cmd, cwd=ROOT)
+    if rc != 0:
+        return rc
+    print_captions(DEMO_DIR / "output")
+    return write_report(DEMO_DIR / "output", DEMO_DIR / "report.html")
+
+
+def write_report(out_dir: Path, html: Path) -> int:
+    """The build's report: tables in the terminal, everything (with images) in one HTML file."""
+    from pipeline.report import main as filter_report
+
+    print(f"\nfilter-report {out_dir} --html {html}", flush=True)
+    rc = filter_report([str(out_dir), "--html", str(html)])
     if rc == 0:
-        print_captions(DEMO_DIR / "output")
+        print(f"\nreport: {html}  (open it in a browser; one self-contained file)")
     return rc
 
 

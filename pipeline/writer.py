@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import webdataset as wds
 
 from annotate.figures import LEDGER_FIGURES, ledger_figures
+from pipeline.rejects import write_rejects
 from pipeline.sample import Sample
 from pipeline.version import PIPELINE_VERSION
 
@@ -36,11 +37,14 @@ LEDGER_FIELDS = [
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("video_time", pa.float64()),
+    ("caption", pa.string()),  # the input's caption (alt text) and its other columns (JSON),
+    ("source_extra", pa.string()),  # so `filter-report --export` can give back a URL list to rebuild from
     # kept samples with annotations: words of the training caption, objects detected, words read by OCR
     ("caption_words", pa.int32()),
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
 ]
+SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
 
 
 def ledger_schema(score_columns: list[str]) -> pa.Schema:
@@ -118,6 +122,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["width"].append(img.width if img else None)
         cols["height"].append(img.height if img else None)
         cols["video_time"].append(s.source.get("video_time"))
+        cols["caption"].append(s.source.get("caption"))
+        cols["source_extra"].append(json.dumps({k: v for k, v in s.source.items() if k not in SOURCE_KEYS}))
         for name, value in caption_figures(s).items():
             cols[name].append(value)
         for c in score_columns:
@@ -142,6 +148,7 @@ def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_colum
     samples = sorted(samples, key=lambda s: s.index)
     try:
         shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
+        write_rejects(out_dir, unit_name, samples)  # thumbnails of rejected samples, for filter-report
         write_ledger(out_dir, unit_name, samples, shard, score_columns)
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
