@@ -1,7 +1,8 @@
 """Build a WebDataset from a workflow: sources -> img2dataset on Ray -> filters ->
 shards + ledger + manifest.
 
-    python pipeline/build_dataset.py --config workflows/demo.yaml [--input FILE] [--output DIR] [--resume]
+    build-dataset --config workflows/demo.yaml [--input FILE] [--output DIR] [--resume]
+    python pipeline/build_dataset.py ...    (the same; what `ray job submit` runs)
 
 Runs on the Ray cluster in RAY_ADDRESS (set by `ray job submit`), else on an embedded
 local Ray.
@@ -10,13 +11,11 @@ local Ray.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 # `python pipeline/build_dataset.py` puts pipeline/ on sys.path, not the project root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports it; its update check needs the network
 
 from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow  # noqa: E402
 from pipeline.runner import OutputError, run_build  # noqa: E402

@@ -17,7 +17,7 @@ import ray
 
 from pipeline.config import WorkflowConfig
 from pipeline.stage_plan import build_model_runner, score_columns
-from pipeline.worker_env import WORKER_ENV
+from pipeline.worker_env import worker_env
 
 
 @ray.remote(max_restarts=-1, max_task_retries=1)
@@ -49,7 +49,7 @@ def model_actor_options(cfg: WorkflowConfig) -> tuple[int, dict]:
     else:
         n, num_gpus = cfg.ray.model_actors or max(1, int(resources.get("CPU", 1) // 4)), 0.0
     return n, {"num_cpus": cfg.ray.num_cpus_per_model_actor, "num_gpus": num_gpus,
-               "runtime_env": {"env_vars": WORKER_ENV}}
+               "runtime_env": {"env_vars": worker_env()}}
 
 
 class RayModelPool:

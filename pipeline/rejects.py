@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REJECTS_DIR = "rejects"
+from pipeline.output_layout import REJECTS_DIR, atomic_path
+
 THUMB_SIDE = 160  # longest side of a stored thumbnail, pixels
 PER_FILTER = 8  # thumbnails kept per rejecting filter per unit
 THUMB_QUALITY = 80
@@ -77,7 +78,7 @@ def write_rejects(out_dir: Path, unit_name: str, samples: list, per_filter: int 
     if not records:
         return None
     final = folder / f"{unit_name}.tar"
-    tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    tmp = atomic_path(final)
     import webdataset as wds  # here, not at the top: filter-report reads rejects without torch
 
     with open(tmp, "wb") as fh:

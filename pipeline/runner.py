@@ -14,15 +14,20 @@ from tqdm import tqdm
 
 from pipeline.config import WorkflowConfig
 from pipeline.manifest import write_manifest
-from pipeline.sources import fingerprint, plan_units
 from pipeline.model_pool import ModelActor, model_actor_options
+from pipeline.output_layout import (
+    LEDGER_DIR,
+    REJECTS_DIR,
+    SHARD_DIR,
+    STATE_FILE,
+    TMP_SUFFIX,
+    atomic_path,
+)
+from pipeline.sources import fingerprint, plan_units
 from pipeline.stage_plan import has_model_stages
 from pipeline.unit_scheduler import UnitScheduler
 from pipeline.worker import UnitWorker
-from pipeline.worker_env import WORKER_ENV
-from pipeline.writer import LEDGER_DIR, SHARD_DIR, TMP_SUFFIX
-
-STATE_FILE = "_state.json"
+from pipeline.worker_env import worker_env
 
 
 class OutputError(ValueError):
@@ -43,11 +48,11 @@ def _prepare_output(out: Path, cfg: WorkflowConfig, fp: str, resume: bool) -> No
                     f"--resume: {out} was started with a different workflow or inputs (differs in: {', '.join(changed)}); "
                     "resume with the same config and inputs, or choose a new --output"
                 )
-    for sub in (SHARD_DIR, LEDGER_DIR):
+    for sub in (SHARD_DIR, LEDGER_DIR, REJECTS_DIR):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(f"*{TMP_SUFFIX}"):  # partial files of a killed run
             stale.unlink()
-    tmp = out / f"{STATE_FILE}.{os.getpid()}{TMP_SUFFIX}"
+    tmp = atomic_path(state_path)
     tmp.write_text(json.dumps({"fingerprint": fp, "config": config}))
     os.replace(tmp, state_path)
 
@@ -57,8 +62,6 @@ def init_ray(num_cpus: int | None = None) -> bool:
     local Ray bound to loopback. Returns True when this call started Ray."""
     if ray.is_initialized():
         return False
-    for k, v in WORKER_ENV.items():
-        os.environ.setdefault(k, v)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
@@ -118,7 +121,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     make = UnitWorker.options(
         num_cpus=cfg.ray.num_cpus_per_worker,
         max_restarts=-1,
-        runtime_env={"env_vars": WORKER_ENV},
+        runtime_env={"env_vars": worker_env()},
     )
     cfg_json = cfg.model_dump_json()
     workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]

@@ -1,14 +1,19 @@
-"""Offline-safe environment for Ray worker processes: libraries that phone home at
-import (albumentations, ultralytics) or reach the Hub must not hang an offline cluster."""
+"""The environment Ray worker processes get: on a cluster they do not inherit the
+driver's, so the settings that decide offline behaviour and which stages exist are
+passed along as the driver has them (set them where the job starts)."""
 
 from __future__ import annotations
 
 import os
 
-WORKER_ENV = {
-    "NO_ALBUMENTATIONS_UPDATE": "1",
-    "YOLO_OFFLINE": "1",
-    "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
-    # extra stage modules (stages/registry.py) must register in every worker too
-    "ASCAN_T2I_STAGES": os.environ.get("ASCAN_T2I_STAGES", ""),
-}
+PASSED_TO_WORKERS = (
+    "NO_ALBUMENTATIONS_UPDATE",  # set by `import pipeline`
+    "HF_HUB_OFFLINE",  # 1: models from the hub cache only
+    "YOLO_OFFLINE",  # 1: ultralytics never calls home (and never downloads weights)
+    "YOLO_AUTOINSTALL",
+    "ASCAN_T2I_STAGES",  # extra stage modules (stages/registry.py)
+)
+
+
+def worker_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in PASSED_TO_WORKERS if k in os.environ}

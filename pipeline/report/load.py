@@ -15,12 +15,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# The names pipeline/writer.py writes (not imported from there: it imports webdataset,
-# which imports torch, ~8 s of a report's start-up on a small machine).
-LEDGER_DIR, SHARD_DIR, TMP_SUFFIX = "ledger", "shards", ".tmp"
-
-STATE_FILE = "_state.json"  # written by pipeline/runner.py when a run starts
-MANIFEST_FILE = "manifest.json"
+from pipeline.output_layout import (
+    LEDGER_DIR,
+    MANIFEST_FILE,
+    SHARD_DIR,
+    STATE_FILE,
+    TMP_SUFFIX,
+)
 
 
 class NotABuildError(ValueError):

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import DownloadConfig
 from pipeline.demo_data import make_video, skimage_photos
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline import hostile_servers as hs
 from tests.pipeline.conftest import workflow, write_jsonl

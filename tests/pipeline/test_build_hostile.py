@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow, write_jsonl

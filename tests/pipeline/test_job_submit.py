@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from tests.pipeline import hostile
 from tests.pipeline.conftest import write_jsonl
 

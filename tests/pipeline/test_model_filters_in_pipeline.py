@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from pipeline.demo_data import skimage_photos
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
 from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from pipeline.demo_data import skimage_photos
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from tests.pipeline import hostile
 from tests.pipeline.conftest import write_jsonl
 from tests.pipeline.test_job_submit import _pid_namespace

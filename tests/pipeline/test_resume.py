@@ -17,7 +17,7 @@ import webdataset as wds
 import yaml
 
 from pipeline.config import load_workflow
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import OutputError, run_build
 from tests.pipeline.conftest import write_jsonl
 

@@ -10,7 +10,7 @@ import webdataset as wds
 
 from pipeline.demo_data import make_video, skimage_photos
 from pipeline.keys import frame_key
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
 from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit

@@ -11,7 +11,7 @@ import pytest
 import webdataset as wds
 
 from pipeline.build_dataset import main as build_main
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from tests.pipeline.hostile import photo
 
 GOOD = ["astronaut.png", "coffee.png", "chelsea.png"]

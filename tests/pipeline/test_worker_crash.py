@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
 from tests.pipeline.hostile import PHOTO_NAMES
