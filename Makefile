@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE ?= disabled
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test bench clean chromium
+.PHONY: setup demo test lint bench clean chromium
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else \
 	    echo "chromium missing and not root: install Debian's chromium (the HTML report test needs it)"; exit 1; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# ruff's configuration is in pyproject.toml; CI runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/pipeline_throughput.py
