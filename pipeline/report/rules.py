@@ -135,7 +135,7 @@ def build_rules(config: dict, ledger_columns: list[str] | tuple = ()) -> list[Fi
 
 
 def apply_overrides(rules: list[FilterRule], settings: list[str]) -> list[FilterRule]:
-    """`blur=500`, `watermark=0.7`, `resolution.min_side=300` -> new rules."""
+    """`blur=0.3`, `watermark=0.7`, `resolution.min_side=300` -> new rules."""
     by_name = {r.name: r for r in rules}
     out = {r.name: FilterRule(r.name, dict(r.params), r.cls, r.score_names, r.later) for r in rules}
     for item in settings:
