@@ -15,7 +15,7 @@ from pipeline.report.load import NotABuildError, load_build
 EPILOG = """examples:
   filter-report out/ds                                   what was kept, rejected and failed, and why
   filter-report out/ds --html report.html                the same as one HTML file, with images
-  filter-report out/ds --what-if blur=500 watermark=0.7 resolution.min_side=300
+  filter-report out/ds --what-if blur=0.3 watermark=0.7 resolution.min_side=300
   filter-report out/ds --export retry.parquet --status failed --reason timeout,http_503
   filter-report out/ds --export rejudge.parquet --status rejected --filter watermark
   filter-report out/ds --validate [--shards 'out/ds/shards/{00000..00009}.tar']
@@ -74,7 +74,7 @@ def _report(build, args, con, err) -> int:
     from pipeline.report.summary import summarize
     from pipeline.report.terminal import render_summary, render_what_if
 
-    rules = build_rules(build.config)
+    rules = build_rules(build.config, list(build.ledger.columns))
     if args.what_if:
         from pipeline.report.whatif import what_if
 

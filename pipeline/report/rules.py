@@ -6,6 +6,11 @@ the threshold fields of the filter's config, which the filters store under the s
 names (`self.threshold`, `self.min_side`, ...). So a `FilterRule` makes a bare instance
 of the filter class (no __init__, no model) carrying those config values, and calls its
 keep() on the ledger's score columns.
+
+A filter whose keep() needs state its __init__ derives (e.g. `concepts`, whose score
+names come from its prompts) cannot be replayed that way. For it the verdict is read
+from the ledger instead (rows kept or rejected by a later filter passed it, rows it
+rejected failed it, rows that left earlier are unknown), and what-if refuses to change it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from stages.registry import get_spec, list_stages
 THRESHOLD_FIELDS = {
     "resolution": {"min_side": "min_side", "pixels": "min_pixels", "aspect_ratio": "max_aspect_ratio"},
     "text": {"area_frac": "threshold", "boxes": "max_boxes"},
+    "watermark": {"prob": "threshold", "text_area": "defer_text_area"},
 }
 
 
@@ -48,25 +54,35 @@ class FilterRule:
     name: str
     params: dict  # the filter's config section, with any what-if overrides
     cls: type[Filter]
-
-    @property
-    def score_names(self) -> tuple[str, ...]:
-        return self.cls.score_names
+    score_names: tuple[str, ...] = ()  # the class's, or (dynamic ones) read from the ledger's columns
+    later: tuple[str, ...] = ()  # the filters that run after this one
 
     @property
     def columns(self) -> list[str]:
         return [f"{self.name}_{n}" for n in self.score_names]
 
     @property
-    def primary(self) -> str:
-        return self.columns[0]
+    def primary(self) -> str | None:
+        return self.columns[0] if self.columns else None
 
     def threshold_fields(self) -> dict[str, str]:
         """score column -> config field holding its threshold."""
-        table = THRESHOLD_FIELDS.get(self.name, {self.score_names[0]: "threshold"})
-        return {f"{self.name}_{s}": f for s, f in table.items()}
+        default = {self.score_names[0]: "threshold"} if self.score_names else {}
+        table = THRESHOLD_FIELDS.get(self.name, default)
+        return {f"{self.name}_{s}": f for s, f in table.items() if s in self.score_names}
 
-    def threshold(self, column: str) -> float | None:
+    @property
+    def replayable(self) -> bool:
+        """Whether the filter's keep() runs from its config alone (see the module doc)."""
+        if not self.score_names:
+            return False
+        try:
+            self.keep({n: np.zeros(1) for n in self.score_names})
+        except (AttributeError, KeyError, TypeError):
+            return False
+        return True
+
+    def threshold(self, column: str | None) -> float | None:
         field = self.threshold_fields().get(column)
         value = self.params.get(field) if field else None
         return None if value is None else float(value)
@@ -84,6 +100,8 @@ class FilterRule:
 
     def keep_rows(self, ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(scored, keep) per ledger row; keep is meaningful only where scored."""
+        if not self.replayable:
+            return self._verdict_from_ledger(ledger)
         scored = self.scored(ledger)
         keep = np.ones(len(ledger), dtype=bool)
         if scored.any():
@@ -92,31 +110,47 @@ class FilterRule:
         return scored, keep
 
 
-def build_rules(config: dict) -> list[FilterRule]:
-    """The build's enabled filters, in run order, as rules."""
+    def _verdict_from_ledger(self, ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        status, reason = ledger["status"].to_numpy(), ledger["reason"].to_numpy()
+        rejected_here = (status == "rejected") & (reason == self.name)
+        passed = (status == "kept") | ((status == "rejected") & np.isin(reason, list(self.later)))
+        return rejected_here | passed, ~rejected_here
+
+
+def build_rules(config: dict, ledger_columns: list[str] | tuple = ()) -> list[FilterRule]:
+    """The build's enabled filters, in run order, as rules. A filter class without fixed
+    score names (they come from its config) takes them from the ledger's columns."""
     section = config.get("filters", {})
     rules = []
     for spec in list_stages("filter"):
         params = spec.config.model_validate(section.get(spec.name, {})).model_dump()
         if params.get("enabled", True):
-            rules.append(FilterRule(spec.name, params, filter_class(spec.name)))
+            cls = filter_class(spec.name)
+            names = tuple(cls.score_names) or tuple(c[len(spec.name) + 1:] for c in ledger_columns if c.startswith(f"{spec.name}_"))
+            rules.append(FilterRule(spec.name, params, cls, names))
+    order = [r.name for r in rules]
+    for i, r in enumerate(rules):
+        r.later = tuple(order[i + 1:])
     return rules
 
 
 def apply_overrides(rules: list[FilterRule], settings: list[str]) -> list[FilterRule]:
-    """`blur=500`, `watermark=0.7`, `resolution.min_side=300` -> new rules."""
+    """`blur=0.3`, `watermark=0.7`, `resolution.min_side=300` -> new rules."""
     by_name = {r.name: r for r in rules}
-    out = {r.name: FilterRule(r.name, dict(r.params), r.cls) for r in rules}
+    out = {r.name: FilterRule(r.name, dict(r.params), r.cls, r.score_names, r.later) for r in rules}
     for item in settings:
         target, eq, value = item.partition("=")
         name, _, field = target.strip().partition(".")
         if not eq or not name or not value.strip():
-            raise WhatIfError(f"--what-if {item!r}: write FILTER=VALUE (its threshold) or FILTER.FIELD=VALUE, e.g. blur=500")
+            raise WhatIfError(f"--what-if {item!r}: write FILTER=VALUE (its threshold) or FILTER.FIELD=VALUE, e.g. blur=0.3")
         if name not in by_name:
             known = [s.name for s in list_stages("filter")]
             why = "did not run in this build (not enabled), so the ledger has no scores for it" if name in known else "is not a filter"
             raise WhatIfError(f"--what-if {item!r}: {name!r} {why}; filters of this build: {', '.join(by_name)}")
         rule = out[name]
+        if not rule.replayable:
+            raise WhatIfError(f"--what-if {item!r}: {name}'s keep() needs state its model builds, so it cannot be replayed "
+                              "from stored scores; rebuild with other thresholds instead")
         allowed = sorted(set(rule.threshold_fields().values()))
         field = field or "threshold"
         if field not in allowed:

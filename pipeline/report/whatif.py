@@ -1,4 +1,4 @@
-"""`--what-if blur=500 watermark=0.7`: counts per status and reason under other
+"""`--what-if blur=0.3 watermark=0.7`: counts per status and reason under other
 thresholds, from the ledger's stored scores, without running any model.
 
 Each kept or rejected row is replayed through the filters in run order with the

@@ -21,7 +21,7 @@ from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
 from tests.pipeline.hostile import closed_port
 
-FILTERS = {"resolution": {"min_side": 100}, "blur": {"threshold": 800}, "watermark": {"enabled": True, "threshold": 0.5}}
+FILTERS = {"resolution": {"min_side": 100}, "blur": {"threshold": 0.35}, "watermark": {"enabled": True, "threshold": 0.5}}
 BLUR_SIGMAS = (0.8, 1.2, 1.8, 2.5, 6.0)  # around the blur threshold, from just sharp enough to very blurred
 
 

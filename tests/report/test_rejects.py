@@ -23,7 +23,7 @@ def test_rejects_hold_capped_thumbnails_with_both_score_ends(report_build):
         tar = out / rejects.REJECTS_DIR / f"{lf.stem}.tar"
         assert tar.exists() == (len(rej) > 0), lf.stem
         for reason, group in rej.groupby("reason"):
-            col = {"blur": "blur_laplacian_var", "resolution": "resolution_min_side", "watermark": "watermark_prob"}[reason]
+            col = {"blur": "blur_sharpness", "resolution": "resolution_min_side", "watermark": "watermark_prob"}[reason]
             have = [k for k in group["key"] if k in thumbs]
             assert len(have) == min(len(group), rejects.PER_FILTER)
             ordered = group.sort_values([col, "key"])["key"].tolist()
@@ -42,8 +42,8 @@ def test_choose_caps_and_spreads():
     samples = []
     for i in range(20):
         s = Sample(f"k{i:02d}", i, {"url": f"http://x/{i}"}, image=StoredImage(np.zeros((4, 4, 3), np.uint8), b"jpg", 4, 4))
-        s.status, s.reason, s.scores = "rejected", "blur", {"blur_laplacian_var": float(100 - i)}
+        s.status, s.reason, s.scores = "rejected", "blur", {"blur_sharpness": float(100 - i)}
         samples.append(s)
     chosen = rejects.choose(samples, per_filter=5)
-    scores = sorted(s.scores["blur_laplacian_var"] for s in chosen)
+    scores = sorted(s.scores["blur_sharpness"] for s in chosen)
     assert len(chosen) == 5 and scores[0] == 81 and scores[-1] == 100

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.report.rules import FilterRule, filter_class
-from stages.registry import get_spec, list_stages
+from pipeline.report.rules import FilterRule, build_rules, filter_class
+from stages.registry import get_spec
 
 RNG = np.random.default_rng(0)
 
@@ -22,16 +22,40 @@ def test_rule_matches_the_built_filter(name):
     spec = get_spec(name)
     cfg = spec.config()
     built = spec.build(cfg)  # cheap filters build without a model
-    rule = FilterRule(name, cfg.model_dump(), filter_class(name))
+    rule = FilterRule(name, cfg.model_dump(), filter_class(name), filter_class(name).score_names)
     scores = _scores(rule)
     assert (rule.keep(scores) == built.keep(scores)).all()
 
 
-@pytest.mark.parametrize("spec", list_stages("filter"), ids=lambda s: s.name)
-def test_every_registered_filter_decides_from_its_config_alone(spec):
-    """Catches a filter whose keep() reads something its config does not hold."""
-    rule = FilterRule(spec.name, spec.config().model_dump(), filter_class(spec.name))
+REPLAYED = ["resolution", "blur", "watermark", "nsfw", "text"]
+
+
+@pytest.mark.parametrize("name", REPLAYED)
+def test_filters_decide_from_their_config_alone(name):
+    """Catches a filter whose keep() starts reading something its config does not hold."""
+    spec = get_spec(name)
+    cls = filter_class(name)
+    rule = FilterRule(name, spec.config().model_dump(), cls, cls.score_names)
+    assert rule.replayable
     keep = rule.keep(_scores(rule))
     assert keep.dtype == bool and keep.shape == (200,)
-    if spec.build.__module__.startswith("filters."):  # the project's filters (tests register toy ones too)
-        assert rule.threshold(rule.primary) is not None  # a threshold the report can draw
+    assert rule.threshold(rule.primary) is not None  # a threshold the report can draw
+
+
+def test_a_filter_that_cannot_be_replayed_reads_its_verdict_from_the_ledger():
+    """`concepts` derives its score names and thresholds from its prompts in __init__."""
+    import pandas as pd
+
+    from pipeline.report.rules import WhatIfError, apply_overrides
+
+    cols = ["concepts_violence", "concepts_max"]
+    rules = build_rules({"filters": {"concepts": {"enabled": True}, "blur": {"enabled": True}, "text": {"enabled": True}}}, cols)
+    (concepts,) = [r for r in rules if r.name == "concepts"]
+    assert not concepts.replayable and concepts.score_names == ("violence", "max")
+    ledger = pd.DataFrame({"status": ["kept", "rejected", "rejected", "rejected", "failed"],
+                           "reason": ["", "concepts", "blur", "text", "timeout"]})
+    scored, keep = concepts.keep_rows(ledger)
+    assert scored.tolist() == [True, True, False, True, False]  # blur runs before it: unknown
+    assert keep[scored].tolist() == [True, False, True]
+    with pytest.raises(WhatIfError, match="cannot be replayed"):
+        apply_overrides(rules, ["concepts=0.5"])

@@ -9,9 +9,9 @@ from pipeline.report.rules import WhatIfError, apply_overrides, build_rules
 from pipeline.report.whatif import what_if
 from tests.report.conftest import FILTERS, build, filter_report
 
-NEW = {"resolution": {"min_side": 200}, "blur": {"threshold": 300}, "watermark": {"enabled": True, "threshold": 0.3}}
-NEW_ARGS = ["resolution.min_side=200", "blur=300", "watermark=0.3"]
-OLD_ARGS = ["resolution.min_side=100", "blur=800", "watermark=0.5"]
+NEW = {"resolution": {"min_side": 200}, "blur": {"threshold": 0.25}, "watermark": {"enabled": True, "threshold": 0.3}}
+NEW_ARGS = ["resolution.min_side=200", "blur=0.25", "watermark=0.3"]
+OLD_ARGS = ["resolution.min_side=100", "blur=0.35", "watermark=0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def rerun(report_build, tmp_path_factory):
 
 def _predict(out, args):
     b = load_build(out)
-    w = what_if(b.ledger, apply_overrides(build_rules(b.config), args))
+    w = what_if(b.ledger, apply_overrides(build_rules(b.config, list(b.ledger.columns)), args))
     return b.ledger, w
 
 
@@ -78,7 +78,8 @@ def test_unscored_samples_give_bounds_that_hold(report_build, rerun):
 
 def test_what_if_settings_are_checked(report_build):
     out, _, _ = report_build
-    rules = build_rules(load_build(out).config)
+    b = load_build(out)
+    rules = build_rules(b.config, list(b.ledger.columns))
     for bad, says in [("blurr=3", "is not a filter"), ("nsfw=0.5", "did not run in this build"), ("blur=abc", "valid number"),
                       ("watermark=1.5", "less than or equal to 1"), ("resolution=5", "resolution.min_side"),
                       ("blur.analysis_side=64", "change the scores"), ("blur", "FILTER=VALUE")]:
@@ -86,4 +87,4 @@ def test_what_if_settings_are_checked(report_build):
             apply_overrides(rules, [bad])
     proc = filter_report(out, "--what-if", "blurr=3", check_rc=2)
     assert "'blurr' is not a filter" in proc.stderr
-    assert FILTERS["blur"]["threshold"] == 800  # the build's own thresholds are untouched
+    assert FILTERS["blur"]["threshold"] == 0.35  # the build's own thresholds are untouched
