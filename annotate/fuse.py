@@ -258,7 +258,7 @@ class CaptionFuser(Annotator):
         return [fuse(m.get("caption"), m.get("annotations") or {}, self.cfg) for m in meta]
 
 
-@register_stage("fused", kind="annotator", config=FusedConfig, order=90)
+@register_stage("fused", kind="annotator", config=FusedConfig, order=90, pool="cpu")
 def build_fuser(cfg: FusedConfig) -> CaptionFuser:
     stage = CaptionFuser(cfg)
     stage.resources = Resources(pool="cpu", batch_size=cfg.batch_size)

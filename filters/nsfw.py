@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, ort_providers, require_file, torch_device
+from filters.devices import model_load_error, ort_providers, require_file
 from stages.base import Resources
 from stages.registry import register_stage
 
@@ -155,43 +155,39 @@ def save_clip_head(path: str, weights: list[tuple[np.ndarray, np.ndarray]], outp
 
 
 class ClipNsfw:
-    """open_clip image tower + ClipNsfwHead. `__call__(images) -> P(nsfw)` per image."""
+    """open_clip image tower + ClipNsfwHead. `__call__(images) -> P(nsfw)` per image.
+
+    The CLIP model is the process-wide shared one (filters/clip_encoder.py): with the
+    concepts filter on the same CLIP weights, each image is embedded once for both.
+    """
 
     def __init__(self, clip_model: str, clip_weights: str | None, head_path: str | None, device: str = "auto"):
-        import open_clip
+        from filters.clip_encoder import get_clip_encoder
 
-        if not clip_weights:
+        if not clip_weights and not clip_model.startswith("hf-hub:"):
             raise ValueError(f"{_SETTING}.clip_weights: required when backend is 'clip' (an open_clip checkpoint file for {clip_model!r})")
         if not head_path:
             raise ValueError(f"{_SETTING}.head_path: required when backend is 'clip' (a safetensors NSFW head, see filters/nsfw.py)")
         hint = "set it to an existing file or use backend: open_nsfw (the bundled default)"
-        clip_weights = require_file(clip_weights, f"{_SETTING}.clip_weights", hint)
+        if clip_weights:
+            clip_weights = require_file(clip_weights, f"{_SETTING}.clip_weights", hint)
         head_path = require_file(head_path, f"{_SETTING}.head_path", hint)
-        self.device = torch_device(device)
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(clip_model, pretrained=clip_weights, device=self.device)
-        except Exception as exc:
-            raise model_load_error(f"{_SETTING}.clip_weights", clip_weights, exc, f"it must be an open_clip checkpoint for {clip_model!r} (filters.nsfw.clip_model)") from exc
-        self.model = model.eval()
-        self.preprocess = preprocess
+        self.encoder = get_clip_encoder(clip_model, clip_weights, device, setting=_SETTING)
+        self.model, self.preprocess, self.device = self.encoder.model, self.encoder.preprocess, self.encoder.device
         try:
             self.head = ClipNsfwHead(head_path, self.device)
         except Exception as exc:
             raise model_load_error(f"{_SETTING}.head_path", head_path, exc, "it must be a safetensors head written by filters.nsfw.save_clip_head") from exc
-        embed_dim = self.model.visual.output_dim
-        if self.head.in_dim != embed_dim:
-            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, {clip_model} gives {embed_dim}-d")
+        if self.head.in_dim != self.encoder.embed_dim:
+            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, {clip_model} gives {self.encoder.embed_dim}-d")
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         import torch
-        from PIL import Image
 
         if not images:
             return np.zeros(0, dtype=np.float64)
-        x = torch.stack([self.preprocess(Image.fromarray(im)) for im in images]).to(self.device)
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
-            emb = self.model.encode_image(x)
-            p = self.head(emb)
+        with torch.inference_mode():
+            p = self.head(self.encoder.embed_images(images))
         return p.float().cpu().numpy().astype(np.float64)
 
 

@@ -1,6 +1,18 @@
-"""URL units: img2dataset's Downloader fetches them (its thread pool, timeouts,
-retries, robots headers), with our resizer (safe decode, kept in memory) and an
-in-memory sample writer instead of its tar writer, so nothing is written twice."""
+"""URL units: img2dataset's Downloader fetches them (its thread pool, shard reading,
+X-Robots-Tag check), with our capped fetch (pipeline/fetch.py), our resizer (safe
+decode, kept in memory) and an in-memory sample writer instead of its tar writer, so
+nothing is written twice.
+
+Why a patched fetch: img2dataset 1.47's Downloader reads each body whole with
+urllib, with no byte limit and a per-read timeout, and follows redirects (to any
+address) inside urllib. It has no fetcher argument: its thread pool calls the
+module-level `img2dataset.downloader.download_image_with_retry(row, timeout, retries,
+user_agent_token, disallowed_header_directives)` by name. We replace that one name,
+once, with a function that fetches through `pipeline.fetch` when `timeout` is a
+FetchPolicy (which we pass as the Downloader's `timeout`; it reaches only that call)
+and otherwise calls the original, so any other use of img2dataset in the process is
+unchanged. Import fails loudly if a future img2dataset stops calling that name.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import img2dataset.downloader as i2d_downloader
 import pyarrow as pa
 from img2dataset.downloader import Downloader
 
 from pipeline.config import DownloadConfig
 from pipeline.decode import Img2DatasetResizer
+from pipeline.fetch import FetchError, FetchPolicy, fetch_bytes, policy_for
 from pipeline.sample import Sample
 
 _HTTP_CODE = re.compile(r"HTTP Error (\d{3})")
@@ -36,6 +50,40 @@ def classify_download_error(message: str) -> str:
     if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low:
         return f"dns_error: {message}"
     return f"download_error: {message}"
+
+
+def _calls_name(code, name: str) -> bool:
+    return name in code.co_names or any(_calls_name(c, name) for c in code.co_consts if hasattr(c, "co_names"))
+
+
+_I2D_FETCH = "download_image_with_retry"
+if not _calls_name(Downloader.download_shard.__code__, _I2D_FETCH) or not hasattr(i2d_downloader, _I2D_FETCH):
+    raise ImportError(
+        f"img2dataset's Downloader no longer calls {_I2D_FETCH}; the byte/time caps and address checks of "
+        "pipeline/fetch.py cannot be applied. Install the pinned img2dataset (constraints.txt)."
+    )
+_original_fetch = getattr(i2d_downloader, _I2D_FETCH)
+
+
+def _capped_download_image_with_retry(row, timeout, retries, user_agent_token, disallowed_header_directives):
+    """img2dataset's signature and return value ((key, stream or None, error or None))."""
+    if not isinstance(timeout, FetchPolicy):
+        return _original_fetch(row, timeout, retries, user_agent_token, disallowed_header_directives)
+    key, url = row
+
+    def robots(headers):  # img2dataset's own X-Robots-Tag rule, before the body is read
+        if disallowed_header_directives and i2d_downloader.is_disallowed(
+            headers, user_agent_token, disallowed_header_directives
+        ):
+            raise FetchError("robots_disallowed", "use of image disallowed by X-Robots-Tag directive")
+
+    try:
+        return key, fetch_bytes(url, timeout, retries=retries, check_headers=robots), None
+    except FetchError as err:
+        return key, None, str(err)
+
+
+setattr(i2d_downloader, _I2D_FETCH, _capped_download_image_with_retry)
 
 
 def _memory_writer_class(by_key: dict[str, Sample], resizer: Img2DatasetResizer, on_sample):
@@ -88,7 +136,7 @@ def download_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[S
             extract_exif=False,
             output_folder=tmp,
             column_list=["url", "sample_key"],
-            timeout=cfg.timeout,
+            timeout=policy_for(cfg),  # see the module docstring: reaches our capped fetch
             number_sample_per_shard=max(10, len(todo)),
             oom_shard_count=5,
             compute_hash=None,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from pipeline.config import FolderSource, UrlListSource, VideoSource, WorkflowConfig
+from pipeline.config import FolderSource, UrlListSource, VideoSource, WebDatasetSource, WorkflowConfig
 from pipeline.keys import KeyAssigner, source_key
 
 URL_LIST_READERS = {
@@ -34,7 +34,7 @@ class SourceError(ValueError):
 @dataclass
 class Unit:
     unit_id: int
-    kind: str  # "url" | "file" | "video"
+    kind: str  # "url" | "file" | "video" | "webdataset"
     items: list[dict] = field(default_factory=list)
 
     @property
@@ -113,6 +113,21 @@ def list_folder(src: FolderSource) -> list[Path]:
     return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in exts)
 
 
+def expand_shards(pattern: str) -> list[str]:
+    """The shard files of a brace pattern; every one must exist."""
+    from braceexpand import braceexpand
+
+    paths = list(braceexpand(pattern))
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise SourceError(
+            f"webdataset source {pattern}: {len(missing)} of {len(paths)} shard files do not exist, "
+            f"e.g. {', '.join(missing[:3])}{more}; check the path and the brace range"
+        )
+    return paths
+
+
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -142,6 +157,10 @@ def plan_units(cfg: WorkflowConfig) -> list[Unit]:
                       "every_seconds": src.every_seconds, "keyframes": src.keyframes}],
                 )
             )
+        elif isinstance(src, WebDatasetSource):
+            for shard in expand_shards(src.path):
+                units.append(Unit(0, "webdataset", [{"path": shard, "caption": "", "extra": {},
+                                                     "key": source_key(shard), "error": None}]))
     size = cfg.output.shard_size
     planned = [Unit(0, "url", chunk) for chunk in _chunks(url_items, size)]
     planned += [Unit(0, "file", chunk) for chunk in _chunks(file_items, size)]

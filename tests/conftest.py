@@ -9,5 +9,7 @@ for _k, _v in {
     "YOLO_AUTOINSTALL": "false",
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # test-only stages (probe, explode), registered like a user's own stage module
+    "ASCAN_T2I_STAGES": "tests.stages_for_tests",
 }.items():
     os.environ.setdefault(_k, _v)

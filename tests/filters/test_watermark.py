@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def wm():
-    return WatermarkFilter()
+    # the model alone: the text-image rule (defer_text_area) is tested in test_reasons.py
+    return WatermarkFilter(defer_text_area=None)
 
 
 @pytest.fixture(scope="module")
