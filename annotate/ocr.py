@@ -69,7 +69,7 @@ class OcrAnnotator(Annotator):
         for f in ("craft_mlt_25k.pth", "english_g2.pth"):  # check both before loading either
             require_file(os.path.join(model_dir, f), f"{_SETTING}.model_dir", _HINT)
         try:
-            self.reader = easyocr.Reader(["en"], gpu=self.device.type == "cuda", model_storage_directory=model_dir,
+            self.reader = easyocr.Reader(["en"], gpu=str(self.device) if self.device.type == "cuda" else False, model_storage_directory=model_dir,
                                          download_enabled=False, verbose=False)
         except Exception as exc:
             raise model_load_error(f"{_SETTING}.model_dir", model_dir, exc, _HINT) from exc
