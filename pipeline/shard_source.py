@@ -22,6 +22,7 @@ from pipeline.config import DownloadConfig
 from pipeline.decode import DecodeError, prepare_image
 from pipeline.keys import source_key
 from pipeline.sample import Sample
+from pipeline.sources import InputItem
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 # WebDataset's rule: the key is the member path up to the first dot of its file name.
@@ -62,18 +63,18 @@ def _source(shard: str, key: str, parts: dict[str, bytes], extra: dict) -> dict:
     return src
 
 
-def load_shard_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
-    shard = it["path"]
+    shard = it.location
     samples: list[Sample] = []
 
     def failure(error: str) -> Sample:
-        s = Sample(f"{it['key']}_error", len(samples), {"kind": "webdataset", "path": shard, "caption": ""})
+        s = Sample(f"{it.key}_error", len(samples), {"kind": "webdataset", "path": shard, "caption": ""})
         s.fail(error)
         return s
 
-    if it["error"]:
-        return [failure(it["error"])]
+    if it.error:
+        return [failure(it.error)]
     seen: dict[str, int] = {}
     try:
         with tarfile.open(shard, mode="r|*") as tar:
@@ -81,7 +82,7 @@ def load_shard_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[
                 n = seen.get(key, 0)
                 seen[key] = n + 1
                 s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples),
-                           _source(shard, key, parts, it["extra"]))
+                           _source(shard, key, parts, it.extra))
                 samples.append(s)
                 ext = next((e for e in IMAGE_EXTS if e in parts), None)
                 if ext is None:

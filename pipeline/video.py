@@ -22,6 +22,7 @@ from pipeline.decode import prepare_array
 from pipeline.fetch import FetchError, fetch, policy_for
 from pipeline.keys import frame_key
 from pipeline.sample import Sample
+from pipeline.sources import InputItem
 
 
 class _Sampler:
@@ -53,19 +54,19 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def load_video_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def load_video_unit(items: list[InputItem], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
-    video = it["path"]
-    base = {"kind": "video_frame", "path": video, "caption": it["caption"], **it["extra"]}
+    video = it.location
+    base = {"kind": "video_frame", "path": video, "caption": it.caption, **it.extra}
     samples: list[Sample] = []
 
     def failure(error: str) -> Sample:
-        s = Sample(f"{it['key']}_error", len(samples), {**base, "kind": "video"})
+        s = Sample(f"{it.key}_error", len(samples), {**base, "kind": "video"})
         s.fail(error)
         return s
 
-    if it["error"]:
-        return [failure(it["error"])]
+    if it.error:
+        return [failure(it.error)]
     if "://" not in video:
         return _decode_video(video, video, it, cfg, on_sample, samples, failure, base)
     with tempfile.NamedTemporaryFile(prefix="video-dl-", suffix=".bin") as tmp:
@@ -84,12 +85,12 @@ def _decode_video(local: str, video: str, it: dict, cfg: DownloadConfig, on_samp
     except Exception as err:  # noqa: BLE001 - PyAV raises many kinds for unreadable input
         return [failure(f"video_open_error: cannot open {video}: {err}")]
     last_t = None
-    sampler = _Sampler(it["every_seconds"], it["keyframes"])
+    sampler = _Sampler(it.video.every_seconds, it.video.keyframes)
     try:
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if it["keyframes"] and it["every_seconds"] is None:
+            if it.video.keyframes and it.video.every_seconds is None:
                 stream.codec_context.skip_frame = "NONKEY"  # decode keyframes only: much faster
             declared = _declared_duration(container, stream)
             frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1

@@ -77,7 +77,11 @@ def discover() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         importlib.import_module(ep.value)
     for name in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ImportError(f"${MODULES_ENV} names the stage module {name!r}, which cannot be imported ({err}); "
+                              "put its folder on PYTHONPATH or fix the name") from err
 
 
 def list_stages(kind: str | None = None) -> list[StageSpec]:
