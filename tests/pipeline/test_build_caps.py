@@ -168,12 +168,12 @@ def test_private_addresses_blocked_by_default(ray_session, private_server, tmp_p
 
 def test_video_url_has_its_own_deadline():
     """A drip-fed video URL fails as timeout at download.video_max_seconds (one failed row)."""
+    from pipeline.sources import InputItem, VideoSampling
     from pipeline.video import load_video_unit
 
     cfg = DownloadConfig(allow_private_networks=[f"{PUBLIC}/32"], video_max_seconds=1.5, timeout=1.0)
     with hs.RouteServer(PUBLIC, {"/slow.mp4": hs.drip(0.2)}) as server:
-        item = {"path": server.url("slow.mp4"), "caption": "", "extra": {}, "key": "v", "error": None,
-                "every_seconds": 1.0, "keyframes": False}
+        item = InputItem("v", server.url("slow.mp4"), video=VideoSampling(every_seconds=1.0, keyframes=False))
         t0 = time.monotonic()
         (row,) = load_video_unit([item], cfg, lambda s: None)
         took = time.monotonic() - t0
