@@ -2,6 +2,7 @@
 
     python bench/filter_throughput.py                 # CPU (and CUDA too when present)
     python bench/filter_throughput.py --device cpu --batch-sizes 1 16 --seconds 20
+    python bench/filter_throughput.py --device cpu --threads 1 --only text text_craft --batch-sizes 8
 
 Images: the real photos of filters/photos.py resized so the long side is 512 (aspect
 kept), like the pipeline's stored images. Each (filter, batch size) runs one
@@ -36,7 +37,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def builders(device):
+def builders(device, threads=0):
     from filters.blur import BlurFilter
     from filters.nsfw import NsfwFilter
     from filters.text import TextFilter
@@ -46,7 +47,8 @@ def builders(device):
         "blur": lambda: BlurFilter(),
         "watermark": lambda: WatermarkFilter(device=device),
         "nsfw": lambda: NsfwFilter(device=device),
-        "text": lambda: TextFilter(device=device),
+        "text": lambda: TextFilter(device=device, num_threads=threads),  # PP-OCR det (default)
+        "text_craft": lambda: TextFilter(detector="craft", device=device),
     }
 
 
@@ -72,18 +74,21 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--seconds", type=float, default=15.0, help="minimum timed seconds per cell")
-    ap.add_argument("--only", nargs="+", default=["blur", "watermark", "nsfw", "text"])
+    ap.add_argument("--only", nargs="+", default=["blur", "watermark", "nsfw", "text", "text_craft"])
+    ap.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0 = their defaults)")
     args = ap.parse_args(argv)
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     images = [load_photo(n, 512) for n in CLEAN_PHOTOS]
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
     print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512\n")
     print("| filter | load s | " + " | ".join(f"batch {b} img/s" for b in args.batch_sizes) + " |")
     print("|---|---|" + "---|" * len(args.batch_sizes))
-    for name, build in builders(dev).items():
+    for name, build in builders(dev, args.threads).items():
         if name not in args.only:
             continue
         t = time.perf_counter()

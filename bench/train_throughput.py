@@ -117,7 +117,9 @@ def stage_row(cfg_dict, stage, shards, steps, batch, device, label):
         shape = ",".join(sorted({f"{b['bucket'][0]}x{b['bucket'][1]}" for b in batches}))
     secs, images = timed_steps(task, model, batches, steps, device)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    return f"| {label} | {stage} ({sc.task}) | {cfg.models.classifier.name if stage == 1 else cfg.models.unet.name} | {params:.2f} | {shape} | {batch} | {images / secs:.2f} | {steps / secs:.3f} |"
+    name = cfg.models.classifier.name if stage == 1 else cfg.models.unet.name
+    cells = [label, f"{stage} ({sc.task})", name, f"{params:.2f}", shape, batch, f"{images / secs:.2f}", f"{steps / secs:.3f}"]
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 def loader_row(shards, batch, workers, resolution=64) -> float:
@@ -173,7 +175,9 @@ def unet_rows(cfg_dict, shards, steps, batch, device, pairs) -> list[str]:
         for name, model in ((ascan_name, a), (f"UNet2DConditionModel {dif_kwargs['widths']}", d)):
             secs, images = timed_steps(task, model.train(), batches, steps, device)
             params = sum(p.numel() for p in model.parameters()) / 1e6
-            rows.append(f"| {name} | {params:.2f} | {cfg.stages[2].resolution} px ({cfg.stages[2].resolution // 4} latent) | {batch} | {images / secs:.2f} | {1000 * secs / steps:.0f} |")
+            res = cfg.stages[2].resolution
+            cells = [name, f"{params:.2f}", f"{res} px ({res // 4} latent)", batch, f"{images / secs:.2f}", f"{1000 * secs / steps:.0f}"]
+            rows.append("| " + " | ".join(map(str, cells)) + " |")
     return rows
 
 

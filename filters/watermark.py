@@ -16,18 +16,36 @@ Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 Default threshold 0.5 (the trained model's probabilities are calibrated on balanced
 data; precision/recall at 0.5 on held-out photos and held-out watermark styles are in
 bench/README.md). For "laion" HELM uses 0.8 because that model also fires on ordinary text.
+
+Text images are the text filter's call, not this one's (`defer_text_area`, default 0.03,
+the text filter's own threshold): the watermark model fires on ANY text, so a page, a
+poster or a meme would otherwise be rejected here as `watermark` (it runs before the text
+filter), and a user who turns the text filter off to keep text images would still lose
+them. So this filter never rejects an image whose detected text covers more than
+`defer_text_area` of it: with the text filter on such an image is rejected as `text`,
+with it off it is kept, whatever the order the filters run in. The text boxes are
+computed once per image (filters/text.py `detect_text`: whichever filter runs first
+detects, the other reuses `filter_outputs["text"]`). The price: a watermark whose text
+covers more than 3 % of the image (a big centred or tiled mark) is rejected as `text`
+when the text filter is on, and kept when it is off (bench/README.md measures how many).
+Ledger columns: `watermark_prob` (the model's raw probability), `watermark_text_area`.
 """
 
 from __future__ import annotations
 
+from typing import Literal, Optional
 import os
 
 import numpy as np
+from pydantic import Field
 
-from filters.base import Filter
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.devices import model_load_error, require_file, torch_device
+from stages.base import Resources
+from stages.registry import register_stage
 
 DEFAULT_WATERMARK_THRESHOLD = 0.5
+DEFAULT_DEFER_TEXT_AREA = 0.03  # = the text filter's default threshold
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "watermark_default.safetensors")
 _SETTING = "filters.watermark"
@@ -35,11 +53,20 @@ _SETTING = "filters.watermark"
 
 class WatermarkFilter(Filter):
     name = "watermark"
-    score_names = ("prob",)
+    score_names = ("prob", "text_area")
 
     def __init__(self, threshold: float = DEFAULT_WATERMARK_THRESHOLD, arch: str = "default",
-                 model_path: str | None = None, device: str = "auto", batch_size: int = 32):
+                 model_path: str | None = None, device: str = "auto", batch_size: int = 32,
+                 defer_text_area: float | None = DEFAULT_DEFER_TEXT_AREA, text_filter=None):
         self.threshold = threshold
+        self.defer_text_area = defer_text_area
+        # Measures text coverage with the text filter's default settings, so that filter
+        # (at its defaults) reuses the boxes left in meta instead of detecting again.
+        self.text = None
+        if defer_text_area is not None:
+            from filters.text import TextFilter
+
+            self.text = text_filter or TextFilter(device=device)
         self.batch_size = batch_size
         self.arch = arch
         from filters.watermark_net import load_laion_model, load_watermark_net
@@ -80,7 +107,33 @@ class WatermarkFilter(Filter):
 
     def score(self, images, meta):
         probs = [self._forward(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
-        return {"prob": np.concatenate(probs) if probs else np.zeros(0, dtype=np.float64)}
+        prob = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float64)
+        # Text coverage only matters where the model fires: detect text there only.
+        area = np.zeros(len(images), dtype=np.float64)
+        firing = np.flatnonzero(prob >= self.threshold)
+        if self.text is not None and len(firing):
+            area[firing] = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
+        return {"prob": prob, "text_area": area}
 
     def keep(self, scores):
-        return scores["prob"] < self.threshold
+        keep = scores["prob"] < self.threshold
+        if self.defer_text_area is not None and "text_area" in scores:
+            keep |= scores["text_area"] > self.defer_text_area  # a text image: the text filter decides
+        return keep
+
+
+class WatermarkConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_WATERMARK_THRESHOLD, ge=0, le=1, description="reject if P(watermark) >= threshold")
+    arch: Literal["default", "laion"] = Field("default", description="default = the project's WatermarkNet; laion = LAION's efficientnet_b3a detector")
+    model_path: Optional[str] = Field(None, description="weights; unset = filters/weights/watermark_default.safetensors (arch default only)")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+    defer_text_area: Optional[float] = Field(DEFAULT_DEFER_TEXT_AREA, ge=0, le=1, description="never reject an image whose text covers more than this (a text image: the text filter decides); null = no text check")
+
+
+@register_stage("watermark", kind="filter", config=WatermarkConfig, order=30)
+def build_watermark_filter(cfg: WatermarkConfig) -> WatermarkFilter:
+    stage = WatermarkFilter(cfg.threshold, cfg.arch, cfg.model_path, cfg.device, cfg.batch_size, cfg.defer_text_area)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from filters.config import FiltersConfig
+from pipeline.config import FiltersConfig
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwFilter, save_clip_head
 from filters.photos import CLEAN_PHOTOS, load_photo
-from filters.registry import build_filters
+from stages.registry import build_stages
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_missing_model_path_names_setting(tmp_path):
 
 def test_registry_builds_default_threshold():
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "nsfw": {"enabled": True}})
-    (f,) = build_filters(cfg)
+    (f,) = build_stages(cfg, "filter")
     assert isinstance(f, NsfwFilter) and f.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
 
 
@@ -100,7 +100,7 @@ def test_clip_head_backend(tiny_clip, photos):
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
         "nsfw": {"enabled": True, "backend": "clip", "clip_model": "tiny-test-clip",
                  "clip_weights": str(d / "tiny.pt"), "head_path": str(d / "head.safetensors"), "threshold": 0.5}})
-    (f,) = build_filters(cfg)
+    (f,) = build_stages(cfg, "filter")
     ims = photos[:4]
     s = f.score(ims, [{} for _ in ims])["prob"]
     # The same numbers computed by hand from the saved model and head weights.

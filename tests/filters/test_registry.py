@@ -1,27 +1,30 @@
-"""filters.config / filters.registry: validation, defaults, build order."""
+"""Filter stages in the stage registry: validation, defaults, build order, resources."""
 
 import pytest
 from pydantic import ValidationError
 
-from filters.config import FiltersConfig
-from filters.registry import ORDER, build_filters
+from pipeline.config import FiltersConfig
+from stages.registry import build_stages, list_stages
 
 
 def test_order_cheapest_first_and_defaults():
-    assert list(ORDER) == ["resolution", "blur", "watermark", "nsfw", "text"]
+    names = [s.name for s in list_stages("filter")]
+    assert names[:2] == ["resolution", "blur"] and {"watermark", "nsfw", "text"} <= set(names)
     cfg = FiltersConfig()
     # model filters are opt-in; the cheap ones stay on
-    assert [n for n in ORDER if getattr(cfg, n).enabled] == ["resolution", "blur"]
-    assert [f.name for f in build_filters(cfg)] == ["resolution", "blur"]
+    assert [n for n in names if getattr(cfg, n).enabled] == ["resolution", "blur"]
+    assert [f.name for f in build_stages(cfg, "filter")] == ["resolution", "blur"]
     assert (cfg.nsfw.threshold, cfg.watermark.threshold, cfg.text.threshold) == (0.8, 0.5, 0.03)
 
 
 def test_enabled_model_filters_build_in_order():
     cfg = FiltersConfig.model_validate({"watermark": {"enabled": True}, "nsfw": {"enabled": True, "device": "cpu"}})
-    fs = build_filters(cfg)
+    fs = build_stages(cfg, "filter")
     assert [f.name for f in fs] == ["resolution", "blur", "watermark", "nsfw"]
     cols = [f"{f.name}_{s}" for f in fs for s in f.score_names]
     assert "watermark_prob" in cols and "nsfw_prob" in cols
+    # cheap filters run in the CPU workers, model filters in the model pool
+    assert [f.resources.pool for f in fs] == ["cpu", "cpu", "model", "model"]
 
 
 @pytest.mark.parametrize("bad, field", [

@@ -1,4 +1,4 @@
-"""TextFilter (EasyOCR CRAFT detector): text-heavy images rejected, photos kept, boxes
+"""TextFilter (PP-OCR det by default, CRAFT selectable): text-heavy images rejected, photos kept, boxes
 kept in filter_outputs for the OCR annotator, batching, recognition, errors."""
 
 import numpy as np
@@ -9,7 +9,7 @@ from filters.photos import load_photo
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
 from filters.watermark_synth import _font, add_text_overlay
 
-TEXT_HEAVY = ("page", "text")
+TEXT_HEAVY = ("page",)  # text.png (slanted handwriting) is a known PP-OCR miss (bench/README.md)
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
@@ -41,9 +41,9 @@ def test_decisions(text_filter, scored):
     for n in PHOTOS:
         assert keep[n], (n, area)
         assert area[n] < DEFAULT_TEXT_THRESHOLD / 2
-    assert area["page"] > 0.3  # a full page of text
+    assert area["page"] > 0.15  # a full page of text (tight line boxes)
     counts = dict(zip(names, s["boxes"]))
-    assert counts["page"] >= 8 and counts["chelsea_meme"] >= 2
+    assert counts["page"] >= 5 and counts["chelsea_meme"] >= 2
     assert text_filter.details(s, text_filter.keep(s))[names.index("page")] == "area_frac"
 
 
@@ -89,10 +89,35 @@ def test_recognize_reads_rendered_text():
 
 def test_missing_model_names_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*craft_mlt_25k\.pth does not exist"):
-        TextFilter(model_dir=str(tmp_path))
+        TextFilter(detector="craft", model_dir=str(tmp_path))
     (tmp_path / "craft_mlt_25k.pth").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match=r"filters\.text\.model_dir: could not load"):
-        TextFilter(model_dir=str(tmp_path))
+        TextFilter(detector="craft", model_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_path: .*det\.onnx does not exist"):
+        TextFilter(model_path=str(tmp_path / "det.onnx"))
+    (tmp_path / "det.onnx").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"filters\.text\.model_path: could not load"):
+        TextFilter(model_path=str(tmp_path / "det.onnx"))
+
+
+def test_craft_still_selectable(images):
+    f = TextFilter(detector="craft")
+    meta = [{}, {}]
+    s = f.score([images["page"], images["astronaut"]], meta)
+    assert list(f.keep(s)) == [False, True]
+    assert meta[0]["filter_outputs"]["text"]["detector"] == "craft" and len(meta[0]["filter_outputs"]["text"]["boxes"]) >= 8
+
+
+def test_no_giant_box_on_textures(text_filter):
+    # coffee.png's latte foam and cell.png's cells gave one compact box over 9-30 % of the
+    # photo before drop_blobs; a text line is long and thin.
+    ims = [load_photo(n, 512) for n in ("coffee", "cell")]
+    meta = [{}, {}]
+    s = text_filter.score(ims, meta)
+    assert text_filter.keep(s).all(), s
+    for im, m in zip(ims, meta):
+        for x0, y0, x1, y1 in m["filter_outputs"]["text"]["boxes"]:
+            assert (x1 - x0) * (y1 - y0) < 0.02 * im.shape[0] * im.shape[1]
 
 
 def test_recognizer_missing_names_setting(tmp_path):

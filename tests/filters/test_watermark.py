@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from filters.config import FiltersConfig
+from pipeline.config import FiltersConfig
 from filters.photos import WATERMARK_SPLIT, load_photo
-from filters.registry import build_filters
+from stages.registry import build_stages
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from filters.watermark_synth import LAYOUTS, add_watermark
@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def wm():
-    return WatermarkFilter()
+    # the model alone: the text-image rule (defer_text_area) is tested in test_reasons.py
+    return WatermarkFilter(defer_text_area=None)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_missing_model_path_names_setting(tmp_path):
     missing = str(tmp_path / "y.safetensors")
     cfg = FiltersConfig.model_validate({"watermark": {"enabled": True, "model_path": missing}})
     with pytest.raises(FileNotFoundError, match=r"filters\.watermark\.model_path: .*y\.safetensors does not exist; .*bundled default"):
-        build_filters(cfg)
+        build_stages(cfg, "filter")
     with pytest.raises(ValueError, match=r"filters\.watermark\.model_path: required when arch is 'laion'"):
         WatermarkFilter(arch="laion")
     bad = tmp_path / "bad.safetensors"
@@ -98,7 +99,7 @@ def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
                                         "watermark": {"enabled": True, "arch": "laion", "model_path": str(path), "threshold": 0.8}})
-    (f,) = build_filters(cfg)
+    (f,) = build_stages(cfg, "filter")
     ims = heldout[0][:2]
     p = f.score(ims, [{} for _ in ims])["prob"]
     with torch.no_grad():

@@ -1,0 +1,40 @@
+"""The Annotator stage: describes each kept sample; the result lands in
+`json.annotations[name]` of its shard sample (shape in README, "Sample format").
+
+Annotators are Stages (stages/base.py): plain Python objects, no Ray, each testable
+alone. `annotate` gets a batch of stored RGB images and one meta dict per image; meta
+holds the sizes, the alt text (`caption`), the outputs of the filters that ran
+(`filter_outputs`, e.g. the text filter's boxes) and the annotations made so far
+(`annotations`, by the annotators that ran before this one).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from stages.base import Stage
+
+
+class AnnotatorConfig(BaseModel):
+    """Fields every annotator's config section has (subclass it for the rest)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    enabled: bool = False
+    required: bool = Field(True, description="false: if the model cannot be loaded, skip this annotator with a warning in the manifest")
+    batch_size: int = Field(16, ge=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
+
+
+class Annotator(Stage):
+    kind = "annotator"
+    name: ClassVar[str] = "annotator"
+
+    def annotate(self, images: list[np.ndarray], meta: list[dict]) -> list[dict]:
+        """One JSON-able dict per sample, including the `model` that made it."""
+        raise NotImplementedError
+
+    def process(self, images, meta) -> list[dict]:
+        return self.annotate(images, meta)

@@ -1,0 +1,130 @@
+"""Unwanted-concepts filter: zero-shot CLIP scores for violence, gore, weapons (or any
+concepts the workflow lists), from the image embedding and a few text prompts per concept.
+
+For each concept c, with s(prompts) = the best cosine similarity between the image
+embedding and those prompts' text embeddings, and the CLIP model's own logit scale t:
+
+    P(c) = softmax(t * [s(prompts of c), s(neutral prompts)])[0]
+
+i.e. "is the image closer to this concept than to an ordinary photo?". Reject when
+P(c) >= the concept's threshold for any concept (`threshold`, per concept overrides in
+`thresholds`); the ledger's `detail` names the concepts that fired. Score columns:
+`concepts_<name>` per concept, and `concepts_max`.
+
+Model: an open_clip model shared with the NSFW filter's `clip` backend in the same
+process (filters/clip_encoder.py: one model object, each image embedded once for both).
+No CLIP weights ship offline: set `clip_weights` to an open_clip checkpoint (see README,
+"Filters"), or `clip_model: hf-hub:ORG/REPO` with the model in the Hugging Face cache. The
+default threshold 0.8 is NOT calibrated on real weights here (none are available offline):
+tune it with `score_all: true` and the filter report on your data.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from filters.base import DEVICE_FIELD, Filter, FilterConfig
+from stages.base import Resources
+from stages.registry import register_stage
+
+_SETTING = "filters.concepts"
+DEFAULT_CONCEPT_THRESHOLD = 0.8
+DEFAULT_PROMPTS = {
+    "violence": ["a photo of violence", "a photo of people fighting", "a photo of a violent assault", "a photo of a riot"],
+    "gore": ["a photo of gore", "a photo of a bloody wound", "a photo of blood and injuries", "a photo of a dead body"],
+    "weapons": ["a photo of a gun", "a photo of a person holding a weapon", "a photo of a rifle", "a photo of a knife used as a weapon"],
+}
+DEFAULT_NEUTRAL = ["a photo", "an ordinary photo of everyday life", "a photo of a landscape",
+                   "a photo of people", "a photo of an object", "a picture"]
+
+
+class ConceptFilter(Filter):
+    name = "concepts"
+
+    def __init__(self, prompts: dict[str, list[str]] | None = None, neutral_prompts: list[str] | None = None,
+                 threshold: float = DEFAULT_CONCEPT_THRESHOLD, thresholds: dict[str, float] | None = None,
+                 clip_model: str = "ViT-B-32", clip_weights: str | None = None, clip_config: str | None = None,
+                 device: str = "auto", batch_size: int = 32):
+        from filters.clip_encoder import get_clip_encoder
+
+        self.prompts = dict(prompts or DEFAULT_PROMPTS)
+        self.neutral = list(neutral_prompts or DEFAULT_NEUTRAL)
+        self.concepts = list(self.prompts)
+        self.score_names = tuple(self.concepts) + ("max",)
+        self.thresholds = {c: (thresholds or {}).get(c, threshold) for c in self.concepts}
+        self.batch_size = batch_size
+        self.encoder = get_clip_encoder(clip_model, clip_weights, device, clip_config, setting=_SETTING)
+        texts = [p for c in self.concepts for p in self.prompts[c]] + self.neutral
+        emb = self.encoder.embed_texts(texts)
+        sizes = [len(self.prompts[c]) for c in self.concepts]
+        bounds = np.cumsum([0] + sizes)
+        self._concept_emb = [emb[bounds[k]:bounds[k + 1]] for k in range(len(sizes))]
+        self._neutral_emb = emb[bounds[-1]:]
+
+    def _probs(self, images) -> np.ndarray:
+        import torch
+
+        e = self.encoder.embed_images(images)  # N x D, normalised
+        t = self.encoder.logit_scale
+        neutral = (e @ self._neutral_emb.T).max(1).values
+        cols = []
+        for ce in self._concept_emb:
+            s = (e @ ce.T).max(1).values
+            cols.append(torch.softmax(t * torch.stack([s, neutral], 1), 1)[:, 0])
+        return torch.stack(cols, 1).cpu().numpy().astype(np.float64)
+
+    def score(self, images, meta):
+        n = len(images)
+        p = np.concatenate([self._probs(images[i:i + self.batch_size]) for i in range(0, n, self.batch_size)]) if n \
+            else np.zeros((0, len(self.concepts)))
+        out = {c: p[:, k] for k, c in enumerate(self.concepts)}
+        out["max"] = p.max(1) if n else np.zeros(0)
+        return out
+
+    def _fired(self, scores):
+        return {c: scores[c] >= self.thresholds[c] for c in self.concepts}
+
+    def keep(self, scores):
+        return ~np.logical_or.reduce(list(self._fired(scores).values()))
+
+    def details(self, scores, keep):
+        fired = self._fired(scores)
+        return ["" if k else ",".join(c for c in self.concepts if fired[c][i]) for i, k in enumerate(keep)]
+
+
+class ConceptsConfig(FilterConfig):
+    enabled: bool = False
+    prompts: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_PROMPTS.items()},
+                                          description="concept name -> text prompts describing it")
+    neutral_prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_NEUTRAL), min_length=1,
+                                       description="prompts for an ordinary image, the alternative each concept is scored against")
+    threshold: float = Field(DEFAULT_CONCEPT_THRESHOLD, ge=0, le=1, description="reject if P(concept) >= this, for any concept")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="per-concept threshold overrides")
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture, or hf-hub:ORG/REPO (weights from the HF cache)")
+    clip_weights: Optional[str] = Field(None, description="open_clip checkpoint file (no CLIP weights ship offline)")
+    clip_config: Optional[str] = Field(None, description="open_clip model config JSON for an architecture open_clip does not know")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+    required: bool = Field(True, description="false: skip this filter with a warning when its model cannot be loaded")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.prompts or any(not v for v in self.prompts.values()):
+            raise ValueError("prompts: give at least one concept, each with at least one prompt")
+        unknown = set(self.thresholds) - set(self.prompts)
+        if unknown:
+            raise ValueError(f"thresholds: {sorted(unknown)} are not concepts in prompts ({sorted(self.prompts)})")
+        if any(not 0 <= v <= 1 for v in self.thresholds.values()):
+            raise ValueError("thresholds: each must be within 0..1")
+        return self
+
+
+@register_stage("concepts", kind="filter", config=ConceptsConfig, order=45)
+def build_concept_filter(cfg: ConceptsConfig) -> ConceptFilter:
+    stage = ConceptFilter(cfg.prompts, cfg.neutral_prompts, cfg.threshold, cfg.thresholds, cfg.clip_model,
+                          cfg.clip_weights, cfg.clip_config, cfg.device, cfg.batch_size)
+    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
+    return stage

@@ -1,0 +1,74 @@
+"""Which filter a rejected image is blamed on: text images are `text`, watermarks are
+`watermark`, whatever order the two filters run in; with the text filter off, text images
+are kept. Text boxes are detected once and shared by both filters."""
+
+import numpy as np
+import pytest
+
+from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.text import TextFilter
+from filters.watermark import WatermarkFilter
+from filters.watermark_synth import add_text_overlay, add_watermark
+
+
+@pytest.fixture(scope="module")
+def filters():
+    text = TextFilter()
+    return {"text": text, "watermark": WatermarkFilter(text_filter=text)}
+
+
+def reason(chain, image):
+    """Like pipeline/process.py: the first filter that rejects names the reason."""
+    meta = [{}]
+    for f in chain:
+        if not f.keep(f.score([image], meta))[0]:
+            return f.name
+    return "kept"
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(5)
+    chelsea, coffee = load_photo("chelsea", 512), load_photo("coffee", 512)
+    return {
+        "page": load_photo("page", 512),
+        "poster": add_text_overlay(coffee, rng, "poster"),
+        "meme": add_text_overlay(chelsea, rng, "meme"),
+        "edge_mark": add_watermark(chelsea, np.random.default_rng(1), "heldout", "vertical_edge"),  # text ~1 %
+        "clean": chelsea,
+    }
+
+
+@pytest.mark.parametrize("order", [("watermark", "text"), ("text", "watermark")])
+def test_reason_does_not_depend_on_order(filters, images, order):
+    chain = [filters[n] for n in order]
+    got = {n: reason(chain, im) for n, im in images.items()}
+    assert got == {"page": "text", "poster": "text", "meme": "text", "edge_mark": "watermark", "clean": "kept"}, got
+
+
+def test_text_filter_off_keeps_text_images(filters, images):
+    chain = [filters["watermark"]]
+    got = {n: reason(chain, images[n]) for n in ("page", "poster", "meme", "edge_mark")}
+    assert got == {"page": "kept", "poster": "kept", "meme": "kept", "edge_mark": "watermark"}, got
+
+
+def test_watermark_model_alone_blames_text_images():
+    # Why the rule exists: without it the model rejects the page as a watermark.
+    f = WatermarkFilter(defer_text_area=None)
+    s = f.score([load_photo("page", 512)], [{}])
+    assert s["prob"][0] >= f.threshold and not f.keep(s)[0]
+
+
+def test_text_boxes_detected_once(filters, images):
+    text = filters["text"]
+    calls = []
+    detect = text.detector.detect
+    text.detector.detect = lambda ims: calls.append(len(ims)) or detect(ims)
+    try:
+        meta = [{}]
+        filters["watermark"].score([images["page"]], meta)
+        assert meta[0]["filter_outputs"]["text"]["settings"] == text.settings
+        s = text.score([images["page"]], meta)
+    finally:
+        del text.detector.detect
+    assert calls == [1] and s["area_frac"][0] > 0.15
