@@ -53,7 +53,7 @@ def test_shards_in_new_shards_out_with_a_row_per_sample(shards, ray_session, tmp
 
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"name": "recaption", "sources": [{"type": "url_list", "path": "unused.jsonl"}],
-                                  "download": {"image_size": 256}, "filters": {"resolution": {"min_side": 64}}}))
+                                  "images": {"image_size": 256}, "filters": {"resolution": {"min_side": 64}}}))
     out = tmp_path / "out"
     rc = build_main(["--config", str(wf), "--input", f"{shards}/{{00000..00001}}.tar", "--output", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
