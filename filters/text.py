@@ -128,7 +128,7 @@ class TextFilter(Filter):
     def settings(self) -> str:
         """What the boxes depend on: a result in meta with the same settings is reused."""
         d = self.detector
-        knobs = (d.post.box_thresh, d.post.unclip_ratio) if self.detector_name == "ppocr" else (d.text_threshold, d.low_text, d.link_threshold)
+        knobs = (d.post.box_thresh, d.post.unclip_ratio, d.min_short_side) if self.detector_name == "ppocr" else (d.text_threshold, d.low_text, d.link_threshold)
         return f"{self.detector_name}:{self.canvas_size}:{self.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
 
     def detect_text(self, images, meta) -> np.ndarray:
