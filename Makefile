@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE ?= disabled
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean chromium
 
 setup: $(STAMP)
 
@@ -25,8 +25,20 @@ demo: $(STAMP)
 
 # The tests run inside a private network namespace (loopback only) so that Ray and
 # the test HTTP servers never listen beyond this machine; see scripts/netns_run.sh.
-test: $(STAMP)
+test: $(STAMP) chromium
 	scripts/netns_run.sh $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# The HTML report test renders in headless Chromium (Debian's `chromium`). The tests run
+# offline in a network namespace, so install it here first: with apt-get as root (or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else \
+	    echo "chromium missing and not root: install Debian's chromium (the HTML report test needs it)"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# ruff's configuration is in pyproject.toml; CI runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/pipeline_throughput.py

@@ -144,7 +144,8 @@ def bench_text(d, clean, rng):
     t = time.perf_counter()
     s = f.score(list(ims), [{} for _ in ims])
     ips = len(ims) / (time.perf_counter() - t)
-    return metrics(y, s["area_frac"], ~f.keep(s), names, np.array(cm)), f"text area > {f.threshold:g} ({f.detector_name}, {ips:.1f} img/s here)"
+    rule = f"text area > {f.threshold:g} ({f.detector_name}, {ips:.1f} img/s here)"
+    return metrics(y, s["area_frac"], ~f.keep(s), names, np.array(cm)), rule
 
 
 def bench_watermark(d, clean, rng):
@@ -164,7 +165,8 @@ def bench_watermark(d, clean, rng):
     text_rejects = ~text.keep(text.score(list(ims), meta))  # reuses the boxes the watermark filter left in meta
     both = ~f.keep(s) | text_rejects
     return [(metrics(y, s["prob"], ~f.keep(s), names, np.array(cm)), f"P >= {f.threshold:g}, text filter off (text images kept)"),
-            (metrics(y, s["prob"], both, names, np.array(cm)), f"rejected by watermark or text (both on; {int((both & ~(~f.keep(s))).sum())} as `text`)"),
+            (metrics(y, s["prob"], both, names, np.array(cm)),
+             f"rejected by watermark or text (both on; {int((both & f.keep(s)).sum())} as `text`)"),
             (metrics(y, s["prob"], model_alone, names, np.array(cm)), f"P >= {f.threshold:g} (model alone, no text rule)")]
 
 
@@ -201,7 +203,8 @@ def main(argv=None):
             m, rule = {"blur": bench_blur, "text": bench_text, "nsfw": bench_nsfw}[name](args.opencv_data, clean, rng)
             rows.append((name, m, rule))
         print(f"[{name}: {time.time() - t:.0f}s]", file=sys.stderr, flush=True)
-    print(f"Clean photos: {len(CLEAN)} real photos from OpenCV's samples/data (never used for training or tuning), stored at 512 px, JPEG q90.\n")
+    print(f"Clean photos: {len(CLEAN)} real photos from OpenCV's samples/data (never used for training or tuning), "
+          "stored at 512 px, JPEG q90.\n")
     print("| filter | pos | neg | AUC | precision | recall | clean photos rejected | rejects when |")
     print("|---|---|---|---|---|---|---|---|")
     for name, m, rule in rows:
@@ -213,7 +216,9 @@ def main(argv=None):
     print()
     for name, m, rule in rows:
         print(f"- {name} ({rule}): false positives {m['fp'] or 'none'}; false negatives {m['fn'] or 'none'}")
-    print("\nRESULT " + json.dumps({f"{n}|{r}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k not in ("fp", "fn")} for n, m, r in rows}))
+    result = {f"{n}|{r}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k not in ("fp", "fn")}
+              for n, m, r in rows}
+    print("\nRESULT " + json.dumps(result))
 
 
 if __name__ == "__main__":

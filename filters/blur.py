@@ -122,7 +122,7 @@ class BlurConfig(FilterConfig):
     analysis_side: int = Field(256, ge=16)
 
 
-@register_stage("blur", kind="filter", config=BlurConfig, order=20)
+@register_stage("blur", kind="filter", config=BlurConfig, order=20, pool="cpu")
 def build_blur_filter(cfg: BlurConfig) -> BlurFilter:
     stage = BlurFilter(cfg.threshold, cfg.analysis_side)
     stage.resources = Resources(pool="cpu", batch_size=256)

@@ -59,7 +59,7 @@ class ResolutionConfig(FilterConfig):
     max_aspect_ratio: float = Field(3.0, ge=1.0, description="reject if long side / short side is larger")
 
 
-@register_stage("resolution", kind="filter", config=ResolutionConfig, order=10)
+@register_stage("resolution", kind="filter", config=ResolutionConfig, order=10, pool="cpu")
 def build_resolution_filter(cfg: ResolutionConfig) -> ResolutionFilter:
     stage = ResolutionFilter(cfg.min_side, cfg.min_pixels, cfg.max_aspect_ratio)
     stage.resources = Resources(pool="cpu", batch_size=256)

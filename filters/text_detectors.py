@@ -96,7 +96,8 @@ class PpocrDetector:
         canvases = [(c / 127.5 - 1.0).transpose(2, 0, 1) for c, _, _ in prepared]
         out: list = [None] * len(images)
         for chunk in _batches_by_shape(canvases, self.batch_size):
-            (pred,) = self.session.run(None, {self.input_name: np.ascontiguousarray(np.stack([canvases[i] for i in chunk]), dtype=np.float32)})
+            x = np.ascontiguousarray(np.stack([canvases[i] for i in chunk]), dtype=np.float32)
+            (pred,) = self.session.run(None, {self.input_name: x})
             for j, i in enumerate(chunk):
                 _, th, tw = prepared[i]
                 h, w = images[i].shape[:2]

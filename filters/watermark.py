@@ -34,8 +34,8 @@ Ledger columns: `watermark_prob` (the model's raw probability), `watermark_text_
 
 from __future__ import annotations
 
-from typing import Literal, Optional
 import os
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -74,7 +74,8 @@ class WatermarkFilter(Filter):
 
         self.device = torch_device(device)
         if arch == "default":
-            hint = "set it to a WatermarkNet .safetensors (python -m filters.watermark_train writes one) or remove it to use the bundled default"
+            hint = ("set it to a WatermarkNet .safetensors (python -m filters.watermark_train writes one) "
+                    "or remove it to use the bundled default")
             path = require_file(model_path or DEFAULT_WEIGHTS, f"{_SETTING}.model_path", hint)
             loader = load_watermark_net
         elif arch == "laion":
@@ -126,11 +127,13 @@ class WatermarkFilter(Filter):
 class WatermarkConfig(FilterConfig):
     enabled: bool = False
     threshold: float = Field(DEFAULT_WATERMARK_THRESHOLD, ge=0, le=1, description="reject if P(watermark) >= threshold")
-    arch: Literal["default", "laion"] = Field("default", description="default = the project's WatermarkNet; laion = LAION's efficientnet_b3a detector")
-    model_path: Optional[str] = Field(None, description="weights; unset = filters/weights/watermark_default.safetensors (arch default only)")
+    arch: Literal["default", "laion"] = Field("default", description="default = the project's WatermarkNet; laion = LAION's detector")
+    model_path: str | None = Field(None, description="weights; unset = filters/weights/watermark_default.safetensors (arch default only)")
     device: str = DEVICE_FIELD
     batch_size: int = Field(32, ge=1)
-    defer_text_area: Optional[float] = Field(DEFAULT_DEFER_TEXT_AREA, ge=0, le=1, description="never reject an image whose text covers more than this (a text image: the text filter decides); null = no text check")
+    defer_text_area: float | None = Field(
+        DEFAULT_DEFER_TEXT_AREA, ge=0, le=1,
+        description="never reject an image whose text covers more than this (a text image: the text filter decides); null = no text check")
 
 
 @register_stage("watermark", kind="filter", config=WatermarkConfig, order=30)

@@ -1,7 +1,8 @@
 """Build a WebDataset from a workflow: sources -> img2dataset on Ray -> filters ->
 shards + ledger + manifest.
 
-    python pipeline/build_dataset.py --config workflows/demo.yaml [--input FILE] [--output DIR] [--resume]
+    build-dataset --config workflows/demo.yaml [--input FILE] [--output DIR] [--resume]
+    python pipeline/build_dataset.py ...    (the same; what `ray job submit` runs)
 
 Runs on the Ray cluster in RAY_ADDRESS (set by `ray job submit`), else on an embedded
 local Ray.
@@ -10,23 +11,23 @@ local Ray.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 # `python pipeline/build_dataset.py` puts pipeline/ on sys.path, not the project root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports it; its update check needs the network
 
-from pipeline.config import ConfigError, UrlListSource, load_workflow  # noqa: E402
+from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow  # noqa: E402
 from pipeline.runner import OutputError, run_build  # noqa: E402
 from pipeline.sources import SourceError  # noqa: E402
+from pipeline.writer import OutputFullError  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="workflow YAML, e.g. workflows/demo.yaml")
-    p.add_argument("--input", help="a URL list (parquet/csv/tsv/jsonl with a 'url' column) replacing the workflow's sources")
+    p.add_argument("--input", help="replaces the workflow's sources: a URL list (parquet/csv/tsv/jsonl with a 'url' column) "
+                   "or WebDataset shards (a .tar path or brace pattern, e.g. 'data/{00000..00009}.tar')")
     p.add_argument("--output", help="output folder (default: the workflow's output.dir)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same output folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -38,9 +39,11 @@ def main(argv=None) -> int:
     try:
         cfg = load_workflow(args.config)
         if args.input:
-            cfg.sources = [UrlListSource(type="url_list", path=args.input)]
+            is_shards = args.input.endswith(".tar") or "{" in args.input
+            cfg.sources = [WebDatasetSource(type="webdataset", path=args.input) if is_shards
+                           else UrlListSource(type="url_list", path=args.input)]
         manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)
-    except (ConfigError, SourceError, OutputError) as err:
+    except (ConfigError, SourceError, OutputError, OutputFullError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     c = manifest["counts"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 from stages.registry import section_config
 
@@ -45,15 +45,34 @@ class VideoSource(_Strict):
         return self
 
 
-Source = Annotated[Union[UrlListSource, FolderSource, VideoSource], Field(discriminator="type")]
+class WebDatasetSource(_Strict):
+    type: Literal["webdataset"]
+    path: str = Field(description='shard files: a path or a brace pattern, e.g. "data/{00000..00099}.tar"')
+
+
+Source = Annotated[Union[UrlListSource, FolderSource, VideoSource, WebDatasetSource], Field(discriminator="type")]
 
 
 class DownloadConfig(_Strict):
     image_size: int = Field(512, ge=16, description="stored images are resized so the longer side is at most this")
     encode_quality: int = Field(95, ge=1, le=100)
     thread_count: int = Field(32, ge=1, description="img2dataset download threads per worker")
-    timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
-    retries: int = Field(0, ge=0)
+    timeout: float = Field(10.0, gt=0, description="seconds a connect or a read may wait for the next bytes")
+    retries: int = Field(0, ge=0, description="retries of a failed fetch, inside the same max_seconds")
+    max_bytes: int = Field(
+        32 * 2**20, ge=1, description="largest image response read; bigger ones fail as too_large (memory per thread)"
+    )
+    max_seconds: float = Field(
+        60.0, gt=0, description="total time per image URL (DNS, connect, headers, body, redirects); then timeout"
+    )
+    max_redirects: int = Field(10, ge=0, description="redirect hops followed; more fail as too_many_redirects")
+    video_max_bytes: int = Field(2**30, ge=1, description="largest video download (to a temp file); then too_large")
+    video_max_seconds: float = Field(600.0, gt=0, description="total time per video download; then timeout")
+    allow_private_networks: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description="fetch loopback, private and link-local addresses (true, or a list of networks such as "
+        "['10.1.0.0/16']); by default they fail as blocked_address",
+    )
     max_image_pixels: int = Field(
         100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
     )
@@ -66,9 +85,12 @@ class OutputConfig(_Strict):
 
 
 class RayConfig(_Strict):
-    num_workers: int | None = Field(None, ge=1, description="worker actors; default: one per CPU of the cluster")
+    num_workers: int | None = Field(None, ge=1, description="CPU worker actors (download, decode, cheap filters); default: the CPUs left after the model pool")
     num_cpus_per_worker: float = Field(1.0, gt=0)
-    num_gpus_per_worker: float = Field(0.0, ge=0)
+    model_actors: int | None = Field(None, ge=1, description="model pool actors; default: GPUs x model_actors_per_gpu, or CPUs // 4 (at least 1) without GPUs")
+    model_actors_per_gpu: int = Field(1, ge=1, description="actors sharing one GPU (each gets 1/N of it)")
+    num_cpus_per_model_actor: float = Field(1.0, gt=0)
+    model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
 
 
 # One field per registered stage (filters/*.py, annotate/*.py register themselves).

@@ -1,7 +1,7 @@
 """Decode any image once, safely, into an RGB array plus the stored JPEG.
 
-Used for every source: as img2dataset's resizer for downloads (so its downloader
-really fetches, with our decoding), and directly for local files and video frames.
+Used for every source: through img2dataset's resizer for downloads
+(pipeline/img2dataset_glue.py), and directly for local files, shards and video frames.
 
 Safety before speed: the header is read first (PIL, no pixel decoding) and an image
 declaring more than `max_image_pixels` fails as too_large without being decoded, so a
@@ -133,25 +133,3 @@ def prepare_array(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
     oh, ow = rgb.shape[:2]
     small = resize_max_side(rgb, max_side)
     return StoredImage(small, encode_jpeg(small, quality), ow, oh)
-
-
-class Img2DatasetResizer:
-    """img2dataset's resizer interface (called once per downloaded image, in order),
-    backed by prepare_image. The decoded array is kept in `last` so the pipeline never
-    decodes the stored JPEG again."""
-
-    def __init__(self, max_side: int, quality: int, max_pixels: int):
-        self.max_side, self.quality, self.max_pixels = max_side, quality, max_pixels
-        self.last: StoredImage | None = None
-
-    def __call__(self, img_stream, blurring_bbox_list=None):
-        self.last = None
-        try:
-            img_stream.seek(0)
-            stored = prepare_image(img_stream.read(), self.max_side, self.quality, self.max_pixels)
-        except DecodeError as err:
-            return None, None, None, None, None, str(err)
-        except Exception as err:  # noqa: BLE001 - any decoder crash is this sample's failure
-            return None, None, None, None, None, f"decode_error: {err.__class__.__name__}: {err}"
-        self.last = stored
-        return stored.jpg, stored.width, stored.height, stored.original_width, stored.original_height, None

@@ -3,7 +3,8 @@
 Serves scikit-image's photos (plus a blurred copy, a tiny thumbnail and a link to a
 missing file, so every status shows up) from a loopback HTTP server, makes a short
 video from them, and runs `python pipeline/build_dataset.py --config workflows/demo.yaml`
-against both. Then prints where the shards, ledger and manifest are, and the counts.
+against both. Then prints where the shards, ledger and manifest are, and the counts,
+and writes the filter report as one HTML file (build/demo/report.html), printing its path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.demo_data import load_rgb, make_video, skimage_photos
+from pipeline.demo_data import load_rgb, make_video, skimage_photos, with_shop_sign
 from pipeline.loopback_server import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,23 @@ def prepare_inputs(demo_dir: Path) -> list[str]:
     astronaut = load_rgb(images / "astronaut.png")
     cv2.imwrite(str(images / "astronaut_blurred.jpg"), cv2.cvtColor(cv2.GaussianBlur(astronaut, (0, 0), 6), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(images / "coffee_thumbnail.jpg"), cv2.cvtColor(cv2.resize(load_rgb(images / "coffee.png"), (96, 64)), cv2.COLOR_RGB2BGR))
-    return names + ["astronaut_blurred.jpg", "coffee_thumbnail.jpg", "missing_photo.jpg"]
+    cv2.imwrite(str(images / "coffee_shop_sign.png"), cv2.cvtColor(with_shop_sign(load_rgb(images / "coffee.png")), cv2.COLOR_RGB2BGR))
+    return names + ["astronaut_blurred.jpg", "coffee_thumbnail.jpg", "coffee_shop_sign.png", "missing_photo.jpg"]
+
+
+def print_captions(out: Path) -> None:
+    """Which annotators ran (and which were skipped, why), and the sign photo's caption."""
+    import webdataset as wds
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    ran = [n for n, st in manifest["stages"].items() if n in manifest["config"]["annotate"] and st["images"]]
+    print(f"annotators: ran {', '.join(ran) or 'none'}")
+    for w in manifest.get("warnings", []):
+        print(f"  {w.splitlines()[0][:200]}")
+    for tar in sorted((out / "shards").glob("*.tar")):
+        for s in wds.WebDataset(str(tar), shardshuffle=False):
+            if json.loads(s["json"])["source"].get("url", "").endswith("coffee_shop_sign.png"):
+                print(f"caption of coffee_shop_sign.png: {s['txt'].decode()}")
 
 
 def main() -> int:
@@ -49,7 +66,22 @@ def main() -> int:
                 fh.write(json.dumps({"url": server.url(n), "caption": Path(n).stem.replace("_", " "), "license": "scikit-image data"}) + "\n")
         print(f"demo: serving {len(names)} URLs from {server.url('')} and a video {DEMO_DIR / 'demo.mp4'}", flush=True)
         cmd = [sys.executable, str(ROOT / "pipeline" / "build_dataset.py"), "--config", str(ROOT / "workflows" / "demo.yaml")]
-        return subprocess.call(cmd, cwd=ROOT)
+        rc = subprocess.call(cmd, cwd=ROOT)
+    if rc != 0:
+        return rc
+    print_captions(DEMO_DIR / "output")
+    return write_report(DEMO_DIR / "output", DEMO_DIR / "report.html")
+
+
+def write_report(out_dir: Path, html: Path) -> int:
+    """The build's report: tables in the terminal, everything (with images) in one HTML file."""
+    from pipeline.report import main as filter_report
+
+    print(f"\nfilter-report {out_dir} --html {html}", flush=True)
+    rc = filter_report([str(out_dir), "--html", str(html)])
+    if rc == 0:
+        print(f"\nreport: {html}  (open it in a browser; one self-contained file)")
+    return rc
 
 
 if __name__ == "__main__":

@@ -25,6 +25,16 @@ def load_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def with_shop_sign(rgb: np.ndarray, text: str = "BAKERY OPEN") -> np.ndarray:
+    """A real photo with a small shop sign painted near its top-left (about 2 % of a
+    600x400 photo: ordinary scene text, not a text-heavy image)."""
+    img = rgb.copy()
+    cv2.rectangle(img, (30, 24), (210, 64), (250, 250, 245), -1)
+    cv2.rectangle(img, (30, 24), (210, 64), (60, 40, 20), 2)
+    cv2.putText(img, text, (40, 52), cv2.FONT_HERSHEY_SIMPLEX, 0.75, (20, 20, 20), 2, cv2.LINE_AA)
+    return img
+
+
 def make_video(path: Path, photos: list[Path], seconds_per_photo: float = 1.0, fps: int = 12,
                size: tuple[int, int] = (320, 240), gop: int = 12) -> float:
     """Write an H.264 mp4 showing each photo in turn; returns its duration in seconds."""

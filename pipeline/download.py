@@ -1,75 +1,33 @@
-"""URL units: img2dataset's Downloader fetches them (its thread pool, timeouts,
-retries, robots headers), with our resizer (safe decode, kept in memory) and an
-in-memory sample writer instead of its tar writer, so nothing is written twice."""
+"""URL units: img2dataset's Downloader fetches them (its thread pool, shard reading,
+X-Robots-Tag check) through our capped fetch, decodes them with our resizer and keeps
+them in memory (pipeline/img2dataset_glue.py); each arrives here as a Sample with its
+decoded image, or as a failed one with the reason."""
 
 from __future__ import annotations
 
-import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 from img2dataset.downloader import Downloader
 
 from pipeline.config import DownloadConfig
-from pipeline.decode import Img2DatasetResizer
+from pipeline.fetch import policy_for
+from pipeline.img2dataset_glue import Img2DatasetResizer, memory_writer_class
 from pipeline.sample import Sample
-
-_HTTP_CODE = re.compile(r"HTTP Error (\d{3})")
-
-
-def classify_download_error(message: str) -> str:
-    """'category: message' for a failure string from img2dataset's downloader."""
-    low = message.lower()
-    if re.match(r"^[a-z_]+: ", message):  # already categorised by our resizer
-        return message
-    m = _HTTP_CODE.search(message)
-    if "infinite loop" in low or ("redirect" in low and "loop" in low):
-        return f"redirect_loop: {message}"
-    if m:
-        return f"http_{m.group(1)}: {message}"
-    if "timed out" in low or "timeout" in low:
-        return f"timeout: {message}"
-    if "connection refused" in low:
-        return f"connection_refused: {message}"
-    if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low:
-        return f"dns_error: {message}"
-    return f"download_error: {message}"
+from pipeline.sources import InputItem
 
 
-def _memory_writer_class(by_key: dict[str, Sample], resizer: Img2DatasetResizer, on_sample):
-    class MemorySampleWriter:
-        """img2dataset sample-writer interface; keeps every row (failures too) in memory."""
-
-        def __init__(self, shard_id, output_folder, save_caption, oom_shard_count, schema, encode_format):
-            pass
-
-        def write(self, img_str, key, caption, meta):
-            stored = resizer.last if img_str is not None else None
-            resizer.last = None
-            s = by_key[meta["sample_key"]]
-            if stored is None:
-                s.fail(classify_download_error(meta.get("error_message") or "unknown download failure"))
-            else:
-                s.image = stored
-                on_sample(s)
-
-        def close(self):
-            pass
-
-    return MemorySampleWriter
-
-
-def download_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def download_unit(items: list[InputItem], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = [
-        Sample(it["key"], i, {"kind": "url", "url": it["url"], "caption": it["caption"], **it["extra"]})
+        Sample(it.key, i, {"kind": "url", "url": it.location, "caption": it.caption, **it.extra})
         for i, it in enumerate(items)
     ]
     for s, it in zip(samples, items):
-        if it["error"]:
-            s.fail(it["error"])
-    todo = [(s, it) for s, it in zip(samples, items) if not it["error"]]
+        if it.error:
+            s.fail(it.error)
+    todo = [(s, it) for s, it in zip(samples, items) if not it.error]
     if not todo:
         return samples
 
@@ -77,18 +35,18 @@ def download_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[S
     by_key = {s.key: s for s, _ in todo}
     with tempfile.TemporaryDirectory(prefix="unit-dl-") as tmp:
         shard_file = Path(tmp) / "input.feather"
-        table = pa.table({"url": [it["url"] for _, it in todo], "sample_key": [it["key"] for _, it in todo]})
+        table = pa.table({"url": [it.location for _, it in todo], "sample_key": [it.key for _, it in todo]})
         with pa.OSFile(str(shard_file), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
             w.write_table(table)
         downloader = Downloader(
-            sample_writer_class=_memory_writer_class(by_key, resizer, on_sample),
+            sample_writer_class=memory_writer_class(by_key, resizer, on_sample),
             resizer=resizer,
             thread_count=min(cfg.thread_count, len(todo)),
             save_caption=False,
             extract_exif=False,
             output_folder=tmp,
             column_list=["url", "sample_key"],
-            timeout=cfg.timeout,
+            timeout=policy_for(cfg),  # see the module docstring: reaches our capped fetch
             number_sample_per_shard=max(10, len(todo)),
             oom_shard_count=5,
             compute_hash=None,

@@ -6,14 +6,12 @@ import json
 import os
 import platform
 import sys
-from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from pipeline.ledger import ledger_counts
+from pipeline.output_layout import MANIFEST_FILE, atomic_path
 from pipeline.version import PIPELINE_VERSION
-from pipeline.writer import LEDGER_DIR
 
 VERSIONED = ["img2dataset", "ray", "webdataset", "opencv-python-headless", "av", "pyarrow", "numpy", "pillow", "torch"]
 
@@ -28,32 +26,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def read_ledger(out_dir: Path, columns: list[str] | None = None):
-    files = sorted((Path(out_dir) / LEDGER_DIR).glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"{out_dir} has no ledger/*.parquet; is it a build_dataset output folder?")
-    import pyarrow as pa
-
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
-
-
-def ledger_counts(out_dir: Path) -> dict:
-    t = read_ledger(out_dir, ["status", "reason", "shard"])
-    status = t.column("status").to_pylist()
-    reason = t.column("reason").to_pylist()
-    by_reason: dict[str, Counter] = {}
-    for st, rs in zip(status, reason):
-        if st != "kept":
-            by_reason.setdefault(st, Counter())[rs] += 1
-    counts = Counter(status)
-    return {
-        "inputs": len(status),
-        "status": {k: counts.get(k, 0) for k in ("kept", "rejected", "failed")},
-        "reasons": {st: dict(c.most_common()) for st, c in sorted(by_reason.items())},
-        "shards": sorted({s for s in t.column("shard").to_pylist() if s}),
-    }
-
-
 def write_manifest(out_dir: Path, config: dict, timings: dict, extra: dict) -> dict:
     counts = ledger_counts(out_dir)
     manifest = {
@@ -64,8 +36,8 @@ def write_manifest(out_dir: Path, config: dict, timings: dict, extra: dict) -> d
         "timings": timings,
         **extra,
     }
-    path = Path(out_dir) / "manifest.json"
-    tmp = path.with_name(f"manifest.json.{os.getpid()}.tmp")
+    path = Path(out_dir) / MANIFEST_FILE
+    tmp = atomic_path(path)
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False))
     os.replace(tmp, path)
     return manifest

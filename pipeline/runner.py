@@ -14,13 +14,20 @@ from tqdm import tqdm
 
 from pipeline.config import WorkflowConfig
 from pipeline.manifest import write_manifest
+from pipeline.model_pool import ModelActor, model_actor_options
+from pipeline.output_layout import (
+    LEDGER_DIR,
+    REJECTS_DIR,
+    SHARD_DIR,
+    STATE_FILE,
+    TMP_SUFFIX,
+    atomic_path,
+)
 from pipeline.sources import fingerprint, plan_units
-from pipeline.units import write_failed_unit
-from pipeline.worker import WORKER_ENV, UnitWorker
-from pipeline.writer import LEDGER_DIR, SHARD_DIR, TMP_SUFFIX
-
-STATE_FILE = "_state.json"
-MAX_UNIT_ATTEMPTS = 3
+from pipeline.stage_plan import has_model_stages
+from pipeline.unit_scheduler import UnitScheduler
+from pipeline.worker import UnitWorker
+from pipeline.worker_env import worker_env
 
 
 class OutputError(ValueError):
@@ -41,11 +48,11 @@ def _prepare_output(out: Path, cfg: WorkflowConfig, fp: str, resume: bool) -> No
                     f"--resume: {out} was started with a different workflow or inputs (differs in: {', '.join(changed)}); "
                     "resume with the same config and inputs, or choose a new --output"
                 )
-    for sub in (SHARD_DIR, LEDGER_DIR):
+    for sub in (SHARD_DIR, LEDGER_DIR, REJECTS_DIR):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(f"*{TMP_SUFFIX}"):  # partial files of a killed run
             stale.unlink()
-    tmp = out / f"{STATE_FILE}.{os.getpid()}{TMP_SUFFIX}"
+    tmp = atomic_path(state_path)
     tmp.write_text(json.dumps({"fingerprint": fp, "config": config}))
     os.replace(tmp, state_path)
 
@@ -55,8 +62,6 @@ def init_ray(num_cpus: int | None = None) -> bool:
     local Ray bound to loopback. Returns True when this call started Ray."""
     if ray.is_initialized():
         return False
-    for k, v in WORKER_ENV.items():
-        os.environ.setdefault(k, v)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=True)
     else:
@@ -79,7 +84,7 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     finally:
         if started_ray:
             ray.shutdown()
-    timings = {"total_s": round(time.time() - t_start, 3), "plan_s": round(t_plan, 3), **stats.pop("timings")}
+    timings = {"total_s": round(time.time() - t_start, 3), "plan_s": round(t_plan, 3)}
     extra = {
         "output": str(out),
         "units": {"total": len(units), "done_before_this_run": len(done), "processed_now": len(todo)},
@@ -88,63 +93,60 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
+def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
+    """(actors, model score columns, warnings). Loads every model stage once per actor
+    and fails here, before any unit runs, when a required model cannot be loaded."""
+    if not has_model_stages(cfg):
+        return [], [], []
+    n, options = model_actor_options(cfg)
+    cfg_json = cfg.model_dump_json()
+    actors = [ModelActor.options(**options).remote(cfg_json) for _ in range(n)]
+    described = ray.get([a.describe.remote() for a in actors])
+    return actors, described[0]["score_columns"], described[0]["warnings"]
+
+
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
-    timings: Counter = Counter()
-    worker_errors: list[str] = []
     if not todo:
-        return {"timings": {}, "worker_errors": worker_errors}
+        return {"stages": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
+    actors, model_columns, warnings = _start_model_pool(cfg)
+    warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
-    n_workers = cfg.ray.num_workers or max(1, int(cpus // cfg.ray.num_cpus_per_worker))
-    n_workers = min(n_workers, len(todo))
+    free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
+    fits = max(1, int(free // cfg.ray.num_cpus_per_worker))
+    if cfg.ray.num_workers and cfg.ray.num_workers > fits:
+        # more actors than CPUs would wait for resources forever
+        warnings.append(f"ray.num_workers = {cfg.ray.num_workers} does not fit beside the model pool on "
+                        f"{cpus:g} CPUs; running {fits}")
+    n_workers = min(cfg.ray.num_workers or fits, fits, len(todo))
     make = UnitWorker.options(
         num_cpus=cfg.ray.num_cpus_per_worker,
-        num_gpus=cfg.ray.num_gpus_per_worker,
         max_restarts=-1,
-        runtime_env={"env_vars": WORKER_ENV},
+        runtime_env={"env_vars": worker_env()},
     )
     cfg_json = cfg.model_dump_json()
-    workers = [make.remote(cfg_json, str(out)) for _ in range(n_workers)]
-    # Surfaces a filter that cannot load before any unit runs; gives the ledger's score columns.
+    workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]
+    # Surfaces a CPU stage that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
-    queue = list(reversed(todo))
-    attempts: Counter = Counter()
-    in_flight = {}  # ObjectRef -> (worker, unit)
     counts: Counter = Counter()
     bar = tqdm(total=total, initial=total - len(todo), unit="shard", desc=f"build {cfg.name}", disable=not show_progress)
 
-    def submit(worker):
-        if queue:
-            unit = queue.pop()
-            attempts[unit.name] += 1
-            in_flight[worker.process.remote(unit)] = (worker, unit)
-
-    for w in workers:
-        submit(w)
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
-        ref = ready[0]
-        worker, unit = in_flight.pop(ref)
-        try:
-            result = ray.get(ref)
-        except Exception as err:  # noqa: BLE001 - a crashed unit must not end the job
-            msg = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            if attempts[unit.name] < MAX_UNIT_ATTEMPTS:
-                queue.append(unit)
-                submit(worker)
-                continue
-            result = write_failed_unit(unit, msg, out, columns)
-            worker_errors.append(f"unit {unit.name}: {msg}")
-        counts.update(result["counts"])
-        timings.update(result["timings"])
+    def unit_done(unit_counts: dict) -> None:
+        counts.update(unit_counts)
         bar.update(1)
         bar.set_postfix({k: counts.get(k, 0) for k in ("kept", "rejected", "failed")})
-        submit(worker)
+
+    scheduler = UnitScheduler(workers, out, columns, unit_done)
+    scheduler.run(todo)
     bar.close()
-    for w in workers:
+    stats = scheduler.stats
+    for actor_stats in ray.get([a.stats.remote() for a in actors]):
+        stats.merge(actor_stats)
+    for w in [*workers, *actors]:
         ray.kill(w)
-    return {
-        "timings": {f"workers_{k}": round(v, 3) for k, v in sorted(timings.items())},
-        "worker_errors": worker_errors,
-        "workers": n_workers,
-    }
+    pool = {"cpu_workers": n_workers, "model_actors": len(actors),
+            "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
+            # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
+            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
+    return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors,
+            "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from pipeline.config import FolderSource, UrlListSource, VideoSource, WorkflowConfig
+from pipeline.config import FolderSource, UrlListSource, VideoSource, WebDatasetSource, WorkflowConfig
 from pipeline.keys import KeyAssigner, source_key
 
 URL_LIST_READERS = {
@@ -31,11 +31,29 @@ class SourceError(ValueError):
     """An input that cannot be read at all; the message names the input and the fix."""
 
 
+@dataclass(frozen=True)
+class VideoSampling:
+    every_seconds: float | None  # a frame every N seconds (None: off)
+    keyframes: bool  # also every keyframe
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One input of a unit, whatever its kind: a URL, an image file, a video, a shard."""
+
+    key: str  # stable across runs (pipeline/keys.py)
+    location: str | None  # the URL, or the path of the file / video / shard; None: a URL row left empty
+    caption: str = ""  # the alt text
+    extra: dict = field(default_factory=dict)  # the input's other columns, carried into the sample's json
+    error: str | None = None  # why it can never be fetched ('category: message'), known when planning
+    video: VideoSampling | None = None  # video inputs only
+
+
 @dataclass
 class Unit:
     unit_id: int
-    kind: str  # "url" | "file" | "video"
-    items: list[dict] = field(default_factory=list)
+    kind: str  # "url" | "file" | "video" | "webdataset"
+    items: list[InputItem] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -113,6 +131,21 @@ def list_folder(src: FolderSource) -> list[Path]:
     return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in exts)
 
 
+def expand_shards(pattern: str) -> list[str]:
+    """The shard files of a brace pattern; every one must exist."""
+    from braceexpand import braceexpand
+
+    paths = list(braceexpand(pattern))
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise SourceError(
+            f"webdataset source {pattern}: {len(missing)} of {len(paths)} shard files do not exist, "
+            f"e.g. {', '.join(missing[:3])}{more}; check the path and the brace range"
+        )
+    return paths
+
+
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -126,10 +159,10 @@ def plan_units(cfg: WorkflowConfig) -> list[Unit]:
         if isinstance(src, UrlListSource):
             for row in read_url_list(src.path):
                 source = row["url"] or f"{src.path}#row{len(url_items)}"
-                url_items.append({**row, "key": keys(source), "error": url_problem(row["url"])})
+                url_items.append(InputItem(keys(source), row["url"], row["caption"], row["extra"], url_problem(row["url"])))
         elif isinstance(src, FolderSource):
             for p in list_folder(src):
-                file_items.append({"path": str(p), "caption": "", "extra": {}, "key": keys(str(p.resolve())), "error": None})
+                file_items.append(InputItem(keys(str(p.resolve())), str(p)))
         elif isinstance(src, VideoSource):
             video = src.path
             is_url = "://" in video
@@ -138,10 +171,13 @@ def plan_units(cfg: WorkflowConfig) -> list[Unit]:
                 Unit(
                     0,
                     "video",
-                    [{"path": video, "caption": src.caption, "extra": {}, "key": source_key(video), "error": problem,
-                      "every_seconds": src.every_seconds, "keyframes": src.keyframes}],
+                    [InputItem(source_key(video), video, src.caption, error=problem,
+                               video=VideoSampling(src.every_seconds, src.keyframes))],
                 )
             )
+        elif isinstance(src, WebDatasetSource):
+            for shard in expand_shards(src.path):
+                units.append(Unit(0, "webdataset", [InputItem(source_key(shard), shard)]))
     size = cfg.output.shard_size
     planned = [Unit(0, "url", chunk) for chunk in _chunks(url_items, size)]
     planned += [Unit(0, "file", chunk) for chunk in _chunks(file_items, size)]
@@ -159,5 +195,5 @@ def fingerprint(units: list[Unit]) -> str:
     for u in units:
         h.update(f"{u.kind}:{len(u.items)}:".encode())
         for it in u.items:
-            h.update(it["key"].encode())
+            h.update(it.key.encode())
     return h.hexdigest()

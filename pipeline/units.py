@@ -1,5 +1,6 @@
-"""Process one work unit end to end, without Ray: load (download, read or decode
-video) -> filters -> shard + ledger. The Ray worker wraps this; tests call it alone."""
+"""Process one work unit end to end, without Ray: load (download, read, decode video or
+shard) -> stage chain (cheap filters here, model stages in the pool, fusion here) ->
+shard + ledger. The Ray worker wraps this; tests call it alone."""
 
 from __future__ import annotations
 
@@ -7,46 +8,62 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from filters.base import Filter
+from pipeline.batcher import SampleBatcher
 from pipeline.config import WorkflowConfig
 from pipeline.download import download_unit
 from pipeline.local_files import load_file_unit
-from pipeline.process import StreamingFilter, score_columns
 from pipeline.sample import Sample
+from pipeline.shard_source import load_shard_unit
 from pipeline.sources import Unit
+from pipeline.stage_plan import StageChain
+from pipeline.stage_stats import StageStats
 from pipeline.video import load_video_unit
 from pipeline.writer import write_unit
 
-LOADERS = {"url": download_unit, "file": load_file_unit, "video": load_video_unit}
+LOADERS = {"url": download_unit, "file": load_file_unit, "video": load_video_unit, "webdataset": load_shard_unit}
+ROWS_PER_ITEM = {"url", "file"}  # kinds with exactly one ledger row per input item
 
 
-def process_unit(unit: Unit, cfg: WorkflowConfig, filters: list[Filter], out_dir: Path) -> dict:
+def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain, out_dir: Path) -> dict:
+    """Run the unit and write its shard and ledger; returns counts and stage figures."""
     t0 = time.perf_counter()
-    stream = StreamingFilter(filters, cfg.score_all)
-    samples = LOADERS[unit.kind](unit.items, cfg.download, stream.add)  # filters run as samples arrive
-    stream.flush()
-    if unit.kind != "video" and len(samples) != len(unit.items):  # accounting guard, before anything is written
-        raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
+    samples, stats = run_unit(unit, cfg, chain)
     t1 = time.perf_counter()
-    write_unit(out_dir, unit.name, samples, score_columns(filters))
+    write_unit(out_dir, unit.name, samples, chain.score_columns)
     t2 = time.perf_counter()
-    filter_s = sum(stream.timings.values())
-    return {
-        "unit": unit.name,
-        "counts": dict(Counter(s.status for s in samples)),
-        "timings": {"load_s": t1 - t0 - filter_s, "filter_s": filter_s, "write_s": t2 - t1,
-                    **{f"filter_{k}_s": v for k, v in stream.timings.items()}},
-    }
+    stats.add("write", "cpu", t2 - t1, len(samples))
+    stats.add_wall("cpu", t2 - t0)
+    return {"unit": unit.name, "counts": dict(Counter(s.status for s in samples)), "stages": stats.to_dict()}
+
+
+def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[Sample], StageStats]:
+    """Load the unit's items and run every stage on them; nothing is written."""
+    t0 = time.perf_counter()
+    stats = StageStats()
+    batcher = SampleBatcher(chain, stats)
+    samples = LOADERS[unit.kind](unit.items, cfg.download, batcher.add)  # stages run as samples arrive
+    t_loaded = time.perf_counter()
+    waited = batcher.finish()
+    batcher.annotate_kept(samples)
+    if unit.kind in ROWS_PER_ITEM and len(samples) != len(unit.items):  # accounting guard, before anything is written
+        raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
+    loaded = sum(1 for s in samples if s.image is not None or s.status != "failed")
+    stats.add("load", "cpu", t_loaded - t0 - batcher.busy_s, loaded)
+    stats.waiting_for_models_s += waited
+    return samples, stats
+
+
+def failed_sample(unit: Unit, i: int, error: str) -> Sample:
+    """The ledger row of item i of a unit that could not be processed ('category: message')."""
+    it = unit.items[i]
+    src = {"kind": unit.kind, "caption": it.caption, "url" if unit.kind == "url" else "path": it.location}
+    s = Sample(it.key, i, src)
+    s.fail(error)
+    return s
 
 
 def write_failed_unit(unit: Unit, error: str, out_dir: Path, columns: list[str]) -> dict:
-    """A unit whose worker kept crashing: every input still gets a failed ledger row."""
-    samples = []
-    for i, it in enumerate(unit.items):
-        src = {"kind": unit.kind, "caption": it.get("caption", "")}
-        src["url" if unit.kind == "url" else "path"] = it.get("url") or it.get("path")
-        s = Sample(it["key"], i, src)
-        s.fail(f"worker_error: {error}")
-        samples.append(s)
+    """A unit whose worker kept raising: every input still gets a failed ledger row."""
+    samples = [failed_sample(unit, i, f"worker_error: {error}") for i in range(len(unit.items))]
     write_unit(out_dir, unit.name, samples, columns)
-    return {"unit": unit.name, "counts": {"failed": len(samples)}, "timings": {}}
+    return {"unit": unit.name, "counts": {"failed": len(samples)}, "stages": StageStats().to_dict()}

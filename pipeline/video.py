@@ -3,18 +3,26 @@
 Each sampled frame becomes a sample keyed by (video, time). A video that cannot be
 opened is one failed row; a video that breaks part-way keeps the frames read so far
 and adds one failed row (key `<video key>_error`) saying where it broke.
+
+A video URL is downloaded first, through the same capped fetch as images
+(pipeline/fetch.py: address checks on every hop, `download.video_max_bytes`,
+`download.video_max_seconds`), into a temp file that is decoded and deleted. FFmpeg's
+own HTTP client is never used: it has no total deadline and no address checks.
 """
 
 from __future__ import annotations
 
+import tempfile
 from typing import Callable
 
 import av
 
 from pipeline.config import DownloadConfig
 from pipeline.decode import prepare_array
+from pipeline.fetch import FetchError, fetch, policy_for
 from pipeline.keys import frame_key
 from pipeline.sample import Sample
+from pipeline.sources import InputItem
 
 
 class _Sampler:
@@ -46,30 +54,43 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def load_video_unit(items: list[dict], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def load_video_unit(items: list[InputItem], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
-    video = it["path"]
-    base = {"kind": "video_frame", "path": video, "caption": it["caption"], **it["extra"]}
+    video = it.location
+    base = {"kind": "video_frame", "path": video, "caption": it.caption, **it.extra}
     samples: list[Sample] = []
 
     def failure(error: str) -> Sample:
-        s = Sample(f"{it['key']}_error", len(samples), {**base, "kind": "video"})
+        s = Sample(f"{it.key}_error", len(samples), {**base, "kind": "video"})
         s.fail(error)
         return s
 
-    if it["error"]:
-        return [failure(it["error"])]
+    if it.error:
+        return [failure(it.error)]
+    if "://" not in video:
+        return _decode_video(video, video, it, cfg, on_sample, samples, failure, base)
+    with tempfile.NamedTemporaryFile(prefix="video-dl-", suffix=".bin") as tmp:
+        try:
+            fetch(video, policy_for(cfg, video=True), tmp, retries=cfg.retries)
+            tmp.flush()
+        except FetchError as err:
+            return [failure(str(err))]
+        return _decode_video(tmp.name, video, it, cfg, on_sample, samples, failure, base)
+
+
+def _decode_video(local: str, video: str, it: dict, cfg: DownloadConfig, on_sample, samples: list, failure, base):
+    """Sample frames of the file at `local`; keys and messages name `video` (the source)."""
     try:
-        container = av.open(video, timeout=cfg.timeout if "://" in video else None)
+        container = av.open(local)
     except Exception as err:  # noqa: BLE001 - PyAV raises many kinds for unreadable input
         return [failure(f"video_open_error: cannot open {video}: {err}")]
     last_t = None
-    sampler = _Sampler(it["every_seconds"], it["keyframes"])
+    sampler = _Sampler(it.video.every_seconds, it.video.keyframes)
     try:
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if it["keyframes"] and it["every_seconds"] is None:
+            if it.video.keyframes and it.video.every_seconds is None:
                 stream.codec_context.skip_frame = "NONKEY"  # decode keyframes only: much faster
             declared = _declared_duration(container, stream)
             frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1

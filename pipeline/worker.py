@@ -1,31 +1,35 @@
-"""The Ray actor that processes units. Filters (and their models) load once per actor."""
+"""The Ray actor that processes units on a CPU: download, decode, cheap filters, and
+the hand-off to the model pool. No model loads here."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import ray
 
-from stages.registry import build_stages
 from pipeline.config import WorkflowConfig
-from pipeline.process import score_columns
+from pipeline.model_pool import RayModelPool
 from pipeline.sources import Unit
-from pipeline.units import process_unit
-
-# Offline-safe defaults for libraries that phone home at import.
-WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "YOLO_OFFLINE": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}
+from pipeline.stage_plan import build_chain
+from pipeline.units import process_unit, run_unit
 
 
 @ray.remote
 class UnitWorker:
-    def __init__(self, cfg_json: str, out_dir: str):
+    def __init__(self, cfg_json: str, out_dir: str, model_actors: list, model_columns: list[str]):
         self.cfg = WorkflowConfig.model_validate_json(cfg_json)
         self.out_dir = Path(out_dir)
-        self.filters = build_stages(self.cfg.filters, "filter")
+        pool = RayModelPool(model_actors) if model_actors else None
+        self.chain = build_chain(self.cfg, pool, model_columns)
 
     def score_columns(self) -> list[str]:
-        return score_columns(self.filters)
+        return self.chain.score_columns
 
     def process(self, unit: Unit) -> dict:
-        return process_unit(unit, self.cfg, self.filters, self.out_dir)
+        """Run a whole unit and write its shard and ledger."""
+        return process_unit(unit, self.cfg, self.chain, self.out_dir)
+
+    def process_part(self, part: Unit) -> tuple[list, dict]:
+        """Run some items of a unit (isolating one that kills workers); the scheduler writes."""
+        samples, stats = run_unit(part, self.cfg, self.chain)
+        return samples, stats.to_dict()

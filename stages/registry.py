@@ -3,15 +3,18 @@
 A new filter or annotator is one file: its Stage class, a pydantic config class for its
 section of the workflow (`filters.NAME` or `annotate.NAME`) and a builder decorated with
 `@register_stage(...)`. Nothing central lists them: `discover()` imports every module
-of the `filters` and `annotate` packages that registers a stage, and any module named
-by the `ascan_t2i.stages` entry-point group (stages shipped by other packages).
+of the `filters` and `annotate` packages that registers a stage, any module named by
+the `ascan_t2i.stages` entry-point group (stages shipped by other packages), and the
+modules listed in $ASCAN_T2I_STAGES (comma-separated; your own stages without packaging
+them: set it where the job starts, Ray workers inherit it).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable
@@ -22,6 +25,7 @@ from stages.base import Stage
 
 STAGE_PACKAGES = ("filters", "annotate")
 ENTRY_POINT_GROUP = "ascan_t2i.stages"
+MODULES_ENV = "ASCAN_T2I_STAGES"
 
 
 @dataclass(frozen=True)
@@ -31,22 +35,26 @@ class StageSpec:
     config: type[BaseModel]  # every field has a default; `enabled` switches it on
     build: Callable[[BaseModel], Stage]
     order: int  # run order within its kind (cheap first); ties broken by name
+    pool: str = "model"  # "cpu": runs in the CPU workers; "model": in the model pool
 
 
 _REGISTRY: dict[str, StageSpec] = {}
 _discovered = False
 
 
-def register_stage(name: str, kind: str, config: type[BaseModel], order: int):
-    """Decorator for a builder `fn(config) -> Stage`."""
+def register_stage(name: str, kind: str, config: type[BaseModel], order: int, pool: str = "model"):
+    """Decorator for a builder `fn(config) -> Stage`. `pool` says where the stage runs,
+    known before it is built (building a model stage loads its model)."""
     if kind not in ("filter", "annotator"):
         raise ValueError(f"stage {name}: kind must be 'filter' or 'annotator', got {kind!r}")
+    if pool not in ("cpu", "model"):
+        raise ValueError(f"stage {name}: pool must be 'cpu' or 'model', got {pool!r}")
 
     def wrap(build):
         old = _REGISTRY.get(name)
         if old is not None and old.build.__module__ != build.__module__:
             raise ValueError(f"stage name {name!r} registered twice ({old.build.__module__}, {build.__module__})")
-        _REGISTRY[name] = StageSpec(name, kind, config, build, order)
+        _REGISTRY[name] = StageSpec(name, kind, config, build, order, pool)
         return build
 
     return wrap
@@ -68,6 +76,12 @@ def discover() -> None:
                 importlib.import_module(f"{package}.{mod.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         importlib.import_module(ep.value)
+    for name in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ImportError(f"${MODULES_ENV} names the stage module {name!r}, which cannot be imported ({err}); "
+                              "put its folder on PYTHONPATH or fix the name") from err
 
 
 def list_stages(kind: str | None = None) -> list[StageSpec]:
@@ -84,7 +98,12 @@ def get_spec(name: str) -> StageSpec:
     return _REGISTRY[name]
 
 
-def build_stages(section: BaseModel, kind: str, warnings: list[str] | None = None) -> list[Stage]:
+def enabled_specs(section: BaseModel, kind: str, pool: str | None = None) -> list[StageSpec]:
+    """The enabled stages of one workflow section (optionally of one pool), in run order."""
+    return [s for s in list_stages(kind) if getattr(section, s.name).enabled and (pool is None or s.pool == pool)]
+
+
+def build_stages(section: BaseModel, kind: str, warnings: list[str] | None = None, pool: str | None = None) -> list[Stage]:
     """Instantiate the enabled stages of one workflow section (models load here).
 
     A stage whose config says `required: false` and that cannot be built (its model is
@@ -92,12 +111,12 @@ def build_stages(section: BaseModel, kind: str, warnings: list[str] | None = Non
     raises: a model that cannot be found stops the job at start-up, naming the setting.
     """
     out = []
-    for spec in list_stages(kind):
+    for spec in enabled_specs(section, kind, pool):
         sub = getattr(section, spec.name)
-        if not sub.enabled:
-            continue
         try:
-            out.append(spec.build(sub))
+            stage = spec.build(sub)
+            stage.resources = replace(stage.resources, pool=spec.pool)
+            out.append(stage)
         except Exception as err:  # noqa: BLE001 - optional stages may fail in any way
             if getattr(sub, "required", True):
                 raise

@@ -5,7 +5,7 @@ are kept. Text boxes are detected once and shared by both filters."""
 import numpy as np
 import pytest
 
-from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.photos import load_photo
 from filters.text import TextFilter
 from filters.watermark import WatermarkFilter
 from filters.watermark_synth import add_text_overlay, add_watermark

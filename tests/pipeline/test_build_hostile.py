@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow, write_jsonl
@@ -145,7 +145,13 @@ def test_manifest_records_config_versions_reasons_timings(build):
     assert manifest["versions"]["img2dataset"] and manifest["versions"]["ray"]
     failed = ledger[ledger["status"] == "failed"]["reason"].value_counts().to_dict()
     assert manifest["counts"]["reasons"]["failed"] == failed
-    assert manifest["timings"]["total_s"] > 0 and manifest["timings"]["workers_load_s"] > 0
+    assert manifest["timings"]["total_s"] > 0
+    stages = manifest["stages"]
+    assert stages["load"]["busy_s"] > 0 and stages["load"]["images"] > 0
+    assert stages["resolution"]["pool"] == "cpu" and stages["resolution"]["images"] > 0
+    assert stages["blur"]["images"] <= stages["resolution"]["images"]  # cheapest first, rejects leave
+    assert all(v["idle_s"] >= 0 for v in stages.values())
+    assert manifest["pool"]["model_actors"] == 0  # no model stage enabled: no model pool
     schema = pq.read_schema(next((out / "ledger").glob("*.parquet")))
     for col in ("key", "url", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
         assert col in schema.names

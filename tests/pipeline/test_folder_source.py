@@ -6,10 +6,10 @@ import shutil
 
 import webdataset as wds
 
-from stages.registry import build_stages
 from pipeline.demo_data import skimage_photos
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
+from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit
 from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow
@@ -33,7 +33,7 @@ def test_folder_with_photos_and_broken_files(tmp_path):
     out = tmp_path / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    process_unit(unit, cfg, build_stages(cfg.filters, "filter"), out)
+    process_unit(unit, cfg, build_chain(cfg), out)
 
     ledger = read_ledger(out).to_pandas().set_index("url")
     status = {k.rsplit("/", 1)[-1]: (r["status"], r["reason"]) for k, r in ledger.iterrows()}

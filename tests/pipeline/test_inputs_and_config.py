@@ -95,7 +95,7 @@ def test_keys_are_stable_and_units_sized(tmp_path):
     cfg = workflow([{"type": "url_list", "path": str(path)}], output={"shard_size": 5})
     a, b = plan_units(cfg), plan_units(cfg)
     assert [len(u.items) for u in a] == [5, 5, 2]
-    assert [it["key"] for u in a for it in u.items] == [it["key"] for u in b for it in u.items]
+    assert [it.key for u in a for it in u.items] == [it.key for u in b for it in u.items]
 
 
 def test_output_not_empty_without_resume(tmp_path):

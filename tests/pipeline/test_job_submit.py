@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from tests.pipeline import hostile
 from tests.pipeline.conftest import write_jsonl
 
@@ -56,7 +56,8 @@ def test_ray_job_submit_builds_the_dataset(served, tmp_path):
     wf.write_text(yaml.safe_dump({
         "name": "job-submit-test",
         "sources": [{"type": "url_list", "path": "replaced-by---input.jsonl"}],
-        "download": {"image_size": 128, "timeout": 5},
+        # the test server listens on 127.0.0.1, which a build refuses by default
+        "download": {"image_size": 128, "timeout": 5, "allow_private_networks": True},
         "output": {"shard_size": 4},
         "filters": {"resolution": {"min_side": 64}},
     }))

@@ -1,16 +1,22 @@
-"""The filter chain: first rejecting filter wins, score_all scores everything, a
-crashing filter fails its batch (recorded) instead of the job, pixels are released."""
+"""The stage chain: first rejecting filter wins, score_all scores everything, a
+crashing stage fails its batch (recorded) instead of the job, pixels are released
+once a batch has left for the model pool, annotators see only kept samples."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from annotate.base import Annotator
 from filters.base import Filter
 from filters.blur import BlurFilter
 from filters.resolution import ResolutionFilter
+from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
-from pipeline.process import StreamingFilter, apply_filters
 from pipeline.sample import Sample
+from pipeline.stage_chain import LocalModelPool, ModelStageRunner
+from pipeline.stage_plan import StageChain
+from pipeline.stage_stats import StageStats
+from stages.base import Resources
 from tests.pipeline.hostile import photo
 
 
@@ -22,6 +28,19 @@ class Boom(Filter):
         raise RuntimeError("model exploded")
 
 
+class CountingAnnotator(Annotator):
+    """Records which samples it saw; says each image's mean brightness."""
+
+    name = "brightness"
+
+    def __init__(self):
+        self.seen = []
+
+    def annotate(self, images, meta):
+        self.seen += [m["key"] for m in meta]
+        return [{"model": "mean", "value": float(im.mean())} for im in images]
+
+
 def _samples():
     sharp = photo("astronaut.png")
     flat = np.full((300, 300, 3), 128, np.uint8)
@@ -29,36 +48,47 @@ def _samples():
     return [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(im, 256, 90)) for i, im in enumerate([sharp, flat, tiny])]
 
 
-def test_first_rejecting_filter_wins_and_later_filters_skip_it():
+def _run(cpu_filters, model_filters=(), annotators=(), score_all=False, batch_size=64):
     samples = _samples()
-    apply_filters(samples, [ResolutionFilter(min_side=100), BlurFilter()])
+    pool = LocalModelPool(ModelStageRunner(list(model_filters), list(annotators))) if (model_filters or annotators) else None
+    chain = StageChain(list(cpu_filters), pool, [], [], score_all, batch_size)
+    stats = StageStats()
+    batcher = SampleBatcher(chain, stats)
+    for s in samples:
+        batcher.add(s)
+    batcher.finish()
+    batcher.annotate_kept(samples)
+    return samples, stats, pool
+
+
+def test_first_rejecting_filter_wins_and_later_filters_skip_it():
+    samples, stats, _ = _run([ResolutionFilter(min_side=100), BlurFilter()])
     assert [(s.status, s.reason) for s in samples] == [("kept", ""), ("rejected", "blur"), ("rejected", "resolution")]
     assert "blur_laplacian_var" not in samples[2].scores  # left at the first filter
     assert samples[2].detail == "min_side"
+    assert stats.images["resolution"] == 3 and stats.images["blur"] == 2
 
 
-def test_score_all_scores_every_filter_on_every_sample():
-    samples = _samples()
-    apply_filters(samples, [ResolutionFilter(min_side=100), BlurFilter()], score_all=True)
+def test_score_all_scores_every_filter_on_every_sample_across_the_pool():
+    blur = BlurFilter()
+    blur.resources = Resources(pool="model")
+    samples, _, _ = _run([ResolutionFilter(min_side=100)], [blur], score_all=True)
     assert [s.reason for s in samples] == ["", "blur", "resolution"]
     assert all("blur_laplacian_var" in s.scores and "resolution_min_side" in s.scores for s in samples)
 
 
-def test_crashing_filter_fails_its_batch_and_releases_pixels():
-    samples = _samples()
-    stream = StreamingFilter([ResolutionFilter(min_side=0), Boom()], score_all=False)
-    for s in samples:
-        stream.add(s)
-    stream.flush()
+def test_crashing_model_filter_fails_its_batch_only():
+    samples, _, _ = _run([ResolutionFilter(min_side=0)], [Boom()], batch_size=2)
     assert {(s.status, s.reason) for s in samples} == {("failed", "filter_error")}
-    assert "model exploded" in samples[0].detail
+    assert "model exploded" in samples[0].detail and "boom" in samples[0].detail
 
 
-def test_streaming_filter_releases_pixels_keeps_jpeg():
-    samples = _samples()
-    stream = StreamingFilter([BlurFilter()], score_all=False)
-    for s in samples:
-        stream.add(s)
-    stream.flush()
+def test_annotators_see_kept_samples_only_and_pixels_are_released():
+    ann = CountingAnnotator()
+    samples, _, pool = _run([ResolutionFilter(min_side=100), BlurFilter()], annotators=[ann])
+    assert ann.seen == ["k0"]
+    assert samples[0].annotations["brightness"]["model"] == "mean"
+    assert samples[0].annotations["brightness"]["value"] > 10
     assert all(s.image.rgb is None and s.image.jpg for s in samples)
     assert samples[0].image.width == 256
+    assert pool.runner.stats.busy_s["brightness"] > 0 and pool.runner.stats.images["brightness"] == 1

@@ -17,7 +17,7 @@ import webdataset as wds
 import yaml
 
 from pipeline.config import load_workflow
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.runner import OutputError, run_build
 from tests.pipeline.conftest import write_jsonl
 
@@ -29,10 +29,12 @@ def _workflow_file(tmp: Path, urls: Path) -> Path:
     wf = {
         "name": "resume-test",
         "sources": [{"type": "url_list", "path": str(urls)}],
-        "download": {"image_size": 128, "timeout": 5, "thread_count": 4},
+        # the test server listens on 127.0.0.1, which a build refuses by default
+        "download": {"image_size": 128, "timeout": 5, "thread_count": 4, "allow_private_networks": True},
         "output": {"shard_size": SHARD},
         "filters": {"resolution": {"min_side": 64}},
-        "ray": {"num_workers": 2},
+        "annotate": {"probe": {"enabled": True}},  # a model stage: the model pool runs beside the workers
+        "ray": {"model_actors": 1, "model_batch_size": 2},
     }
     path = tmp / "wf.yaml"
     path.write_text(yaml.safe_dump(wf))

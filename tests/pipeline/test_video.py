@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from stages.registry import build_stages
 from pipeline.demo_data import make_video, skimage_photos
 from pipeline.keys import frame_key
-from pipeline.manifest import read_ledger
+from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
+from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import workflow
 
@@ -34,7 +34,7 @@ def _run(tmp_path, source: dict):
     out = tmp_path / "out"
     (out / "shards").mkdir(parents=True)
     (out / "ledger").mkdir()
-    process_unit(unit, cfg, build_stages(cfg.filters, "filter"), out)
+    process_unit(unit, cfg, build_chain(cfg), out)
     return read_ledger(out).to_pandas(), out
 
 
@@ -73,7 +73,7 @@ def test_video_over_http(tmp_path, video):
         assert ledger["video_time"].tolist() == pytest.approx([0.0, 2.0, 4.0])
         assert (ledger["status"] == "kept").all() and ledger["url"].iloc[0].startswith("http://127.0.0.1")
         ledger, _ = _run(tmp_path / "b", {"type": "video", "path": server.url("missing.mp4"), "every_seconds": 2.0})
-        assert ledger[["status", "reason"]].values.tolist() == [["failed", "video_open_error"]]
+        assert ledger[["status", "reason"]].values.tolist() == [["failed", "http_404"]]  # fetched by pipeline.fetch
 
 
 def test_garbage_and_missing_video_fail_cleanly(tmp_path):

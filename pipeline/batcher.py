@@ -1,0 +1,86 @@
+"""SampleBatcher: collects decoded samples from a loader and sends them through the
+stage chain a batch at a time, without making the download wait on the models.
+
+Per batch, in the CPU worker: the cheap filters run here; the samples still pending
+(every decoded one with score_all) go to the model pool asynchronously and their pixels
+are released at once (the pool has its own copy), so a worker holds at most one batch of
+decoded images whatever the unit size. `finish()` collects the pool's verdicts, marks
+the survivors kept and runs the CPU annotators (caption fusion, metadata only).
+"""
+
+from __future__ import annotations
+
+import time
+
+from pipeline.sample import Sample
+from pipeline.stage_chain import new_verdict, run_annotators, run_filters
+from pipeline.stage_plan import StageChain
+from pipeline.stage_stats import StageStats
+
+
+class SampleBatcher:
+    def __init__(self, chain: StageChain, stats: StageStats):
+        self.chain, self.stats = chain, stats
+        self.pending: list[Sample] = []
+        self.in_pool: list[tuple[list[Sample], object]] = []
+        self.busy_s = 0.0  # time spent here, inside the loader's callback
+
+    def add(self, sample: Sample) -> None:
+        if sample.status != "pending":
+            return
+        self.pending.append(sample)
+        if len(self.pending) >= self.chain.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        t0 = time.perf_counter()
+        meta = [s.stage_meta() for s in batch]
+        verdicts = [new_verdict() for _ in batch]
+        run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats)
+        for s, v in zip(batch, verdicts):
+            s.apply(v)
+        if self.chain.pool is not None:
+            sent = [s for s in batch if s.status == "pending" or (self.chain.score_all and s.status == "rejected")]
+            if sent:
+                handle = self.chain.pool.submit(
+                    [s.rgb for s in sent], [s.stage_meta() for s in sent], [s.verdict() for s in sent], self.chain.score_all
+                )
+                self.in_pool.append((sent, handle))
+        for s in batch:
+            if s.image is not None:
+                s.image.release_pixels()
+        self.busy_s += time.perf_counter() - t0
+
+    def finish(self) -> float:
+        """Wait for the model pool, settle every sample; returns seconds spent waiting."""
+        self.flush()
+        waited = 0.0
+        for sent, handle in self.in_pool:
+            t0 = time.perf_counter()
+            try:
+                verdicts = self.chain.pool.result(handle)
+            except Exception as err:  # noqa: BLE001 - a lost model batch fails its samples, recorded
+                msg = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+                verdicts = [dict(s.verdict(), status="failed", reason="model_pool_error",
+                                 detail=f"{type(err).__name__}: {msg}") for s in sent]
+            waited += time.perf_counter() - t0
+            for s, v in zip(sent, verdicts):
+                s.apply(v)
+        self.in_pool = []
+        return waited
+
+    def annotate_kept(self, samples: list[Sample]) -> None:
+        """Mark survivors kept, after the CPU annotators (fusion) describe them."""
+        live = [s for s in samples if s.status == "pending"]
+        if self.chain.cpu_annotators and live:
+            meta = [s.stage_meta() for s in live]
+            verdicts = [s.verdict() for s in live]
+            run_annotators(self.chain.cpu_annotators, [None] * len(live), meta, verdicts, self.stats)
+            for s, v in zip(live, verdicts):
+                s.apply(v)
+        for s in live:
+            if s.status == "pending":
+                s.status = "kept"

@@ -1,0 +1,109 @@
+"""The ledger: one parquet file per unit under ledger/, one row per input item (kept,
+rejected or failed, and why, with every score). Written here, read here."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotate.figures import LEDGER_FIGURES, ledger_figures
+from pipeline.output_layout import LEDGER_DIR, atomic_path
+from pipeline.sample import Sample
+
+LEDGER_FIELDS = [
+    ("key", pa.string()),
+    ("url", pa.string()),  # the URL, or the path for local files and videos
+    ("kind", pa.string()),
+    ("status", pa.string()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("shard", pa.string()),
+    ("original_width", pa.int32()),
+    ("original_height", pa.int32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("video_time", pa.float64()),
+    ("caption", pa.string()),  # the input's caption (alt text) and its other columns (JSON),
+    ("source_extra", pa.string()),  # so `filter-report --export` can give back a URL list to rebuild from
+    # kept samples with annotations: words of the training caption, objects detected, words read by OCR
+    ("caption_words", pa.int32()),
+    ("object_count", pa.int32()),
+    ("ocr_words", pa.int32()),
+]
+SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
+
+
+def ledger_schema(score_columns: list[str]) -> pa.Schema:
+    return pa.schema(LEDGER_FIELDS + [(c, pa.float64()) for c in score_columns])
+
+
+def caption_figures(s: Sample) -> dict[str, int | None]:
+    """The ledger's caption columns (None where the sample has no annotations)."""
+    if s.status != "kept" or not s.annotations:
+        return dict.fromkeys(LEDGER_FIGURES)
+    return ledger_figures(s.annotations, s.source.get("caption"))
+
+
+def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[str]) -> dict[str, list]:
+    cols = {name: [] for name, _ in LEDGER_FIELDS}
+    cols.update({c: [] for c in score_columns})
+    for s in samples:
+        img = s.image
+        cols["key"].append(s.key)
+        cols["url"].append(s.source.get("url") or s.source.get("path"))
+        cols["kind"].append(s.source.get("kind"))
+        cols["status"].append(s.status)
+        cols["reason"].append(s.reason)
+        cols["detail"].append(s.detail)
+        cols["shard"].append(shard if s.status == "kept" else None)
+        cols["original_width"].append(img.original_width if img else None)
+        cols["original_height"].append(img.original_height if img else None)
+        cols["width"].append(img.width if img else None)
+        cols["height"].append(img.height if img else None)
+        cols["video_time"].append(s.source.get("video_time"))
+        cols["caption"].append(s.source.get("caption"))
+        cols["source_extra"].append(json.dumps({k: v for k, v in s.source.items() if k not in SOURCE_KEYS}))
+        for name, value in caption_figures(s).items():
+            cols[name].append(value)
+        for c in score_columns:
+            cols[c].append(s.scores.get(c))
+    return cols
+
+
+def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: str | None, score_columns: list[str]) -> None:
+    final = out_dir / LEDGER_DIR / f"{unit_name}.parquet"
+    tmp = atomic_path(final)
+    table = pa.table(ledger_rows(samples, shard, score_columns), schema=ledger_schema(score_columns))
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
+
+
+def read_ledger(out_dir: Path, columns: list[str] | None = None):
+    files = sorted((Path(out_dir) / LEDGER_DIR).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{out_dir} has no ledger/*.parquet; is it a build_dataset output folder?")
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
+
+
+def ledger_counts(out_dir: Path) -> dict:
+    t = read_ledger(out_dir, ["status", "reason", "shard"])
+    status = t.column("status").to_pylist()
+    reason = t.column("reason").to_pylist()
+    by_reason: dict[str, Counter] = {}
+    for st, rs in zip(status, reason):
+        if st != "kept":
+            by_reason.setdefault(st, Counter())[rs] += 1
+    counts = Counter(status)
+    return {
+        "inputs": len(status),
+        "status": {k: counts.get(k, 0) for k in ("kept", "rejected", "failed")},
+        "reasons": {st: dict(c.most_common()) for st, c in sorted(by_reason.items())},
+        "shards": sorted({s for s in t.column("shard").to_pylist() if s}),
+    }
+
+

@@ -1,0 +1,54 @@
+"""`--what-if blur=0.3 watermark=0.7`: counts per status and reason under other
+thresholds, from the ledger's stored scores, without running any model.
+
+Each kept or rejected row is replayed through the filters in run order with the
+filters' own keep() (rules.py); it leaves at the first filter that rejects it. Failed
+rows stay failed. A row is UNKNOWN when it reaches a filter that never scored it (it
+left at an earlier filter in the real run and score_all was off): it may be kept or
+rejected by that filter or a later one, which gives each count a lower and upper bound.
+With score_all: true every row is scored by every filter and all counts are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.report.rules import FilterRule
+
+
+def what_if(ledger: pd.DataFrame, rules: list[FilterRule]) -> dict:
+    n = len(ledger)
+    status = ledger["status"].to_numpy()
+    pending = np.isin(status, ["kept", "rejected"])
+    reason = np.full(n, "", dtype=object)
+    first_unknown = np.full(n, -1)
+    for i, rule in enumerate(rules):
+        scored, keep = rule.keep_rows(ledger)
+        rejected = pending & scored & ~keep
+        reason[rejected] = rule.name
+        unknown = pending & ~scored
+        first_unknown[unknown] = i
+        pending &= ~(rejected | unknown)
+    unknown = first_unknown >= 0
+    rejected_by = {r.name: int((reason == r.name).sum()) for r in rules}
+    rows = [{"status": "kept", "reason": "", "low": int(pending.sum()), "high": int(pending.sum() + unknown.sum())}]
+    rej_low = sum(rejected_by.values())
+    rows.append({"status": "rejected", "reason": "", "low": rej_low, "high": rej_low + int(unknown.sum())})
+    for i, r in enumerate(rules):
+        could = int((unknown & (first_unknown <= i)).sum())  # unknown rows that reach this filter unscored (or earlier)
+        rows.append({"status": "rejected", "reason": r.name, "low": rejected_by[r.name], "high": rejected_by[r.name] + could})
+    failed = ledger[ledger["status"] == "failed"]
+    rows.append({"status": "failed", "reason": "", "low": len(failed), "high": len(failed)})
+    for rs, m in failed["reason"].value_counts().items():
+        rows.append({"status": "failed", "reason": str(rs), "low": int(m), "high": int(m)})
+    now = ledger.groupby(["status", "reason"]).size().to_dict()
+    for row in rows:
+        row["now"] = (int((ledger["status"] == row["status"]).sum()) if not row["reason"]
+                      else int(now.get((row["status"], row["reason"]), 0)))
+        row["exact"] = row["low"] == row["high"]
+    unknown_by = {rules[i].name: int((first_unknown == i).sum()) for i in range(len(rules)) if (first_unknown == i).any()}
+    return {"rows": rows, "unknown": int(unknown.sum()), "unknown_at": unknown_by,
+            "thresholds": {r.name: {f: r.params.get(f) for f in sorted(set(r.threshold_fields().values()))} for r in rules},
+            "new_status": np.where(pending, "kept", np.where(reason != "", "rejected", np.where(unknown, "unknown", status))),
+            "new_reason": np.where(status == "failed", ledger["reason"].to_numpy(), reason)}

@@ -1,0 +1,104 @@
+"""WebDataset units: read an existing shard (this project's, or any img2dataset
+output such as a LAION subset) so its images go through the filters and annotators
+again, into new shards with a ledger: re-captioning a dataset you already have.
+
+One unit per input shard, read as a stream (one sample in memory at a time). Each
+sample is one ledger row: a sample without an image, or whose image does not decode,
+is a failed row; a shard that cannot be opened, or breaks part-way (truncated tar),
+adds one failed row (`<shard key>_error`) after the samples read so far.
+
+Keys: a hash of (shard path, original key), so two datasets that both number their
+samples 000000001 do not collide; the original key is kept in `json.source.key`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from typing import Callable, Iterator
+
+from pipeline.config import DownloadConfig
+from pipeline.decode import DecodeError, prepare_image
+from pipeline.keys import source_key
+from pipeline.sample import Sample
+from pipeline.sources import InputItem
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+# WebDataset's rule: the key is the member path up to the first dot of its file name.
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {ext: bytes}) per sample: consecutive members with the same key."""
+    key, parts = None, {}
+    for m in tar:
+        if not m.isfile():
+            continue
+        match = _KEY_EXT.match(m.name)
+        if not match or match.group(1).split("/")[-1].startswith("__"):
+            continue
+        k, ext = match.group(1), match.group(2).lower()
+        if k != key and key is not None:
+            yield key, parts
+            parts = {}
+        key = k
+        parts[ext] = tar.extractfile(m).read()
+    if key is not None:
+        yield key, parts
+
+
+def _source(shard: str, key: str, parts: dict[str, bytes], extra: dict) -> dict:
+    src = {"kind": "webdataset", "path": shard, "key": key, "caption": "", **extra}
+    if "txt" in parts:
+        src["caption"] = parts["txt"].decode("utf-8", errors="replace")
+    if "json" in parts:
+        try:
+            meta = json.loads(parts["json"])
+            inner = meta.get("source", meta) if isinstance(meta, dict) else {}
+            if isinstance(inner, dict) and isinstance(inner.get("url"), str):
+                src["url"] = inner["url"]
+        except ValueError:
+            pass  # a bad json member does not cost the image
+    return src
+
+
+def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+    (it,) = items
+    shard = it.location
+    samples: list[Sample] = []
+
+    def failure(error: str) -> Sample:
+        s = Sample(f"{it.key}_error", len(samples), {"kind": "webdataset", "path": shard, "caption": ""})
+        s.fail(error)
+        return s
+
+    if it.error:
+        return [failure(it.error)]
+    seen: dict[str, int] = {}
+    try:
+        with tarfile.open(shard, mode="r|*") as tar:
+            for key, parts in _members(tar):
+                n = seen.get(key, 0)
+                seen[key] = n + 1
+                s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples),
+                           _source(shard, key, parts, it.extra))
+                samples.append(s)
+                ext = next((e for e in IMAGE_EXTS if e in parts), None)
+                if ext is None:
+                    s.fail(f"missing_image: sample {key} in {shard} has no {'/'.join(IMAGE_EXTS)} member "
+                           f"(has: {', '.join(sorted(parts)) or 'nothing'})")
+                    continue
+                try:
+                    s.image = prepare_image(parts[ext], cfg.image_size, cfg.encode_quality, cfg.max_image_pixels)
+                except DecodeError as err:
+                    s.fail(str(err))
+                    continue
+                on_sample(s)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        where = f"after {len(samples)} samples" if samples else "before the first sample"
+        reason = "shard_open_error" if not samples else "shard_truncated"
+        samples.append(failure(f"{reason}: reading {shard} failed {where}: {err}"))
+    if not samples:
+        samples.append(failure(f"shard_empty: {shard} holds no samples"))
+    return samples

@@ -1,0 +1,112 @@
+"""Run stages over a batch of samples, without Ray: the same code runs in the CPU
+workers (cheap filters, caption fusion) and in the model actors (model filters,
+annotators).
+
+Work crosses process boundaries as "verdicts": one JSON-able dict per sample with its
+status, reason, detail, scores, filter outputs and annotations. Filters run in stage
+order; a sample leaves at the first filter that rejects it (unless score_all); then
+annotators describe the samples still kept. A stage that raises fails the samples of
+its batch (recorded, reason `filter_error` / `annotator_error`), never the job.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pipeline.stage_stats import StageStats
+from stages.base import Stage
+
+
+def new_verdict(status: str = "pending") -> dict:
+    return {"status": status, "reason": "", "detail": "", "scores": {}, "filter_outputs": {}, "annotations": {}}
+
+
+def _fail(verdict: dict, reason: str, stage: Stage, err: Exception) -> None:
+    if verdict["status"] != "failed":
+        verdict.update(status="failed", reason=reason, detail=f"{stage.name}: {type(err).__name__}: {err}")
+
+
+def run_filters(filters, images: list, meta: list[dict], verdicts: list[dict], score_all: bool, stats: StageStats) -> None:
+    for f in filters:
+        idx = [i for i, v in enumerate(verdicts)
+               if v["status"] == "pending" or (score_all and v["status"] == "rejected")]
+        if not idx:
+            continue
+        t0 = time.perf_counter()
+        try:
+            results = f.process([images[i] if f.needs_pixels else None for i in idx], [meta[i] for i in idx])
+        except Exception as err:  # noqa: BLE001 - a filter crash fails its batch, recorded
+            for i in idx:
+                _fail(verdicts[i], "filter_error", f, err)
+            continue
+        finally:
+            stats.add(f.name, f.resources.pool, time.perf_counter() - t0, len(idx))
+        for i, r in zip(idx, results):
+            v = verdicts[i]
+            v["scores"].update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
+            if r["outputs"] is not None:
+                v["filter_outputs"][f.name] = r["outputs"]
+                meta[i].setdefault("filter_outputs", {})[f.name] = r["outputs"]
+            if not r["keep"] and v["status"] == "pending":
+                v.update(status="rejected", reason=f.name, detail=r["detail"])
+
+
+def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[dict], stats: StageStats) -> None:
+    """Annotate the samples still pending (they pass every filter)."""
+    for a in annotators:
+        idx = [i for i, v in enumerate(verdicts) if v["status"] == "pending"]
+        if not idx:
+            return
+        t0 = time.perf_counter()
+        try:
+            results = a.process([images[i] if a.needs_pixels else None for i in idx], [meta[i] for i in idx])
+        except Exception as err:  # noqa: BLE001 - an annotator crash fails its batch, recorded
+            for i in idx:
+                _fail(verdicts[i], "annotator_error", a, err)
+            continue
+        finally:
+            stats.add(a.name, a.resources.pool, time.perf_counter() - t0, len(idx))
+        for i, r in zip(idx, results):
+            verdicts[i]["annotations"][a.name] = r
+            meta[i].setdefault("annotations", {})[a.name] = r
+
+
+class ModelStageRunner:
+    """The model stages (filters, then annotators) of one model actor, on one batch."""
+
+    def __init__(self, filters: list, annotators: list):
+        self.filters, self.annotators = filters, annotators
+        self.stats = StageStats()
+        self.started = time.perf_counter()
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [*self.filters, *self.annotators]
+
+    def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[dict], score_all: bool) -> list[dict]:
+        run_filters(self.filters, images, meta, verdicts, score_all, self.stats)
+        run_annotators(self.annotators, images, meta, verdicts, self.stats)
+        return verdicts
+
+    def stats_dict(self) -> dict:
+        """Busy time per stage, and this runner's lifetime as the model pool's wall time."""
+        s = StageStats()
+        s.merge(self.stats.to_dict())
+        s.add_wall("model", time.perf_counter() - self.started)
+        return s.to_dict()
+
+
+class LocalModelPool:
+    """The model stages in this process, run synchronously (no Ray): tests, and the
+    same interface as the Ray pool (pipeline/model_pool.py)."""
+
+    def __init__(self, runner: ModelStageRunner):
+        self.runner = runner
+
+    def submit(self, images, meta, verdicts, score_all):
+        return self.runner.run(images, meta, verdicts, score_all)
+
+    def result(self, handle):
+        return handle

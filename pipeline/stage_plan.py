@@ -1,0 +1,54 @@
+"""Which enabled stage runs where: cheap filters in the CPU workers, model filters and
+annotators in the model pool, caption fusion back in the CPU workers (each stage's
+`pool`, declared when it registers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.config import WorkflowConfig
+from pipeline.stage_chain import LocalModelPool, ModelStageRunner
+from stages.registry import build_stages, enabled_specs
+
+
+@dataclass
+class StageChain:
+    """cpu_filters and cpu_annotators run in the worker, the rest behind `pool`
+    (None when no model stage is enabled)."""
+
+    cpu_filters: list
+    pool: object | None
+    cpu_annotators: list
+    score_columns: list[str]
+    score_all: bool = False
+    batch_size: int = 64
+    warnings: list[str] = field(default_factory=list)
+
+
+def has_model_stages(cfg: WorkflowConfig) -> bool:
+    return bool(enabled_specs(cfg.filters, "filter", "model") or enabled_specs(cfg.annotate, "annotator", "model"))
+
+
+def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStageRunner:
+    """The model stages, loaded here (once per model actor)."""
+    return ModelStageRunner(
+        build_stages(cfg.filters, "filter", warnings, pool="model"),
+        build_stages(cfg.annotate, "annotator", warnings, pool="model"),
+    )
+
+
+def score_columns(filters: list) -> list[str]:
+    return [c for f in filters for c in f.score_columns]
+
+
+def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None) -> StageChain:
+    """The chain a CPU worker runs. Without `pool`, the model stages are built in this
+    process (LocalModelPool: tests, and runs without Ray)."""
+    warnings: list[str] = []
+    cpu_filters = build_stages(cfg.filters, "filter", warnings, pool="cpu")
+    cpu_annotators = build_stages(cfg.annotate, "annotator", warnings, pool="cpu")
+    if pool is None and has_model_stages(cfg):
+        runner = build_model_runner(cfg, warnings)
+        pool, model_columns = LocalModelPool(runner), score_columns(runner.filters)
+    columns = score_columns(cpu_filters) + list(model_columns or [])
+    return StageChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings)

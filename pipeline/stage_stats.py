@@ -1,0 +1,50 @@
+"""Per-stage time accounting: busy seconds and images per stage, and the wall time
+of the processes that host them, so the manifest can say which stage waits and
+which one everyone waits for."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+class StageStats:
+    def __init__(self):
+        self.busy_s: dict[str, float] = defaultdict(float)
+        self.images: dict[str, int] = defaultdict(int)
+        self.pool: dict[str, str] = {}  # stage -> "cpu" | "model"
+        self.wall_s: dict[str, float] = defaultdict(float)  # pool -> seconds its hosts ran
+        self.waiting_for_models_s = 0.0  # CPU workers' time blocked on the model pool's results
+
+    def add(self, name: str, pool: str, busy_s: float, images: int) -> None:
+        self.busy_s[name] += busy_s
+        self.images[name] += images
+        self.pool[name] = pool
+
+    def add_wall(self, pool: str, seconds: float) -> None:
+        self.wall_s[pool] += seconds
+
+    def to_dict(self) -> dict:
+        return {"busy_s": dict(self.busy_s), "images": dict(self.images), "pool": dict(self.pool),
+                "wall_s": dict(self.wall_s), "waiting_for_models_s": self.waiting_for_models_s}
+
+    def merge(self, d: dict) -> None:
+        for name, busy in d["busy_s"].items():
+            self.add(name, d["pool"][name], busy, d["images"].get(name, 0))
+        for pool, s in d["wall_s"].items():
+            self.add_wall(pool, s)
+        self.waiting_for_models_s += d.get("waiting_for_models_s", 0.0)
+
+    def summary(self) -> dict:
+        """Manifest form: per stage busy_s, idle_s (host wall time not spent in this
+        stage), images, images_per_s (while busy)."""
+        out = {}
+        for name in self.busy_s:
+            busy, n = self.busy_s[name], self.images[name]
+            out[name] = {
+                "pool": self.pool[name],
+                "busy_s": round(busy, 3),
+                "idle_s": round(max(0.0, self.wall_s.get(self.pool[name], 0.0) - busy), 3),
+                "images": n,
+                "images_per_s": round(n / busy, 2) if busy > 0 else None,
+            }
+        return out

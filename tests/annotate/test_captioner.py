@@ -1,0 +1,54 @@
+"""Captioner: tiny BLIP and Florence-2 built from configs, saved with save_pretrained and
+loaded by path through the same builder a hub id or a user's folder goes through."""
+
+import pytest
+from skimage import data
+
+from annotate.captioner import CaptionerConfig, build_captioner
+from tests.annotate.tiny_models import save_tiny_blip, save_tiny_florence2
+
+PHOTOS = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+SAVERS = {"blip": save_tiny_blip, "florence2": save_tiny_florence2}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """kind -> folder, each built once per module."""
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            cache[kind] = str(SAVERS[kind](tmp_path_factory.mktemp(kind)))
+        return cache[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("beams", [1, 2])
+@pytest.mark.parametrize("kind", list(SAVERS))
+def test_schema_and_batched_equals_one_by_one(saved, kind, beams):
+    path = saved(kind)
+    cap = build_captioner(CaptionerConfig(enabled=True, model=path, max_new_tokens=6, num_beams=beams, device="cpu"))
+    assert cap.resources.pool == "model" and cap.resources.gpu
+    assert cap.prompt == {"blip": None, "florence2": "<MORE_DETAILED_CAPTION>"}[kind]
+    batched = cap.annotate(PHOTOS, [{} for _ in PHOTOS])
+    assert [set(r) for r in batched] == [{"model", "model_version", "text"}] * len(PHOTOS)
+    assert all(r["model"] == path and r["model_version"] == kind and isinstance(r["text"], str) for r in batched)
+    singles = [cap.annotate([p], [{}])[0] for p in PHOTOS]
+    assert singles == batched
+    if kind == "blip":  # the random tiny net still depends on its image
+        assert len({r["text"] for r in batched}) > 1
+
+
+def test_blip_text_prompt_is_not_repeated_in_the_caption(saved):
+    path = saved("blip")
+    cap = build_captioner(CaptionerConfig(model=path, prompt="a photo of", max_new_tokens=4, num_beams=1, device="cpu"))
+    (r,) = cap.annotate(PHOTOS[:1], [{}])
+    assert r["text"] and not r["text"].startswith("a photo of")
+
+
+def test_missing_model_names_the_setting(tmp_path):
+    with pytest.raises(RuntimeError, match=r"(?s)annotate.caption.model: could not load 'Salesforce/blip-image-captioning-base'.*hub cache"):
+        build_captioner(CaptionerConfig())
+    with pytest.raises(RuntimeError, match=r"(?s)annotate.caption.model: could not load .*nothing-here"):
+        build_captioner(CaptionerConfig(model=str(tmp_path / "nothing-here")))

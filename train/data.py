@@ -1,0 +1,285 @@
+"""Streaming training data: shards (or an ImageNet folder) -> per-rank, per-worker sample
+streams -> shuffle buffer -> per-bucket batches -> decode, with an exact data position.
+
+Split. Every (rank, worker) pair is a "slot". With at least as many shards as slots,
+epoch e deals a seeded permutation of the shards round-robin to the slots: disjoint
+samples, each seen once per epoch. With fewer shards than slots, splitting by shard would
+leave slots (and so ranks) with nothing, so each slot instead resamples shards with
+replacement (a warning says so). Folders are split the same way, by file.
+
+Position. Each worker's stream is infinite (epoch after epoch) and depends only on
+(seed, slot), and the DataLoader takes batches from its workers round-robin, so
+"batches consumed" is the whole data position: on resume after n batches, loader
+worker i continues stream w = (i + n) % W, skipping its first ceil((n - w) / W) raw
+batches before decoding them. Bucketing reads the json's stored
+size and decoding happens after batching, so skipping costs only reading bytes.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import math
+import os
+import random
+import warnings
+from itertools import count
+from pathlib import Path
+from typing import Callable, Iterator
+
+import braceexpand
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from train.buckets import BucketBatcher, assign_bucket
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message names the setting and the fix."""
+
+
+# ---------------------------------------------------------------- what to read
+
+
+def expand_shards(spec: str | list[str], setting: str) -> list[str]:
+    """Brace patterns, globs and `pipe:` commands -> a non-empty list of shard URLs."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    if not specs:
+        raise DataError(f"{setting}: empty shard list; give at least one shard path or pattern")
+    urls: list[str] = []
+    for s in specs:
+        expanded, missing = list(braceexpand.braceexpand(s)), []
+        for url in expanded:
+            if url.startswith("pipe:") or "://" in url:
+                urls.append(url)  # remote or a command: checked when opened
+            elif any(c in url for c in "*?["):
+                found = sorted(glob.glob(url))
+                if not found:
+                    raise DataError(f"{setting}: no shard matches {url!r}; check the path (relative to {os.getcwd()})")
+                urls += found
+            elif not os.path.isfile(url):
+                missing.append(url)
+            else:
+                urls.append(url)
+        if missing:
+            raise DataError(f"{setting}: {len(missing)} of {len(expanded)} shards from {s!r} do not exist (first: "
+                            f"{missing[0]!r}); check the path or the brace range")
+    return urls
+
+
+def is_folder_layout(spec: str | list[str]) -> bool:
+    return isinstance(spec, str) and os.path.isdir(spec)
+
+
+def list_folder(root: str, setting: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """ImageNet layout root/<class>/*.JPEG -> ([(path, class index)], class names sorted)."""
+    classes = sorted(d.name for d in Path(root).iterdir() if d.is_dir())
+    files = [(str(p), i) for i, c in enumerate(classes) for p in sorted((Path(root) / c).iterdir())
+             if p.suffix.lower() in IMAGE_EXTS]
+    if not files:
+        raise DataError(f"{setting}: folder {root} holds no images in class sub-folders (expected {root}/<class>/*.JPEG)")
+    return files, classes
+
+
+# ---------------------------------------------------------------- records, per slot
+
+
+def _slot_items(items: list, slot: int, slots: int, seed: int, epoch: int | None) -> list:
+    """This slot's share of `items` for one epoch (see the module docstring). epoch None:
+    a single pass in order (validation): split when possible, else all of it on slot 0."""
+    if epoch is None:
+        return items[slot::slots] if len(items) >= slots else (items if slot == 0 else [])
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    if len(items) >= slots:
+        return [items[j] for pos, j in enumerate(order) if pos % slots == slot]
+    pick = random.Random(f"{seed}/{epoch}/{slot}")
+    return [items[pick.randrange(len(items))]]
+
+
+class Counters:
+    """Skipped samples, reported with each batch so the main process can sum them."""
+
+    def __init__(self):
+        self.bad = 0
+
+    def handler(self, exn: Exception) -> bool:  # webdataset: True = skip and continue
+        self.bad += 1
+        warnings.warn(f"skipping unreadable shard data: {exn!r}", stacklevel=2)
+        return True
+
+
+def shard_records(urls: list[str], slot, slots, seed, epoch, counters: Counters) -> Iterator[dict]:
+    mine = _slot_items(urls, slot, slots, seed, epoch)
+    yield from wds.tarfile_to_samples(handler=counters.handler)(iter({"url": u} for u in mine))
+
+
+def folder_records(files: list[tuple[str, int]], slot, slots, seed, epoch, counters: Counters) -> Iterator[dict]:
+    for path, cls in _slot_items(files, slot, slots, seed, epoch):
+        yield {"__key__": path, "path": path, "cls": cls}
+
+
+def image_size(rec: dict) -> tuple[int, int] | None:
+    """(height, width) from the json's stored size, else from the image header; None if unreadable."""
+    try:
+        if "json" in rec:
+            sizes = json.loads(rec["json"]).get("sizes", {})
+            if sizes.get("width") and sizes.get("height"):
+                return int(sizes["height"]), int(sizes["width"])
+        with Image.open(io.BytesIO(rec["jpg"]) if "jpg" in rec else rec["path"]) as im:  # header only
+            return im.height, im.width
+    except Exception:  # noqa: BLE001 - counted and skipped by the caller
+        return None
+
+
+# ---------------------------------------------------------------- decode
+
+
+def load_rgb(rec: dict) -> Image.Image:
+    data = rec["jpg"] if "jpg" in rec else Path(rec["path"]).read_bytes()
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im.convert("RGB")
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor (3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def cover_crop(im: Image.Image, h: int, w: int, rng: random.Random | None = None) -> Image.Image:
+    """Resize to cover (h, w) with the aspect kept, then crop (centre, or random with rng)."""
+    scale = max(h / im.height, w / im.width)
+    rh, rw = max(h, round(im.height * scale)), max(w, round(im.width * scale))
+    im = im.resize((rw, rh), Image.BICUBIC)
+    y = rng.randint(0, rh - h) if rng else (rh - h) // 2
+    x = rng.randint(0, rw - w) if rng else (rw - w) // 2
+    return im.crop((x, y, x + w, y + h))
+
+
+def random_resized_crop(im: Image.Image, size: int, rng: random.Random, min_scale: float) -> Image.Image:
+    """RandomResizedCrop + horizontal flip with an explicit RNG (so resume is exact)."""
+    W, H = im.size
+    for _ in range(10):
+        area = W * H * rng.uniform(min_scale, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if 0 < w <= W and 0 < h <= H:
+            x, y = rng.randint(0, W - w), rng.randint(0, H - h)
+            im = im.resize((size, size), Image.BICUBIC, box=(x, y, x + w, y + h))
+            break
+    else:
+        im = cover_crop(im, size, size)
+    return im.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else im
+
+
+def make_decoder(task: str, train: bool, min_crop_scale: float = 0.35) -> Callable:
+    """A function (bucket, records, rng) -> batch dict; samples that fail to decode are dropped and counted."""
+
+    def decode(bucket, recs, rng):
+        h, w = bucket
+        pixels, keys, labels, txts, bad = [], [], [], [], 0
+        for rec in recs:
+            try:
+                im = load_rgb(rec)
+                if task == "classify":
+                    label = int(rec["cls"]) if not isinstance(rec["cls"], bytes) else int(rec["cls"].decode().strip())
+                    im = random_resized_crop(im, h, rng, min_crop_scale) if train else cover_crop(im, h, w)
+                else:
+                    txt = rec.get("txt", b"")
+                    txt = txt.decode("utf-8") if isinstance(txt, bytes) else str(txt)
+                    im = cover_crop(im, h, w, rng if train else None)
+            except Exception:  # noqa: BLE001 - a bad sample is skipped and counted, never a dead run
+                bad += 1
+                continue
+            pixels.append(to_tensor(im))
+            keys.append(rec["__key__"])
+            labels.append(label) if task == "classify" else txts.append(txt)
+        batch = {"keys": keys, "bucket": bucket, "bad": bad, "size": len(keys)}
+        if keys:
+            batch["pixels"] = torch.stack(pixels)
+            if task == "classify":
+                batch["label"] = torch.tensor(labels)
+            else:
+                batch["txt"] = txts
+        return batch
+
+    return decode
+
+
+# ---------------------------------------------------------------- the stream
+
+
+class SampleStream(IterableDataset):
+    """Batches for one rank. `start_batch`: batches this rank already consumed (resume)."""
+
+    def __init__(self, source: list, kind: str, bucket_fn: Callable, decode: Callable, batch_size: int, *,
+                 seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 1000, start_batch: int = 0,
+                 infinite: bool = True):
+        self.source, self.kind, self.bucket_fn, self.decode = source, kind, bucket_fn, decode
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
+        self.shuffle_buffer, self.start_batch, self.infinite = shuffle_buffer, start_batch, infinite
+
+    def __iter__(self):
+        info = get_worker_info()
+        W = info.num_workers if info else 1
+        # The DataLoader asks its workers round-robin from worker 0, so after n batches
+        # loader worker 0 must continue the stream of worker n % W: rotate the roles.
+        w = ((info.id if info else 0) + self.start_batch) % W
+        slot, slots = self.rank * W + w, self.world * W
+        if self.infinite and len(self.source) < slots and w == 0 and self.rank == 0:
+            warnings.warn(f"{len(self.source)} shards for {slots} rank x worker slots: resampling shards per slot "
+                          "(samples may repeat within an epoch); write more, smaller shards to split them exactly", stacklevel=2)
+        skip = max(0, math.ceil((self.start_batch - w) / W))
+        counters = Counters()
+        batcher = BucketBatcher(self.batch_size, flush=not self.infinite)
+        for i, (bucket, recs) in enumerate(batcher(self._bucketed(slot, slots, counters))):
+            if i < skip:
+                continue
+            batch = self.decode(bucket, recs, random.Random(f"{self.seed}/{slot}/{i}"))
+            batch["bad"] += counters.bad
+            counters.bad = 0
+            batch["fill"] = dict(batcher.assigned) if i % 50 == 0 else None
+            yield batch
+
+    def _bucketed(self, slot, slots, counters) -> Iterator[tuple[tuple[int, int], dict]]:
+        read = shard_records if self.kind == "shards" else folder_records
+        for epoch in count() if self.infinite else (None,):
+            recs = read(self.source, slot, slots, self.seed, epoch, counters)
+            if self.infinite:
+                recs = wds.filters._shuffle(recs, self.shuffle_buffer, min(100, self.shuffle_buffer),
+                                            rng=random.Random(f"{self.seed}/{epoch}/{slot}/shuffle"))
+            for rec in recs:
+                size = image_size(rec)
+                if size is None:
+                    counters.bad += 1
+                    continue
+                yield self.bucket_fn(*size), rec
+
+
+def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
+    """(items, kind, class names) for a folder or a shard spec."""
+    if is_folder_layout(spec):
+        files, classes = list_folder(spec, setting)
+        return files, "folder", classes
+    return expand_shards(spec, setting), "shards", None
+
+
+def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: int, bucket_table, seed: int,
+                rank: int, world: int, num_workers: int, shuffle_buffer: int = 1000, start_batch: int = 0,
+                min_crop_scale: float = 0.35) -> DataLoader:
+    """A DataLoader of ready batches (the dataset batches; batch_size=None here)."""
+    if not train:
+        num_workers = 0  # finite, in order: every validation sample once
+    ds = SampleStream(source, kind, lambda h, w: assign_bucket(h, w, bucket_table),
+                      make_decoder(task, train, min_crop_scale), batch_size, seed=seed, rank=rank, world=world,
+                      shuffle_buffer=shuffle_buffer, start_batch=start_batch, infinite=train)
+    return DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
+                      prefetch_factor=4 if num_workers else None)

@@ -1,0 +1,276 @@
+"""Train one stage of the staged recipe.
+
+    python train/stage.py --stage N [--config workflows/train.yaml] [--resume] [--max-steps K] [--out DIR]
+    accelerate launch [--num_processes P ...] train/stage.py --stage N ...     # multi-GPU / multi-node
+
+Stage 1 trains the AsCAN classifier (ImageNet folder or `jpg`+`cls` shards); stages 2-4
+train the text-to-image UNet on the pipeline's shards, stage 2 warm-started from stage 1,
+each later stage from the one before. `--max-steps K` stops at global step K, so
+`--resume --max-steps K` continues a run up to step K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/stage.py` runs from anywhere
+
+import torch  # noqa: E402
+
+from train import checkpoint as ckpt_io  # noqa: E402
+from train.buckets import bucket_table  # noqa: E402
+from train.config import ConfigError, load_config, stage_config  # noqa: E402
+from train.data import DataError, make_loader, resolve_source  # noqa: E402
+from train.diffusion import update_ema  # noqa: E402
+from train.encoders import ModelLoadError  # noqa: E402
+from train.monitor import Monitor, log, setup_logging, trackers  # noqa: E402
+from train.tasks import make_task  # noqa: E402
+
+
+class StartError(ValueError):
+    """The stage cannot start as configured (e.g. the previous stage has no checkpoint)."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", type=int, required=True, help="which stage of the config's stage table")
+    p.add_argument("--config", default="workflows/train.yaml", help="training workflow YAML")
+    p.add_argument("--resume", action="store_true", help="continue from this stage's latest complete checkpoint")
+    p.add_argument("--max-steps", type=int, help="stop at this global step (default: the stage's max_steps)")
+    p.add_argument("--out", help="output folder (default: the config's out_dir)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        return train(cfg, args.stage, Path(args.out or cfg.out_dir), args.resume, args.max_steps)
+    except (ConfigError, DataError, ModelLoadError, StartError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def previous_checkpoint(cfg, stage: int, out: Path, init_from: str) -> Path | None:
+    if init_from == "none":
+        return None
+    if init_from != "previous":
+        path = Path(init_from)
+        if not (path / "state.json").is_file():
+            raise StartError(f"stages.{stage}.init_from: {path} is not a complete checkpoint folder (no state.json)")
+        return path
+    earlier = [s for s in sorted(cfg.stages) if s < stage]
+    if not earlier:
+        return None
+    prev_dir = out / f"stage{earlier[-1]}"
+    found = ckpt_io.final_checkpoint(prev_dir)
+    if found is None:
+        raise StartError(f"stage {stage} starts from stage {earlier[-1]}'s final checkpoint, but {prev_dir}/final.json "
+                         f"does not exist: run `python train/stage.py --stage {earlier[-1]}` first, or set "
+                         f"stages.{stage}.init_from to 'none' or a checkpoint folder")
+    return found
+
+
+def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> int:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.optimization import get_scheduler
+
+    sc = stage_config(cfg, stage)
+    stage_dir = out / f"stage{stage}"
+    # Data first: a missing or empty shard list fails before any model is built.
+    train_src, src_kind, classes = resolve_source(sc.data.train, f"stages.{stage}.data.train")
+    val_src, val_kind = None, src_kind
+    if sc.data.val_holdout_shards:
+        if src_kind != "shards" or sc.data.val_holdout_shards >= len(train_src):
+            raise DataError(f"stages.{stage}.data.val_holdout_shards: {sc.data.val_holdout_shards} held out of "
+                            f"{len(train_src)} shards leaves none to train on; lower it or set data.val")
+        train_src, val_src = train_src[: -sc.data.val_holdout_shards], train_src[-sc.data.val_holdout_shards:]
+    elif sc.data.val is not None:
+        val_src, val_kind, _ = resolve_source(sc.data.val, f"stages.{stage}.data.val")
+
+    # Then where the weights come from, also before building anything.
+    done = ckpt_io.complete_checkpoints(stage_dir) if resume else []
+    latest = done[-1] if done else None
+    init = previous_checkpoint(cfg, stage, out, sc.init_from) if latest is None else None
+
+    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg) or None, project_dir=str(stage_dir),
+                      gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps,
+                      cpu=not torch.cuda.is_available())  # CPU-only: torchrun / accelerate launch use gloo
+    rank, world = acc.process_index, acc.num_processes
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(stage_dir, acc.is_main_process)
+    if acc.is_main_process:
+        (stage_dir / "checkpoints").mkdir(exist_ok=True)
+        ckpt_io.remove_partial(stage_dir)  # a run killed mid-save leaves only these
+    log.info("stage %d (%s): %d %s %s, %d process(es), %s", stage, sc.task, len(train_src), src_kind,
+             "" if classes is None else f"({len(classes)} classes)", world, acc.device)
+
+    # Model, optimizer, schedule: identical initial weights on every rank.
+    set_seed(cfg.seed)
+    task = make_task(cfg, sc, acc.device)
+    task.model.to(acc.device)
+    if task.ema is not None:
+        task.ema.to(acc.device)
+    if cfg.accelerate.grad_checkpointing and hasattr(task.model, "set_grad_checkpointing"):
+        task.model.set_grad_checkpointing()
+    optimizer = torch.optim.AdamW(task.model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
+    schedule = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}[sc.lr_schedule]
+    lr_sched = get_scheduler(schedule, optimizer, num_warmup_steps=sc.warmup_steps, num_training_steps=sc.max_steps)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)  # noise, timesteps, caption dropout
+    set_seed(cfg.seed * 1000 + rank + 1)  # drop-path and anything else on the global RNG
+
+    # Where to start: this stage's own latest checkpoint (--resume), else the previous stage.
+    step, consumed = 0, 0
+    if latest is not None:
+        step, consumed = resume_from(latest, task, optimizer, lr_sched, gen, rank, world, sc)
+        log.info("resumed from %s: step %d, %d batches consumed on rank %d", latest, step, consumed, rank)
+    else:
+        if resume:
+            log.info("--resume: no complete checkpoint in %s yet; starting the stage from the beginning", stage_dir)
+        if init is not None:
+            message, names = task.init_from(init, ckpt_io.read_state(init)["task"])
+            log.info("init: %s", message)
+            if acc.is_main_process:
+                (stage_dir / "init_report.json").write_text(json.dumps({"from": str(init), "tensors": names}, indent=1))
+        else:
+            log.info("init: random weights (%s)", "init_from: none" if sc.init_from == "none" else "first stage")
+
+    model, optimizer = acc.prepare(task.model, optimizer)
+    acc.init_trackers(f"{cfg.name}-stage{stage}", config={"stage": stage, "task": sc.task, "seed": cfg.seed})
+    table = (bucket_table(sc.resolution, task.pixel_multiple) if getattr(sc, "buckets", False)
+             else [(sc.resolution, sc.resolution)])
+    if len(table) > 1:
+        log.info("aspect-ratio buckets (%d): %s", len(table), " ".join(f"{h}x{w}" for h, w in table))
+    loader = make_loader(train_src, src_kind, task=sc.task, train=True, batch_size=sc.batch_size, bucket_table=table,
+                         seed=cfg.seed, rank=rank, world=world, num_workers=sc.data.num_workers,
+                         shuffle_buffer=sc.data.shuffle_buffer, start_batch=consumed,
+                         min_crop_scale=getattr(sc, "min_crop_scale", 0.35))
+
+    def validate():
+        if val_src is None:
+            return
+        val = make_loader(val_src, val_kind, task=sc.task, train=False, batch_size=sc.batch_size, bucket_table=table,
+                          seed=cfg.seed, rank=rank, world=world, num_workers=0)
+        model.eval()
+        sums = {k: acc.reduce(v, "sum") for k, v in task.evaluate(acc.unwrap_model(model), val).items()}
+        model.train()
+        n = max(float(sums["count"]), 1.0)
+        values = {"val/loss": float(sums["val_loss_sum"]) / n}
+        if "correct" in sums:
+            values["val/top1"] = float(sums["correct"]) / n
+        monitor.scalars({**values, "val/samples": n}, step)
+
+    def save():
+        path = save_checkpoint(acc, stage_dir, task, acc.unwrap_model(model), optimizer, lr_sched, gen, step, consumed, sc)
+        log.info("step %d: checkpoint %s", step, path)
+        return path
+
+    # The loop: one optimizer step per `gradient_accumulation_steps` batches.
+    stop_at = max_steps or sc.max_steps
+    monitor = Monitor(acc, stage_dir, step, stop_at, cfg.logging.progress_bar)
+    keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None
+    bucket_batches, bad, micro_losses, images = Counter(), 0, [], 0
+    batches = iter(loader)
+    model.train()
+    while step < stop_at:
+        batch = next(batches)
+        consumed += 1
+        bad += batch["bad"]
+        if not batch["size"]:
+            continue  # every sample of this batch failed to decode (counted)
+        bucket_batches[tuple(batch["bucket"])] += 1
+        if keys_file:
+            keys_file.write("".join(k + "\n" for k in batch["keys"]))
+        with acc.accumulate(model):
+            loss = task.loss(model, batch, gen)
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.accelerate.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), cfg.accelerate.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        micro_losses.append(loss.item())
+        images += batch["size"]
+        if not acc.sync_gradients:
+            continue
+        step += 1
+        lr_sched.step()
+        if task.ema is not None:
+            update_ema(task.ema, acc.unwrap_model(model), cfg.diffusion.ema_decay)
+        monitor.step(step, sum(micro_losses) / len(micro_losses), lr_sched.get_last_lr()[0], images,
+                     log_now=step % cfg.logging.log_every == 0, extra={"skipped": bad})
+        micro_losses, images = [], 0
+        if step % sc.checkpoint_every == 0:
+            save()
+            log.info("bucket fill (batches per bucket on rank %d): %s, skipped samples %d", rank,
+                     ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())), bad)
+        if sc.val_every and step % sc.val_every == 0:
+            validate()
+        if cfg.logging.sample_every and step % cfg.logging.sample_every == 0 and sc.task == "t2i" and acc.is_main_process:
+            monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step)
+
+    # The end: a final checkpoint the next stage starts from, validation, a sample grid.
+    done = ckpt_io.complete_checkpoints(stage_dir)
+    last_saved = done[-1] if done and ckpt_io.read_state(done[-1])["step"] == step else save()
+    if acc.is_main_process:
+        ckpt_io.mark_final(stage_dir, last_saved, step)
+    log.info("bucket fill (batches per bucket on rank %d): %s; samples skipped (decode errors): %d", rank,
+             ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())) or "-", bad)
+    validate()
+    if sc.task == "t2i" and acc.is_main_process:
+        monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step)
+    log.info("stage %d done at step %d; final checkpoint %s", stage, step, last_saved)
+    monitor.close()
+    if keys_file:
+        keys_file.close()
+    acc.end_training()
+    return 0
+
+
+def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step, consumed, sc) -> Path:
+    """Every rank writes its RNG and data position; the main process the rest, then commits."""
+    tmp = ckpt_io.tmp_dir_for(stage_dir, step)
+    if acc.is_main_process:
+        tmp.mkdir(parents=True, exist_ok=True)
+    acc.wait_for_everyone()
+    tensors, py_np = ckpt_io.rng_state(gen)
+    ckpt_io.save_weights({**tensors, "consumed": torch.tensor(consumed)}, tmp / f"rng_rank{acc.process_index}.safetensors")
+    (tmp / f"rng_rank{acc.process_index}.json").write_text(json.dumps(py_np))
+    acc.wait_for_everyone()
+    final = tmp.with_name(tmp.name.removesuffix(".tmp"))
+    if acc.is_main_process:
+        ckpt_io.save_weights(model, tmp / "model.safetensors")
+        if task.ema is not None:
+            ckpt_io.save_weights(task.ema, tmp / "ema.safetensors")
+        ckpt_io.optimizer_to_files(optimizer, tmp)
+        state = {"step": step, "task": task.kind, "world_size": acc.num_processes, "num_workers": sc.data.num_workers,
+                 "batch_size": sc.batch_size, "lr_scheduler": lr_sched.state_dict(), **task.describe()}
+        final = ckpt_io.commit(tmp, state, sc.keep_checkpoints)
+    acc.wait_for_everyone()
+    return final
+
+
+def resume_from(path: Path, task, optimizer, lr_sched, gen, rank, world, sc) -> tuple[int, int]:
+    state = ckpt_io.read_state(path)
+    task.model.load_state_dict(ckpt_io.load_weights(path / "model.safetensors"))
+    if task.ema is not None:
+        task.ema.load_state_dict(ckpt_io.load_weights(path / "ema.safetensors"))
+    ckpt_io.optimizer_from_files(optimizer, path)
+    lr_sched.load_state_dict(state["lr_scheduler"])
+    same_layout = (state["world_size"], state["num_workers"], state["batch_size"]) == (world, sc.data.num_workers, sc.batch_size)
+    rng_file = path / f"rng_rank{rank}.safetensors"
+    if not same_layout or not rng_file.exists():
+        log.warning("resume: checkpoint was written with %d process(es), %d loader workers, batch %d; now %d, %d, %d: "
+                    "the data stream restarts (not an exact continuation)", state["world_size"], state["num_workers"],
+                    state["batch_size"], world, sc.data.num_workers, sc.batch_size)
+        return state["step"], 0
+    ckpt_io.set_rng_state(path, rank, gen, json.loads((path / f"rng_rank{rank}.json").read_text()))
+    return state["step"], int(ckpt_io.load_weights(rng_file)["consumed"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

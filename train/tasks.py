@@ -1,0 +1,145 @@
+"""What a stage trains: the model, its loss on a batch, its validation, and how it
+warm-starts from the previous stage's checkpoint. `stage.py` runs the same loop for both.
+
+    classify: an AsCAN classifier, cross-entropy, top-1 on the validation split.
+    t2i:      an AsCAN UNet on VAE latents, text from a frozen encoder, diffusion loss, EMA.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import ascan
+from train.checkpoint import load_weights
+from train.config import ClassifyStage, T2IStage, TrainConfig
+from train.diffusion import diffusion_loss, make_sampler, make_scheduler, sample_images
+from train.encoders import TextEncoder, load_vae, scaling_factor, vae_factor, vae_location, text_encoder_location
+
+log = logging.getLogger("train")
+
+
+class ClassifyTask:
+    kind = "classify"
+
+    def __init__(self, cfg: TrainConfig, stage: ClassifyStage, device):
+        ref = cfg.models.classifier
+        self.model = ascan.create_model(ref.name, **{**ref.overrides, "num_classes": stage.num_classes})
+        self.cfg, self.stage, self.device, self.ema = cfg, stage, device, None
+        self.pixel_multiple = 32  # the classifier's total stride
+
+    def describe(self) -> dict:
+        ref = self.cfg.models.classifier
+        return {"task": "classify", "classifier": {"name": ref.name, "overrides": ref.overrides},
+                "num_classes": self.stage.num_classes, "resolution": self.stage.resolution}
+
+    def loss(self, model, batch, gen):
+        logits = model(batch["pixels"].to(self.device))
+        return F.cross_entropy(logits.float(), batch["label"].to(self.device), label_smoothing=self.stage.label_smoothing)
+
+    @torch.no_grad()
+    def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
+        """Sums over this rank's share (the caller reduces across ranks): loss, correct, count."""
+        total = torch.zeros(3, device=self.device)
+        for batch in batches:
+            if not batch["size"]:
+                continue
+            logits = model(batch["pixels"].to(self.device)).float()
+            label = batch["label"].to(self.device)
+            total += torch.stack([F.cross_entropy(logits, label, reduction="sum"),
+                                  (logits.argmax(-1) == label).sum().float(), torch.tensor(float(len(label)), device=self.device)])
+        return {"val_loss_sum": total[0], "correct": total[1], "count": total[2]}
+
+    def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
+        """-> (log line, names of the tensors loaded)."""
+        if prev_task != "classify":
+            raise ValueError(f"a classify stage cannot start from a {prev_task} checkpoint ({ckpt}); set init_from: none")
+        sd = load_weights(ckpt / "model.safetensors")
+        self.model.load_state_dict(sd)
+        return f"loaded the classifier ({len(sd)} tensors) from {ckpt}", sorted(sd)
+
+
+class T2ITask:
+    kind = "t2i"
+
+    def __init__(self, cfg: TrainConfig, stage: T2IStage, device):
+        self.cfg, self.stage, self.device = cfg, stage, device
+        self.vae = load_vae(cfg.vae, device)
+        self.text_encoder = TextEncoder(cfg.text_encoder, device)
+        self.scaling = scaling_factor(cfg.vae, self.vae)
+        ref = cfg.models.unet
+        overrides = {"in_channels": self.vae.config.latent_channels, "text_dim": self.text_encoder.dim, **ref.overrides}
+        with torch.random.fork_rng():  # the same initial weights whatever loading the encoders consumed
+            torch.manual_seed(cfg.seed)
+            self.model = ascan.create_model(ref.name, **overrides)
+        self.unet_overrides = overrides
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.scheduler = make_scheduler(cfg.diffusion)
+        self.pixel_multiple = vae_factor(self.vae) * self.model.cfg.downsample_factor
+
+    def describe(self) -> dict:
+        """What sample.py needs to rebuild the pipeline from a checkpoint alone."""
+        return {"task": "t2i", "unet": {"name": self.cfg.models.unet.name, "overrides": self.unet_overrides},
+                "vae": {**self.cfg.vae.model_dump(), "path": vae_location(self.cfg.vae)},
+                "text_encoder": {**self.cfg.text_encoder.model_dump(), "path": text_encoder_location(self.cfg.text_encoder)},
+                "diffusion": self.cfg.diffusion.model_dump(), "resolution": self.stage.resolution}
+
+    @torch.no_grad()
+    def encode(self, batch, gen, dropout: float):
+        pixels = batch["pixels"].to(self.device)
+        latents = self.vae.encode(pixels).latent_dist.sample(generator=gen) * self.scaling
+        txt = list(batch["txt"])
+        if dropout > 0:
+            drop = torch.rand(len(txt), generator=gen) < dropout
+            txt = ["" if d else t for t, d in zip(txt, drop.tolist())]
+        tokens, mask = self.text_encoder(txt)
+        return latents, tokens, mask
+
+    def loss(self, model, batch, gen):
+        latents, tokens, mask = self.encode(batch, gen, self.cfg.diffusion.caption_dropout)
+        return diffusion_loss(model, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen)
+
+    @torch.no_grad()
+    def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
+        """Diffusion loss on held-out batches with fixed noise (comparable across steps); EMA weights."""
+        gen = torch.Generator("cpu").manual_seed(1234)
+        total = torch.zeros(2, device=self.device)
+        for i, batch in enumerate(batches):
+            if i >= self.stage.val_batches:
+                break
+            if batch["size"]:
+                latents, tokens, mask = self.encode(batch, gen, 0.0)
+                loss = diffusion_loss(self.ema, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen)
+                total += torch.stack([loss * batch["size"], torch.tensor(float(batch["size"]), device=self.device)])
+        return {"val_loss_sum": total[0], "count": total[1]}
+
+    def sample_grid(self, prompts: list[str], seed: int) -> torch.Tensor:
+        side = self.stage.resolution
+        return sample_images(self.ema, self.vae, self.text_encoder, make_sampler(self.cfg.diffusion, self.scheduler),
+                             prompts, height=side, width=side, steps=self.cfg.diffusion.sample_steps,
+                             guidance_scale=self.cfg.diffusion.guidance_scale, scaling=self.scaling, seed=seed,
+                             device=self.device)
+
+    def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
+        """-> (log line, names of the UNet tensors loaded)."""
+        if prev_task == "classify":
+            # Stage 1 -> 2: the classifier's stages warm-start the UNet's down path.
+            copied = ascan.load_classifier_weights(self.model, load_weights(ckpt / "model.safetensors"))
+            self.ema.load_state_dict(self.model.state_dict())
+            names = [dst for _, dst in copied]
+            return (f"warm start from the classifier in {ckpt}: copied {len(names)} of {len(self.model.state_dict())} "
+                    "UNet tensors (classifier stages.* -> down.*), e.g. " + ", ".join(names[:4])), names
+        # Stage N -> N+1: the whole UNet and its EMA.
+        model_sd = load_weights(ckpt / "model.safetensors")
+        self.model.load_state_dict(model_sd)
+        ema_path = ckpt / "ema.safetensors"
+        self.ema.load_state_dict(load_weights(ema_path) if ema_path.exists() else model_sd)
+        return f"loaded the UNet and its EMA ({len(model_sd)} tensors each) from {ckpt}", sorted(model_sd)
+
+
+def make_task(cfg: TrainConfig, stage_cfg, device):
+    return (ClassifyTask if stage_cfg.task == "classify" else T2ITask)(cfg, stage_cfg, device)
