@@ -7,7 +7,7 @@ path (e.g. `output.shard_sise: Extra inputs are not permitted`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
@@ -50,7 +50,7 @@ class WebDatasetSource(_Strict):
     path: str = Field(description='shard files: a path or a brace pattern, e.g. "data/{00000..00099}.tar"')
 
 
-Source = Annotated[Union[UrlListSource, FolderSource, VideoSource, WebDatasetSource], Field(discriminator="type")]
+Source = Annotated[UrlListSource | FolderSource | VideoSource | WebDatasetSource, Field(discriminator="type")]
 
 
 class ImagesConfig(_Strict):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pipeline.config import DownloadConfig, ImagesConfig
 from pipeline.decode import DecodeError, prepare_image

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from pipeline.config import DownloadConfig, ImagesConfig
 from pipeline.decode import DecodeError, prepare_image

@@ -13,7 +13,7 @@ own HTTP client is never used: it has no total deadline and no address checks.
 from __future__ import annotations
 
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import av
 

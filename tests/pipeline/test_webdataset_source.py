@@ -75,7 +75,7 @@ def test_shards_in_new_shards_out_with_a_row_per_sample(shards, ray_session, tmp
 
 def test_missing_shards_fail_before_any_work(shards, tmp_path, capsys):
     wf = tmp_path / "wf.yaml"
-    wf.write_text("name: x\nsources: [{type: webdataset, path: '%s/{00000..00009}.tar'}]\n" % shards)
+    wf.write_text(f"name: x\nsources: [{{type: webdataset, path: '{shards}/{{00000..00009}}.tar'}}]\n")
     rc = build_main(["--config", str(wf), "--output", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "8 of 10 shard files do not exist" in err and "00002.tar" in err
