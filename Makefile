@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	# rapidocr-onnxruntime without its opencv-python requirement (see pyproject.toml)
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt rapidocr-onnxruntime
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -44,7 +44,9 @@ IRREGULAR_PLURALS = {
 
 class FusedConfig(AnnotatorConfig):
     parts: list[PartName] = Field(list(PARTS), description="which parts go into the caption; their order when `template` is unset")
-    template: str | None = Field(None, description='format string with {alt} {caption} {objects} {ocr}, e.g. "{caption}, with {objects}. {alt}"; unset = built from `parts`')
+    template: str | None = Field(
+        None, description='format string with {alt} {caption} {objects} {ocr}, e.g. "{caption}, with {objects}. {alt}"; unset = built from `parts`'
+    )
     max_words: int = Field(77, ge=1, description="cap on the caption's length in words (whole words cut from the end)")
     tokenizer: str | None = Field(None, description="text-encoder tokenizer (local path or hub id) for `max_tokens`; unset = word cap only")
     max_tokens: int = Field(77, ge=2, description="cap in `tokenizer` tokens, special tokens included (used only with `tokenizer`)")
@@ -164,7 +166,7 @@ def render_parts(alt: str | None, annotations: dict, cfg: FusedConfig) -> dict[s
 def fill_template(template: str, parts: dict[str, str]) -> str:
     """Format `template`, dropping each empty part together with the literal before it."""
     out, emitted = "", False
-    for literal, field, spec, conv in string.Formatter().parse(template):
+    for literal, field, _spec, _conv in string.Formatter().parse(template):
         if field is None:
             out += literal
             continue

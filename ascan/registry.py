@@ -7,8 +7,8 @@ A variant is a function returning a config dataclass, decorated with `register_m
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Callable
 
 import torch
 

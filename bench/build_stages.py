@@ -86,7 +86,7 @@ def main() -> None:
             for i in range(args.n)))
         cfg = parse_workflow({
             "name": "bench-stages", "sources": [{"type": "url_list", "path": str(tmp / "urls.jsonl")}],
-            "download": {"image_size": 512, "allow_private_networks": True},  # the loopback server
+            "images": {"image_size": 512}, "download": {"allow_private_networks": True},  # the loopback server
             "output": {"shard_size": 16},
             "filters": {"resolution": {"min_side": 128}, "watermark": {"enabled": True}, "nsfw": {"enabled": True},
                         "text": {"enabled": True}},

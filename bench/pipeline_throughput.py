@@ -52,7 +52,7 @@ def this_pipeline(urls: Path, out: Path, args) -> int:
         "name": "bench",
         "sources": [{"type": "url_list", "path": str(urls)}],
         # the loopback server is on 127.0.0.1, which a build refuses by default
-        "download": {"image_size": args.image_size, "thread_count": args.threads, "timeout": 10,
+        "images": {"image_size": args.image_size}, "download": {"thread_count": args.threads, "timeout": 10,
                      "allow_private_networks": True},
         "output": {"shard_size": args.shard_size},
         "filters": {"resolution": {"min_side": 0, "max_aspect_ratio": 100}, "blur": {"threshold": 0}},

@@ -37,7 +37,7 @@ import cv2  # noqa: E402
 import psutil  # noqa: E402
 import ray  # noqa: E402
 
-from pipeline.config import DownloadConfig, parse_workflow  # noqa: E402
+from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow  # noqa: E402
 from pipeline.demo_data import load_rgb, skimage_photos  # noqa: E402
 from pipeline.loopback_server import LoopbackServer  # noqa: E402
 from pipeline.runner import run_build  # noqa: E402
@@ -143,7 +143,7 @@ def run_case(tmp: Path, server, urls: list[str], max_bytes: int, workers: int, t
 
 
 def main() -> None:
-    default = DownloadConfig()
+    default, images = DownloadConfig(), ImagesConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--max-bytes", type=int, nargs="+", default=[default.max_bytes, 8 * MB])
     p.add_argument("--photos", type=int, default=16, help="large photos per unit")
@@ -178,8 +178,8 @@ def main() -> None:
                     kind = ("endless.jpg", "huge.jpg", f"junk{max_bytes - 1}.jpg")[i % 3]
                     urls.append(server.url(f"{kind}?w={w}&i={i}"))
             peaks = run_case(tmp, server, urls, max_bytes, args.workers, threads)
-            bound = (base_mb + 2 * threads * max_bytes / MB + 2 * 3 * default.max_image_pixels / MB
-                     + 64 * 3 * default.image_size**2 / MB)
+            bound = (base_mb + 2 * threads * max_bytes / MB + 2 * 3 * images.max_image_pixels / MB
+                     + 64 * 3 * images.image_size**2 / MB)
             rows += [("large photos + hostile bodies", max_bytes, pid, args.photos + args.hostile, hwm, bound)
                      for pid, hwm in sorted(peaks.items())]
     ray.shutdown()

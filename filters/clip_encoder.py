@@ -30,7 +30,7 @@ CACHE_IMAGES = 512
 
 
 def get_clip_encoder(clip_model: str, clip_weights: str | None, device: str = "auto",
-                     clip_config: str | None = None, setting: str = "filters.concepts") -> "ClipEncoder":
+                     clip_config: str | None = None, setting: str = "filters.concepts") -> ClipEncoder:
     key = (clip_model, clip_weights, str(torch_device(device)))  # clip_config only registers the name
     with _LOCK:
         if key not in _ENCODERS:

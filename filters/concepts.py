@@ -21,8 +21,6 @@ tune it with `score_all: true` and the filter report on your data.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -104,8 +102,8 @@ class ConceptsConfig(FilterConfig):
     threshold: float = Field(DEFAULT_CONCEPT_THRESHOLD, ge=0, le=1, description="reject if P(concept) >= this, for any concept")
     thresholds: dict[str, float] = Field(default_factory=dict, description="per-concept threshold overrides")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture, or hf-hub:ORG/REPO (weights from the HF cache)")
-    clip_weights: Optional[str] = Field(None, description="open_clip checkpoint file (no CLIP weights ship offline)")
-    clip_config: Optional[str] = Field(None, description="open_clip model config JSON for an architecture open_clip does not know")
+    clip_weights: str | None = Field(None, description="open_clip checkpoint file (no CLIP weights ship offline)")
+    clip_config: str | None = Field(None, description="open_clip model config JSON for an architecture open_clip does not know")
     device: str = DEVICE_FIELD
     batch_size: int = Field(32, ge=1)
     required: bool = Field(True, description="false: skip this filter with a warning when its model cannot be loaded")

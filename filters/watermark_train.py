@@ -25,7 +25,6 @@ depend on worker scheduling; torch is seeded, so a re-run gives the same weights
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -251,7 +250,8 @@ def train(args) -> dict:
         img_loss = F.binary_cross_entropy_with_logits(logit.float(), yt[idx])
         cell_loss = F.binary_cross_entropy_with_logits(cell_logit.float(), cb, pos_weight=cell_pos_weight)
         loss = img_loss + args.cell_weight * cell_loss
-        avg = [0.98 * a + 0.02 * v for a, v in zip(avg, (img_loss.item(), cell_loss.item()))] if step > 1 else [img_loss.item(), cell_loss.item()]
+        losses = (img_loss.item(), cell_loss.item())
+        avg = [0.98 * a + 0.02 * v for a, v in zip(avg, losses)] if step > 1 else list(losses)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -7,7 +7,7 @@ path (e.g. `output.shard_sise: Extra inputs are not permitted`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
@@ -50,12 +50,22 @@ class WebDatasetSource(_Strict):
     path: str = Field(description='shard files: a path or a brace pattern, e.g. "data/{00000..00099}.tar"')
 
 
-Source = Annotated[Union[UrlListSource, FolderSource, VideoSource, WebDatasetSource], Field(discriminator="type")]
+Source = Annotated[UrlListSource | FolderSource | VideoSource | WebDatasetSource, Field(discriminator="type")]
+
+
+class ImagesConfig(_Strict):
+    """How every image is decoded and stored, whatever its source (URL, file, video frame, shard)."""
+
+    image_size: int = Field(512, ge=16, description="stored images are resized so the longer side is at most this")
+    encode_quality: int = Field(95, ge=1, le=100, description="JPEG quality of the stored image")
+    max_image_pixels: int = Field(
+        100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
+    )
 
 
 class DownloadConfig(_Strict):
-    image_size: int = Field(512, ge=16, description="stored images are resized so the longer side is at most this")
-    encode_quality: int = Field(95, ge=1, le=100)
+    """How URLs (images and videos) are fetched."""
+
     thread_count: int = Field(32, ge=1, description="img2dataset download threads per worker")
     timeout: float = Field(10.0, gt=0, description="seconds a connect or a read may wait for the next bytes")
     retries: int = Field(0, ge=0, description="retries of a failed fetch, inside the same max_seconds")
@@ -72,9 +82,6 @@ class DownloadConfig(_Strict):
         False,
         description="fetch loopback, private and link-local addresses (true, or a list of networks such as "
         "['10.1.0.0/16']); by default they fail as blocked_address",
-    )
-    max_image_pixels: int = Field(
-        100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
     )
     user_agent_token: str | None = None
 
@@ -102,6 +109,7 @@ class WorkflowConfig(_Strict):
     name: str = "dataset"
     sources: list[Source] = Field(min_length=1)
     download: DownloadConfig = DownloadConfig()
+    images: ImagesConfig = ImagesConfig()
     output: OutputConfig = OutputConfig()
     filters: FiltersConfig = FiltersConfig()
     annotate: AnnotateConfig = AnnotateConfig()

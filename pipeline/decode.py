@@ -52,7 +52,7 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
     if w * h > max_pixels:
         raise DecodeError(
             "too_large",
-            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds download.max_image_pixels = {max_pixels / 1e6:.1f} MP "
+            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds images.max_image_pixels = {max_pixels / 1e6:.1f} MP "
             "(not decoded; raise the limit to accept it)",
         )
     return w, h

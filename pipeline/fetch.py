@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import _socket
 import heapq
-import io
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 CHUNK = 64 * 1024

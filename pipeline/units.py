@@ -41,7 +41,7 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[S
     t0 = time.perf_counter()
     stats = StageStats()
     batcher = SampleBatcher(chain, stats)
-    samples = LOADERS[unit.kind](unit.items, cfg.download, batcher.add)  # stages run as samples arrive
+    samples = LOADERS[unit.kind](unit.items, cfg.download, cfg.images, batcher.add)  # stages run as samples arrive
     t_loaded = time.perf_counter()
     waited = batcher.finish()
     batcher.annotate_kept(samples)

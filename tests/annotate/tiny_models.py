@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ["a", "photo", "of", "the", "cat", "dog", "on", "left", "right", "with", "text", "sign", "open", "bakery", "red", "street", "man", "woman", "car", "describe", "with", "paragraph", "what", "is", "shown", "in", "image"]
+WORDS = (
+    "a photo of the cat dog on left right with text sign open bakery red street man woman car describe with paragraph what is shown in image"
+).split()
 
 
 def _bert_tokenizer(folder: Path):
@@ -43,7 +45,8 @@ def save_tiny_blip(folder: Path, seed: int = 0) -> Path:
     tok = _bert_tokenizer(folder / "_vocab")
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
     cfg = BlipConfig(
-        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, initializer_range=0.5),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                           patch_size=8, initializer_range=0.5),
         text_config=dict(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                          encoder_hidden_size=16, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
                          sep_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id, initializer_range=0.5),

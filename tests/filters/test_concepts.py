@@ -92,7 +92,8 @@ def test_embedding_shared_with_nsfw_clip_head(tiny, photos):
     rng = np.random.default_rng(0)
     save_clip_head(str(head), [(rng.normal(0, 0.5, (1, 32)), np.zeros(1))])
     nsfw = NsfwFilter(backend="clip", clip_model=tiny["clip_model"], clip_weights=tiny["clip_weights"], head_path=str(head), device="cpu")
-    concepts = ConceptFilter(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"], clip_weights=tiny["clip_weights"], device="cpu")
+    concepts = ConceptFilter(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"],
+                             clip_weights=tiny["clip_weights"], device="cpu")
     enc = concepts.encoder
     assert nsfw.model.encoder is enc  # one CLIP model object in the process
     ims = [im.copy() for im in photos]  # fresh arrays: not in the cache yet

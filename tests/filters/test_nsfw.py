@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import FiltersConfig
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwFilter, save_clip_head
 from filters.photos import CLEAN_PHOTOS, load_photo
+from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 
 
@@ -135,9 +135,11 @@ def test_clip_backend_errors(tiny_clip, tmp_path):
     with pytest.raises(ValueError, match=r"filters\.nsfw\.head_path: required"):
         NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.head_path: .*missing\.safetensors does not exist"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(tmp_path / "missing.safetensors"))
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"),
+                   head_path=str(tmp_path / "missing.safetensors"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.clip_weights: .*gone\.pt does not exist"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"), head_path=str(d / "head.safetensors"))
+        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"),
+                   head_path=str(d / "head.safetensors"))
     wrong = tmp_path / "wrong.safetensors"
     save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):

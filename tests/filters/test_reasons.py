@@ -5,7 +5,7 @@ are kept. Text boxes are detected once and shared by both filters."""
 import numpy as np
 import pytest
 
-from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.photos import load_photo
 from filters.text import TextFilter
 from filters.watermark import WatermarkFilter
 from filters.watermark_synth import add_text_overlay, add_watermark
@@ -72,3 +72,19 @@ def test_text_boxes_detected_once(filters, images):
     finally:
         del text.detector.detect
     assert calls == [1] and s["area_frac"][0] > 0.15
+
+
+def test_demo_chain_on_real_photos(filters):
+    """The demo's chain at default settings: gravel (a texture) kept, page.png rejected as
+    `text`, bus.jpg's small shop sign not text-heavy."""
+    from filters.blur import BlurFilter
+
+    chain = [BlurFilter(), filters["watermark"], filters["text"]]
+    assert reason(chain, load_photo("gravel", 512)) == "kept"
+    assert reason(chain, load_photo("page", 512)) == "text"
+    meta = [{}]
+    bus = load_photo("bus", 512)
+    s = filters["text"].score([bus], meta)
+    assert filters["text"].keep(s)[0] and 0 < s["area_frac"][0] < 0.03, s
+    # Known failure, not asserted: the watermark model itself still scores bus.jpg ~0.99
+    # (scene text); it needs retraining with scene-text negatives (bench/README.md).

@@ -9,7 +9,7 @@ from filters.photos import load_photo
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
 from filters.watermark_synth import _font, add_text_overlay
 
-TEXT_HEAVY = ("page",)  # text.png (slanted handwriting) is a known PP-OCR miss (bench/README.md)
+TEXT_HEAVY = ("page", "text")
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import FiltersConfig
 from filters.photos import WATERMARK_SPLIT, load_photo
-from stages.registry import build_stages
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from filters.watermark_synth import LAYOUTS, add_watermark
+from pipeline.config import FiltersConfig
+from stages.registry import build_stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -53,7 +53,7 @@ def workflow(sources: list[dict], **overrides) -> WorkflowConfig:
         "name": "test",
         "sources": sources,
         # allow_private_networks: the test servers listen on 127.0.0.1, which a build refuses by default
-        "download": {"image_size": 256, "timeout": 1.5, "thread_count": 8, "allow_private_networks": True},
+        "images": {"image_size": 256}, "download": {"timeout": 1.5, "thread_count": 8, "allow_private_networks": True},
         "output": {"shard_size": 5},
         "filters": {"resolution": {"min_side": 64}},
     }

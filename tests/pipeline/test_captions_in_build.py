@@ -38,7 +38,7 @@ def built(ray_session, tmp_path_factory):
         cv2.imwrite(str(folder / name), cv2.cvtColor(load_rgb(photos[name]), cv2.COLOR_RGB2BGR))
     cfg = workflow(
         [{"type": "folder", "path": str(folder)}],
-        download={"image_size": 512},
+        images={"image_size": 512},
         filters={"blur": {"enabled": False}, "text": {"enabled": True, "device": "cpu"}},
         annotate={
             "objects": {"enabled": True, "weights": str(save_tiny_yolo(tmp / "tiny-yolo.pt")), "device": "cpu"},

@@ -47,7 +47,7 @@ def _workflow(tmp_path, served):
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"name": "disk-full", "sources": [{"type": "url_list", "path": str(urls)}],
                                   # the test server is on 127.0.0.1, which a build refuses by default
-                                  "download": {"image_size": 256, "encode_quality": 95, "timeout": 5,
+                                  "images": {"image_size": 256, "encode_quality": 95}, "download": {"timeout": 5,
                                                "allow_private_networks": True},
                                   "output": {"shard_size": 2}, "filters": {"resolution": {"min_side": 64}},
                                   "ray": {"num_workers": 1}}))

@@ -102,7 +102,7 @@ def test_drip_feed_ends_at_the_total_deadline(server):
         err, took = failure(server.url(path), policy(max_seconds=1.5, timeout=1.0))
         assert err.reason == "timeout" and "download.max_seconds = 1.5 s" in str(err)
         assert 1.4 < took < 3
-        _wait_for(lambda: "/" + path in server.served)  # the drip server sees the hang-up
+        _wait_for(lambda path=path: "/" + path in server.served)  # the drip server sees the hang-up
         assert server.served["/" + path] < 3.5
 
 
@@ -198,8 +198,8 @@ def test_https_verifies_certificates_and_caps_the_handshake(tmp_path):
         assert err.reason == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in str(err)  # not trusted: refused
         # trusted (SSL_CERT_FILE, read when the process makes its TLS context): fetched
         code = ("from pipeline.fetch import FetchPolicy, fetch_bytes; "
-                "print(len(fetch_bytes(%r, FetchPolicy(max_bytes=10**6, max_seconds=5, timeout=5, "
-                "allow_private_networks=True)).getvalue()))" % tls.url("photo.jpg"))
+                "print(len(fetch_bytes({!r}, FetchPolicy(max_bytes=10**6, max_seconds=5, timeout=5, "
+                "allow_private_networks=True)).getvalue()))".format(tls.url("photo.jpg")))
         env = {**os.environ, "SSL_CERT_FILE": cert, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0 and proc.stdout.strip() == "5002", proc.stderr

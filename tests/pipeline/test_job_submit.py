@@ -57,7 +57,7 @@ def test_ray_job_submit_builds_the_dataset(served, tmp_path):
         "name": "job-submit-test",
         "sources": [{"type": "url_list", "path": "replaced-by---input.jsonl"}],
         # the test server listens on 127.0.0.1, which a build refuses by default
-        "download": {"image_size": 128, "timeout": 5, "allow_private_networks": True},
+        "images": {"image_size": 128}, "download": {"timeout": 5, "allow_private_networks": True},
         "output": {"shard_size": 4},
         "filters": {"resolution": {"min_side": 64}},
     }))

@@ -30,7 +30,7 @@ def built(tmp_path_factory):
             shutil.copy(p, folder / p.name)
     cfg = workflow(
         [{"type": "folder", "path": str(folder)}],
-        download={"image_size": 512},
+        images={"image_size": 512},
         filters={"resolution": {"min_side": 128}, "blur": {"enabled": False},
                  "nsfw": {"enabled": True}, "text": {"enabled": True}, "watermark": {"enabled": True}},
         score_all=True,

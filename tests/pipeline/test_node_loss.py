@@ -59,7 +59,7 @@ def test_second_node_killed_mid_job_the_job_finishes(served, tmp_path):
         "name": "node-loss-test",
         "sources": [{"type": "url_list", "path": str(urls)}],
         # the test server is on 127.0.0.1, which a build refuses by default
-        "download": {"image_size": 128, "timeout": 10, "thread_count": 2, "allow_private_networks": True},
+        "images": {"image_size": 128}, "download": {"timeout": 10, "thread_count": 2, "allow_private_networks": True},
         "output": {"shard_size": 2},
         "filters": {"resolution": {"min_side": 64}},
     }))

@@ -30,7 +30,7 @@ def _workflow_file(tmp: Path, urls: Path) -> Path:
         "name": "resume-test",
         "sources": [{"type": "url_list", "path": str(urls)}],
         # the test server listens on 127.0.0.1, which a build refuses by default
-        "download": {"image_size": 128, "timeout": 5, "thread_count": 4, "allow_private_networks": True},
+        "images": {"image_size": 128}, "download": {"timeout": 5, "thread_count": 4, "allow_private_networks": True},
         "output": {"shard_size": SHARD},
         "filters": {"resolution": {"min_side": 64}},
         "annotate": {"probe": {"enabled": True}},  # a model stage: the model pool runs beside the workers

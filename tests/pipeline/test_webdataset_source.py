@@ -53,7 +53,7 @@ def test_shards_in_new_shards_out_with_a_row_per_sample(shards, ray_session, tmp
 
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml.safe_dump({"name": "recaption", "sources": [{"type": "url_list", "path": "unused.jsonl"}],
-                                  "download": {"image_size": 256}, "filters": {"resolution": {"min_side": 64}}}))
+                                  "images": {"image_size": 256}, "filters": {"resolution": {"min_side": 64}}}))
     out = tmp_path / "out"
     rc = build_main(["--config", str(wf), "--input", f"{shards}/{{00000..00001}}.tar", "--output", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
@@ -75,7 +75,7 @@ def test_shards_in_new_shards_out_with_a_row_per_sample(shards, ray_session, tmp
 
 def test_missing_shards_fail_before_any_work(shards, tmp_path, capsys):
     wf = tmp_path / "wf.yaml"
-    wf.write_text("name: x\nsources: [{type: webdataset, path: '%s/{00000..00009}.tar'}]\n" % shards)
+    wf.write_text(f"name: x\nsources: [{{type: webdataset, path: '{shards}/{{00000..00009}}.tar'}}]\n")
     rc = build_main(["--config", str(wf), "--output", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "8 of 10 shard files do not exist" in err and "00002.tar" in err

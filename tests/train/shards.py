@@ -37,7 +37,7 @@ def build_shards(root: Path, shard_size: int = 4) -> Path:
             "name": "train-test",
             "sources": [{"type": "url_list", "path": str(urls)}],
             # the loopback server is on 127.0.0.1, which a build refuses by default
-            "download": {"image_size": 256, "timeout": 10, "thread_count": 4, "allow_private_networks": True},
+            "images": {"image_size": 256}, "download": {"timeout": 10, "thread_count": 4, "allow_private_networks": True},
             "output": {"shard_size": shard_size},
             "filters": {"resolution": {"min_side": 100, "max_aspect_ratio": 4.0}, "blur": {"enabled": False}},
             "ray": {"num_workers": 1},
