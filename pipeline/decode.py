@@ -17,7 +17,7 @@ import warnings
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 # We enforce our own pixel limit before decoding; PIL's warning/error would pre-empt it.
 Image.MAX_IMAGE_PIXELS = None
@@ -45,7 +45,10 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    # Any failure is this input's: besides PIL's own errors, ultralytics (imported in a
+    # process running the detector) patches Image.open to retry unknown files with a HEIF
+    # plugin, and raises ModuleNotFoundError when that plugin is not installed.
+    except Exception as err:  # noqa: BLE001
         raise DecodeError("decode_error", f"{_describe_non_image(data)} ({err.__class__.__name__})") from None
     if w <= 0 or h <= 0:
         raise DecodeError("decode_error", f"header declares an empty image ({w}x{h})")
