@@ -1,7 +1,9 @@
 """Resolution and aspect-ratio filter, decided from the ORIGINAL image size.
 
-Needs no pixels: the original width/height come from the download step's metadata
-(`original_width`, `original_height`), so it runs before any decoding.
+Needs no pixels (`needs_pixels = False`): it reads `original_width`/`original_height`
+from the sample's metadata. It runs first, in the CPU worker, but after the image is
+decoded: only the pixel-count limit (`images.max_image_pixels`) is checked from the
+header before decoding (pipeline/decode.py).
 """
 
 from __future__ import annotations

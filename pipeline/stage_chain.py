@@ -28,22 +28,26 @@ def _fail(verdict: dict, reason: str, stage: Stage, err: Exception) -> None:
         verdict.update(status="failed", reason=reason, detail=f"{stage.name}: {type(err).__name__}: {err}")
 
 
+def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[dict],
+               stats: StageStats, error_reason: str) -> list[dict] | None:
+    """The stage on the samples at `idx`, timed; None (and those samples failed) if it raises."""
+    t0 = time.perf_counter()
+    try:
+        return stage.process([images[i] if stage.needs_pixels else None for i in idx], [meta[i] for i in idx])
+    except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
+        for i in idx:
+            _fail(verdicts[i], error_reason, stage, err)
+        return None
+    finally:
+        stats.add(stage.name, stage.resources.pool, time.perf_counter() - t0, len(idx))
+
+
 def run_filters(filters, images: list, meta: list[dict], verdicts: list[dict], score_all: bool, stats: StageStats) -> None:
     for f in filters:
         idx = [i for i, v in enumerate(verdicts)
                if v["status"] == "pending" or (score_all and v["status"] == "rejected")]
-        if not idx:
-            continue
-        t0 = time.perf_counter()
-        try:
-            results = f.process([images[i] if f.needs_pixels else None for i in idx], [meta[i] for i in idx])
-        except Exception as err:  # noqa: BLE001 - a filter crash fails its batch, recorded
-            for i in idx:
-                _fail(verdicts[i], "filter_error", f, err)
-            continue
-        finally:
-            stats.add(f.name, f.resources.pool, time.perf_counter() - t0, len(idx))
-        for i, r in zip(idx, results):
+        results = _run_stage(f, idx, images, meta, verdicts, stats, "filter_error") if idx else None
+        for i, r in zip(idx, results or []):
             v = verdicts[i]
             v["scores"].update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
             if r["outputs"] is not None:
@@ -59,16 +63,7 @@ def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[di
         idx = [i for i, v in enumerate(verdicts) if v["status"] == "pending"]
         if not idx:
             return
-        t0 = time.perf_counter()
-        try:
-            results = a.process([images[i] if a.needs_pixels else None for i in idx], [meta[i] for i in idx])
-        except Exception as err:  # noqa: BLE001 - an annotator crash fails its batch, recorded
-            for i in idx:
-                _fail(verdicts[i], "annotator_error", a, err)
-            continue
-        finally:
-            stats.add(a.name, a.resources.pool, time.perf_counter() - t0, len(idx))
-        for i, r in zip(idx, results):
+        for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error") or []):
             verdicts[i]["annotations"][a.name] = r
             meta[i].setdefault("annotations", {})[a.name] = r
 

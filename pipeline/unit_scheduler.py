@@ -72,6 +72,7 @@ class UnitScheduler:
         self.queue: list[Job] = []
         self.in_flight: dict = {}  # ObjectRef -> (worker, job); job None = a ping to a restarting worker
         self.restarting: dict = {}  # worker -> deadline
+        self.idle: list = []  # workers with nothing to do
         self.assemblies: dict[str, _Assembly] = {}
         self.stats = StageStats()
         self.worker_errors: list[str] = []
@@ -79,20 +80,28 @@ class UnitScheduler:
 
     def run(self, units: list[Unit]) -> None:
         self.queue = [Job(u) for u in reversed(units)]
-        for w in self.workers:
-            self._submit(w)
-        while self._jobs_in_flight() or (self.queue and self.restarting):
+        self.idle = list(self.workers)
+        while self.queue or self._jobs_in_flight():
+            self._dispatch()
+            if self.queue and not self._jobs_in_flight() and not self.restarting:
+                raise RuntimeError(f"every CPU worker died and none came back; {len(self.queue)} jobs left undone")
             ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.5) if self.in_flight else ([], [])
             if not self.in_flight:
                 time.sleep(0.5)
             for ref in ready:
                 self._collect(ref)
             self._ping_restarting()
-            if self.queue and not self.in_flight and not self.restarting:
-                raise RuntimeError(f"every CPU worker died and none came back; {len(self.queue)} jobs left undone")
 
     def _jobs_in_flight(self) -> bool:
         return any(job is not None for _, job in self.in_flight.values())
+
+    def _dispatch(self) -> None:
+        """Queued jobs to idle workers (a job requeued after a death goes to whoever is free)."""
+        while self.queue and self.idle:
+            worker, job = self.idle.pop(), self.queue.pop()
+            unit = job.unit if job.positions is None else Unit(job.unit.unit_id, job.unit.kind, job.items)
+            call = worker.process if job.positions is None else worker.process_part
+            self.in_flight[call.remote(unit)] = (worker, job)
 
     def _collect(self, ref) -> None:
         worker, job = self.in_flight.pop(ref)
@@ -117,7 +126,7 @@ class UnitScheduler:
                 self.restarting.pop(worker, None)
             else:
                 self._finished(job, result)
-        self._submit(worker)
+        self.idle.append(worker)
 
     def _ping_restarting(self) -> None:
         pinging = {w for w, job in self.in_flight.values() if job is None}
@@ -126,13 +135,6 @@ class UnitScheduler:
                 del self.restarting[worker]
             elif worker not in pinging:
                 self.in_flight[worker.score_columns.remote()] = (worker, None)
-
-    def _submit(self, worker) -> None:
-        if self.queue and worker not in self.restarting:
-            job = self.queue.pop()
-            unit = job.unit if job.positions is None else Unit(job.unit.unit_id, job.unit.kind, job.items)
-            call = worker.process if job.positions is None else worker.process_part
-            self.in_flight[call.remote(unit)] = (worker, job)
 
     def _finished(self, job: Job, result) -> None:
         if job.positions is None:

@@ -1,6 +1,12 @@
-"""Settings every test needs: no network beyond loopback, no hub downloads."""
+"""Settings every test needs (no network beyond loopback, no hub downloads) and the
+session's one local Ray, bound to 127.0.0.1 (`make test` also runs the suite in a
+private network namespace)."""
 
 import os
+import shutil
+import tempfile
+
+import pytest
 
 for _k, _v in {
     "HF_HUB_OFFLINE": "1",
@@ -9,7 +15,7 @@ for _k, _v in {
     "YOLO_AUTOINSTALL": "false",
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
-    # test-only stages (probe, explode), registered like a user's own stage module
+    # test-only stages (probe, explode, kill_worker), registered like a user's own stage module
     "ASCAN_T2I_STAGES": "tests.stages_for_tests",
 }.items():
     os.environ.setdefault(_k, _v)
@@ -19,3 +25,15 @@ for _k, _v in {
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
 
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    os.environ["RAY_TMPDIR"] = tmp
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=tmp,
+             log_to_driver=False, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -41,61 +41,50 @@ def build_probe(cfg: ProbeConfig) -> ProbeAnnotator:
     return stage
 
 
-class ExplodeConfig(BaseModel):
+class OnWidthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
     on_original_width: int = 0
 
 
 class ExplodeFilter(Filter):
+    """Keeps everything, but `trigger`s on any batch holding an image of the given width."""
+
     name = "explode"
-    score_names = ("width",)
-
-    def __init__(self, width: int):
-        self.width = width
-
-    def score(self, images, meta):
-        widths = np.array([m["original_width"] for m in meta], dtype=np.float64)
-        if (widths == self.width).any():
-            raise RuntimeError(f"exploded on an image {self.width} px wide")
-        return {"width": widths}
-
-    def keep(self, scores):
-        return np.ones(len(scores["width"]), dtype=bool)
-
-
-@register_stage("explode", kind="filter", config=ExplodeConfig, order=35)
-def build_explode(cfg: ExplodeConfig) -> ExplodeFilter:
-    return ExplodeFilter(cfg.on_original_width)
-
-
-class KillWorkerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = False
-    on_original_width: int = 0
-
-
-class KillWorkerFilter(Filter):
-    """Stands in for an input that crashes a native decoder: SIGKILLs its own process
-    (the CPU worker) on any batch holding an image of the given original width."""
-
-    name = "kill_worker"
     needs_pixels = False
     score_names = ("width",)
 
     def __init__(self, width: int):
         self.width = width
 
+    def trigger(self):
+        raise RuntimeError(f"exploded on an image {self.width} px wide")
+
     def score(self, images, meta):
         widths = np.array([m["original_width"] for m in meta], dtype=np.float64)
         if (widths == self.width).any():
-            os.kill(os.getpid(), signal.SIGKILL)
+            self.trigger()
         return {"width": widths}
 
     def keep(self, scores):
         return np.ones(len(scores["width"]), dtype=bool)
 
 
-@register_stage("kill_worker", kind="filter", config=KillWorkerConfig, order=15, pool="cpu")
-def build_kill_worker(cfg: KillWorkerConfig) -> KillWorkerFilter:
+class KillWorkerFilter(ExplodeFilter):
+    """Stands in for an input that crashes a native decoder: SIGKILLs its own process
+    (the CPU worker)."""
+
+    name = "kill_worker"
+
+    def trigger(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register_stage("explode", kind="filter", config=OnWidthConfig, order=35)
+def build_explode(cfg: OnWidthConfig) -> ExplodeFilter:
+    return ExplodeFilter(cfg.on_original_width)
+
+
+@register_stage("kill_worker", kind="filter", config=OnWidthConfig, order=15, pool="cpu")
+def build_kill_worker(cfg: OnWidthConfig) -> KillWorkerFilter:
     return KillWorkerFilter(cfg.on_original_width)

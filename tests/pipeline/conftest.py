@@ -4,9 +4,7 @@ private network namespace)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,19 +30,6 @@ def served(tmp_path_factory):
             names.append(p.name)
     with LoopbackServer(root, hostile.routes(hostile.hostile_payloads(), SLOW_SECONDS, root / "photos")) as server:
         yield server, names
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    os.environ["RAY_TMPDIR"] = tmp
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=tmp,
-             log_to_driver=False, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def workflow(sources: list[dict], **overrides) -> WorkflowConfig:

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -74,23 +73,6 @@ def url_rows(server, names) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="session")
-def report_ray():
-    """Ray for the builds: reuse the session's when the pipeline tests started one."""
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    tmp = tempfile.mkdtemp(prefix="rr-", dir="/tmp")
-    os.environ["RAY_TMPDIR"] = tmp
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=tmp,
-             log_to_driver=False, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
 def build(sources_rows: list[dict], out: Path, filters=None, score_all=True) -> dict:
     urls = write_jsonl(out.with_suffix(".jsonl"), sources_rows)
     cfg = workflow([{"type": "url_list", "path": str(urls)}], filters=filters or FILTERS, score_all=score_all,
@@ -99,7 +81,7 @@ def build(sources_rows: list[dict], out: Path, filters=None, score_all=True) -> 
 
 
 @pytest.fixture(scope="session")
-def report_build(photo_server, report_ray, tmp_path_factory):
+def report_build(photo_server, ray_session, tmp_path_factory):
     """(output folder, manifest, input rows) of the session's real build."""
     server, names = photo_server
     tmp = tmp_path_factory.mktemp("report-build")
