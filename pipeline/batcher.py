@@ -4,8 +4,11 @@ stage chain a batch at a time, without making the download wait on the models.
 Per batch, in the CPU worker: the cheap filters run here; the samples still pending
 (every decoded one with score_all) go to the model pool asynchronously and their pixels
 are released at once (the pool has its own copy), so a worker holds at most one batch of
-decoded images whatever the unit size. `finish()` collects the pool's verdicts, marks
-the survivors kept and runs the CPU annotators (caption fusion, metadata only).
+decoded images whatever the unit size. At most MAX_BATCHES_IN_POOL batches per worker
+wait in the pool (in Ray's object store); past that the worker waits for the oldest, so a
+slow model pool slows the downloads instead of filling memory. `finish()` collects the
+remaining verdicts; `annotate_kept()` marks the survivors kept after the CPU annotators
+(caption fusion, metadata only) describe them.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from pipeline.stage_chain import new_verdict, run_annotators, run_filters
 from pipeline.stage_plan import StageChain
 from pipeline.stage_stats import StageStats
 
+MAX_BATCHES_IN_POOL = 4
+
 
 class SampleBatcher:
     def __init__(self, chain: StageChain, stats: StageStats):
         self.chain, self.stats = chain, stats
         self.pending: list[Sample] = []
         self.in_pool: list[tuple[list[Sample], object]] = []
-        self.busy_s = 0.0  # time spent here, inside the loader's callback
+        self.busy_s = 0.0  # time spent here, inside the loader's callback (waiting excluded)
+        self.waited_s = 0.0  # time spent waiting for the model pool's verdicts
 
     def add(self, sample: Sample) -> None:
         if sample.status != "pending":
@@ -52,25 +58,31 @@ class SampleBatcher:
         for s in batch:
             if s.image is not None:
                 s.image.release_pixels()
-        self.busy_s += time.perf_counter() - t0
+        waited = self.waited_s
+        while len(self.in_pool) > MAX_BATCHES_IN_POOL:
+            self._settle(*self.in_pool.pop(0))
+        self.busy_s += time.perf_counter() - t0 - (self.waited_s - waited)
+
+    def _settle(self, sent: list[Sample], handle) -> None:
+        """Wait for one batch's verdicts and apply them."""
+        t0 = time.perf_counter()
+        try:
+            verdicts = self.chain.pool.result(handle)
+        except Exception as err:  # noqa: BLE001 - a lost model batch fails its samples, recorded
+            msg = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+            verdicts = [dict(s.verdict(), status="failed", reason="model_pool_error",
+                             detail=f"{type(err).__name__}: {msg}") for s in sent]
+        self.waited_s += time.perf_counter() - t0
+        for s, v in zip(sent, verdicts):
+            s.apply(v)
 
     def finish(self) -> float:
         """Wait for the model pool, settle every sample; returns seconds spent waiting."""
         self.flush()
-        waited = 0.0
         for sent, handle in self.in_pool:
-            t0 = time.perf_counter()
-            try:
-                verdicts = self.chain.pool.result(handle)
-            except Exception as err:  # noqa: BLE001 - a lost model batch fails its samples, recorded
-                msg = str(err).strip().splitlines()[-1] if str(err).strip() else ""
-                verdicts = [dict(s.verdict(), status="failed", reason="model_pool_error",
-                                 detail=f"{type(err).__name__}: {msg}") for s in sent]
-            waited += time.perf_counter() - t0
-            for s, v in zip(sent, verdicts):
-                s.apply(v)
+            self._settle(sent, handle)
         self.in_pool = []
-        return waited
+        return self.waited_s
 
     def annotate_kept(self, samples: list[Sample]) -> None:
         """Mark survivors kept, after the CPU annotators (fusion) describe them."""

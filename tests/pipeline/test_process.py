@@ -92,3 +92,34 @@ def test_annotators_see_kept_samples_only_and_pixels_are_released():
     assert all(s.image.rgb is None and s.image.jpg for s in samples)
     assert samples[0].image.width == 256
     assert pool.runner.stats.busy_s["brightness"] > 0 and pool.runner.stats.images["brightness"] == 1
+
+
+class CountingPool(LocalModelPool):
+    """The in-process pool, counting batches handed over but not yet collected."""
+
+    def __init__(self, runner):
+        super().__init__(runner)
+        self.outstanding = self.most_outstanding = 0
+
+    def submit(self, *args):
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        return super().submit(*args)
+
+    def result(self, handle):
+        self.outstanding -= 1
+        return super().result(handle)
+
+
+def test_a_worker_keeps_at_most_a_few_batches_in_the_pool():
+    from pipeline.batcher import MAX_BATCHES_IN_POOL
+
+    pool = CountingPool(ModelStageRunner([], [CountingAnnotator()]))
+    samples = [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(photo("astronaut.png"), 64, 90)) for i in range(10)]
+    batcher = SampleBatcher(StageChain([], pool, [], [], False, batch_size=1), StageStats())
+    for s in samples:
+        batcher.add(s)
+    assert pool.most_outstanding == MAX_BATCHES_IN_POOL + 1  # then the worker waits for the oldest
+    batcher.finish()
+    batcher.annotate_kept(samples)
+    assert pool.outstanding == 0 and all(s.status == "kept" and "brightness" in s.annotations for s in samples)
