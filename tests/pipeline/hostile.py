@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.demo_data import load_rgb, skimage_photos
+from tests.pipeline.hostile_servers import body
 
 PHOTO_NAMES = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]
 
@@ -75,19 +76,9 @@ def closed_port() -> int:
 
 
 def routes(payloads: dict[str, tuple[str, bytes]], slow_seconds: float, photo_dir) -> dict:
-    def respond(ctype: str, body: bytes):
-        def handler(req):
-            req.send_response(200)
-            req.send_header("Content-Type", ctype)
-            req.send_header("Content-Length", str(len(body)))
-            req.end_headers()
-            req.wfile.write(body)
-
-        return handler
-
     def slow(req):
         time.sleep(slow_seconds)
-        respond("image/jpeg", payloads["cmyk.jpg"][1])(req)
+        body(payloads["cmyk.jpg"][1], "image/jpeg")(req)
 
     def redirect(target):
         def handler(req):
@@ -101,9 +92,9 @@ def routes(payloads: dict[str, tuple[str, bytes]], slow_seconds: float, photo_di
     def delayed(req):  # /delay/NAME: a real photo after a short pause (keeps a run busy)
         time.sleep(0.4)
         name = req.path.rsplit("/", 1)[-1]
-        respond("image/png", (photo_dir / name).read_bytes())(req)
+        body((photo_dir / name).read_bytes(), "image/png")(req)
 
-    table = {f"/{name}": respond(ct, body) for name, (ct, body) in payloads.items()}
+    table = {f"/{name}": body(data, ct) for name, (ct, data) in payloads.items()}
     table.update({f"/delay/{p.name}": delayed for p in photo_dir.iterdir()})
     table.update({"/slow.jpg": slow, "/loop-a": redirect("/loop-b"), "/loop-b": redirect("/loop-a")})
     return table
