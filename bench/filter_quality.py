@@ -38,12 +38,12 @@ import os
 import sys
 import time
 
-import cv2
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from filters.blur_degradations import fog, gauss, motion
 from filters.photos import load_photo  # noqa: E402
 from filters.watermark_synth import add_text_overlay, add_watermark  # noqa: E402
 
@@ -80,26 +80,6 @@ def load(d: str, name: str) -> np.ndarray:
 
 def short(name: str) -> str:
     return os.path.basename(name)
-
-
-def _s(im):
-    return min(im.shape[:2]) / 256
-
-
-def gauss(im, sigma):
-    return cv2.GaussianBlur(im, (0, 0), sigma * _s(im))
-
-
-def motion(im, length, angle):
-    k = max(3, int(length * _s(im)) | 1)
-    kern = np.zeros((k, k), np.float32)
-    kern[k // 2, :] = 1.0
-    kern = cv2.warpAffine(kern, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), angle, 1.0), (k, k))
-    return cv2.filter2D(im, -1, kern / kern.sum())
-
-
-def fog(im, contrast=0.3):
-    return np.clip(im.astype(np.float32) * contrast + 255 * (1 - contrast) * 0.8, 0, 255).astype(np.uint8)
 
 
 def metrics(y, score, rejected, names, clean_mask):

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from filters.blur import BlurFilter
+from filters.blur_degradations import fog as _fog
+from filters.blur_degradations import gauss as _gauss
+from filters.blur_degradations import motion as _motion
 from filters.photos import load_photo
 
 SHARP = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "china", "grace_hopper")
@@ -15,26 +18,6 @@ SHARP = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera"
 @pytest.fixture(scope="module")
 def sharp():
     return [load_photo(n, 512) for n in SHARP]
-
-
-def _s(im):  # blur sizes are given at the filter's 256 px analysis size
-    return min(im.shape[:2]) / 256
-
-
-def _gauss(im, sigma_at_256):
-    return cv2.GaussianBlur(im, (0, 0), sigma_at_256 * _s(im))
-
-
-def _motion(im, length_at_256, angle):
-    k = max(3, int(length_at_256 * _s(im)) | 1)
-    kern = np.zeros((k, k), np.float32)
-    kern[k // 2, :] = 1.0
-    kern = cv2.warpAffine(kern, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), angle, 1.0), (k, k))
-    return cv2.filter2D(im, -1, kern / kern.sum())
-
-
-def _fog(im, contrast=0.3):
-    return np.clip(im.astype(np.float32) * contrast + 255 * (1 - contrast) * 0.8, 0, 255).astype(np.uint8)
 
 
 def _shallow_dof(im):

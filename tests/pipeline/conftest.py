@@ -52,3 +52,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def photo_folder(folder: Path, names) -> Path:
+    """A folder holding the named scikit-image photos (a folder source for a test build)."""
+    from pipeline.demo_data import skimage_photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in skimage_photos():
+        if p.name in names:
+            shutil.copy(p, folder / p.name)
+    return folder
+

@@ -4,17 +4,14 @@ in the sample's json for the OCR annotator to reuse."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import webdataset as wds
 
-from pipeline.demo_data import skimage_photos
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
 from pipeline.stage_plan import build_chain
 from pipeline.units import process_unit
-from tests.pipeline.conftest import workflow
+from tests.pipeline.conftest import photo_folder, workflow
 
 # text.png (slanted handwriting) is a known miss of the PP-OCR detector (bench/README.md, filters)
 PHOTOS = {"astronaut.png": "kept", "coffee.png": "kept", "chelsea.png": "kept", "page.png": "text"}
@@ -23,11 +20,7 @@ PHOTOS = {"astronaut.png": "kept", "coffee.png": "kept", "chelsea.png": "kept", 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("models")
-    folder = tmp / "images"
-    folder.mkdir()
-    for p in skimage_photos():
-        if p.name in PHOTOS:
-            shutil.copy(p, folder / p.name)
+    folder = photo_folder(tmp / "images", PHOTOS)
     cfg = workflow(
         [{"type": "folder", "path": str(folder)}],
         images={"image_size": 512},

@@ -5,14 +5,12 @@ reach the manifest, and a real model filter scores in the pool."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
-from pipeline.demo_data import skimage_photos
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
-from tests.pipeline.conftest import workflow
+from tests.pipeline.conftest import photo_folder, workflow
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "motorcycle_left.png", "rocket.jpg"]
 
@@ -20,11 +18,7 @@ PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
 @pytest.fixture(scope="module")
 def built(ray_session, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pool")
-    folder = tmp / "images"
-    folder.mkdir()
-    for p in skimage_photos():
-        if p.name in PHOTOS:
-            shutil.copy(p, folder / p.name)
+    folder = photo_folder(tmp / "images", PHOTOS)
     cfg = workflow(
         [{"type": "folder", "path": str(folder)}],
         output={"shard_size": 100},
