@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -109,15 +110,29 @@ def missing_debian_photos(names) -> list[str]:
     return sorted({DEBIAN_PHOTOS[n][0] for n in names if n in DEBIAN_PHOTOS and not os.path.exists(DEBIAN_PHOTOS[n][1])})
 
 
-@cache
-def _load(name: str) -> np.ndarray:
-    im = Image.open(photo_path(name))
-    im.thumbnail((MAX_LOADED_SIDE, MAX_LOADED_SIDE), Image.Resampling.LANCZOS)
+def skimage_photos() -> list[Path]:
+    """Every PNG/JPEG file in scikit-image's data folder (about 30): the demo's, the
+    pipeline tests' and the benches' input files."""
+    root = Path(_pkg_dir("skimage")) / "data"
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def load_rgb(path, max_side: int | None = None) -> np.ndarray:
+    """Any image file as RGB uint8 HxWx3 (transparency composited on white, grey as RGB),
+    optionally downscaled so max(H, W) <= max_side."""
+    im = Image.open(path)
+    if max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     if im.mode in ("RGBA", "LA", "P"):
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(bg, im)
-    arr = np.asarray(im.convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+@cache
+def _load(name: str) -> np.ndarray:
+    arr = load_rgb(photo_path(name), MAX_LOADED_SIDE)
     arr.setflags(write=False)
     return arr
 
