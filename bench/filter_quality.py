@@ -125,12 +125,12 @@ def bench_text(d, clean, rng):
     return metrics(y, s["area_frac"], ~f.keep(s), names, np.array(cm)), rule
 
 
-def bench_watermark(d, clean, rng):
+def bench_watermark(d, clean, rng, model_path=None):
     from filters.text import TextFilter
     from filters.watermark import WatermarkFilter
 
     text = TextFilter()
-    f = WatermarkFilter(text_filter=text)
+    f = WatermarkFilter(model_path=model_path, text_filter=text)
     items = [(im, 0, short(n), True) for n, im in clean.items()]
     for n, im in clean.items():
         for k in range(3):
@@ -166,6 +166,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--opencv-data", default=DEFAULT_DIR)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--watermark-model", default=None, help="WatermarkNet weights to measure (default: the bundled ones)")
     ap.add_argument("--only", nargs="+", choices=["blur", "text", "watermark", "nsfw"], default=["blur", "text", "watermark", "nsfw"])
     args = ap.parse_args(argv)
     clean = {n: load(args.opencv_data, n) for n in CLEAN}
@@ -174,7 +175,7 @@ def main(argv=None):
         rng = np.random.default_rng([args.seed, ["blur", "text", "watermark", "nsfw"].index(name)])
         t = time.time()
         if name == "watermark":
-            for m, rule in bench_watermark(args.opencv_data, clean, rng):
+            for m, rule in bench_watermark(args.opencv_data, clean, rng, args.watermark_model):
                 rows.append((name, m, rule))
         else:
             m, rule = {"blur": bench_blur, "text": bench_text, "nsfw": bench_nsfw}[name](args.opencv_data, clean, rng)
