@@ -43,11 +43,16 @@ from filters.base import Filter, FilterConfig
 from stages.base import Resources
 from stages.registry import register_stage
 
-DEFAULT_BLUR_THRESHOLD = 0.35
-GRID = 4
-PERCENTILE = 90
+DEFAULT_BLUR_THRESHOLD = 0.26
+DEFAULT_ANALYSIS_SIDE = 512  # long side; the size the pipeline stores
+TILE = 64  # px at the analysis size
 N_DIRECTIONS = 16
-PROBE_SIGMA = 1.0  # px at the analysis size
+PRE_SIGMA = 1.0  # px: pixel-level noise, JPEG blocking and a mild 1-3 px softness do not count as detail
+PROBE_SIGMA = 2.0  # px: the detail whose loss is measured lies between PRE_SIGMA and PROBE_SIGMA
+TOP_FRACTION = 0.5  # share of the textured tiles, the sharpest, that the score looks at
+ANISOTROPY_WEIGHT = 2.0
+TYPICAL_PERCENTILE = 60  # of R over directions: the level a dip is measured from (a few very sharp
+# directions, e.g. one long straight edge, do not raise it)
 ENERGY_FLOOR = 0.1  # grey level^2 per pixel: below it a tile is flat, not sharp
 RELATIVE_FLOOR = 0.05  # ... or below this fraction of the image's busiest tile (noise on a flat wall)
 _THETA = np.linspace(0, np.pi, N_DIRECTIONS, endpoint=False)
@@ -57,49 +62,65 @@ _C2, _S2, _CS = np.cos(_THETA) ** 2, np.sin(_THETA) ** 2, 2 * np.cos(_THETA) * n
 def _analysis_gray(image: np.ndarray, analysis_side: int) -> np.ndarray:
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     h, w = gray.shape[:2]
-    scale = analysis_side / min(h, w)
+    scale = analysis_side / max(h, w)
     if scale < 1.0:  # shrink only: upscaling a small image would smooth it and fake blur
         # INTER_AREA averages when shrinking (no aliasing to fake sharpness).
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return gray.astype(np.float32)
 
 
-def _tiles(h: int, w: int):
-    return [(slice(i * h // GRID, (i + 1) * h // GRID), slice(j * w // GRID, (j + 1) * w // GRID))
-            for i in range(GRID) for j in range(GRID)]
+def _tile_means(a: np.ndarray) -> np.ndarray:
+    """Mean of `a` over each TILE x TILE tile (the ragged border is dropped), flattened."""
+    h, w = a.shape
+    nh, nw = max(1, h // TILE), max(1, w // TILE)
+    th, tw = h // nh, w // nw
+    return a[: nh * th, : nw * tw].reshape(nh, th, nw, tw).mean((1, 3)).ravel()
 
 
-def laplacian_variance(image: np.ndarray, analysis_side: int = 256) -> float:
-    """90th percentile over a 4x4 grid of the Laplacian's variance per tile."""
-    lap = cv2.Laplacian(_analysis_gray(image, analysis_side), cv2.CV_32F, ksize=3)
-    return float(np.percentile([lap[t].var() for t in _tiles(*lap.shape)], PERCENTILE))
-
-
-def _directional_energy(gray: np.ndarray, tiles) -> np.ndarray:
-    """(tiles, directions) mean squared directional derivative, from the structure tensor."""
+def _directional_energy(gray: np.ndarray) -> np.ndarray:
+    """(tiles, directions): mean squared derivative along each direction, from the structure tensor."""
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) / 8
-    xx, yy, xy = gx * gx, gy * gy, gx * gy
-    t = np.array([[xx[s].mean(), yy[s].mean(), xy[s].mean()] for s in tiles])
-    return t[:, :1] * _C2 + t[:, 1:2] * _S2 + t[:, 2:] * _CS
+    xx, yy, xy = (_tile_means(a)[:, None] for a in (gx * gx, gy * gy, gx * gy))
+    return xx * _C2 + yy * _S2 + xy * _CS
 
 
-def directional_sharpness(image: np.ndarray, analysis_side: int = 256) -> float:
-    """p90 over tiles of min over directions of 1 - E(blurred)/E(image); 0..1."""
+def laplacian_variance(image: np.ndarray, analysis_side: int = DEFAULT_ANALYSIS_SIDE) -> float:
+    """90th percentile over TILE x TILE tiles of the Laplacian's variance (the old score, recorded only)."""
+    lap = cv2.Laplacian(_analysis_gray(image, analysis_side), cv2.CV_32F, ksize=3)
+    var = _tile_means(lap * lap) - _tile_means(lap) ** 2
+    return float(np.percentile(var, 90))
+
+
+def direction_profile(image: np.ndarray, analysis_side: int = DEFAULT_ANALYSIS_SIDE) -> np.ndarray:
+    """R(theta) for 16 directions: share of the derivative energy along theta (between the
+    PRE_SIGMA and PROBE_SIGMA scales) lost to the probe blur, summed over the sharpest tiles."""
     gray = _analysis_gray(image, analysis_side)
-    tiles = _tiles(*gray.shape)
-    e0 = _directional_energy(gray, tiles)
-    e1 = _directional_energy(cv2.GaussianBlur(gray, (0, 0), PROBE_SIGMA), tiles)
-    flat = (e0.min(1) < ENERGY_FLOOR) | (e0.mean(1) < RELATIVE_FLOOR * e0.mean(1).max())
-    per_tile = np.where(flat, 0.0, (1.0 - e1 / np.maximum(e0, 1e-12)).min(1))
-    return float(np.percentile(per_tile, PERCENTILE))
+    e0 = _directional_energy(cv2.GaussianBlur(gray, (0, 0), PRE_SIGMA))
+    e1 = _directional_energy(cv2.GaussianBlur(gray, (0, 0), PROBE_SIGMA))
+    mean0 = e0.mean(1)
+    textured = np.flatnonzero((e0.min(1) >= ENERGY_FLOOR) & (mean0 >= RELATIVE_FLOOR * mean0.max()))
+    if textured.size == 0:
+        return np.zeros(N_DIRECTIONS)
+    tile_sharpness = 1.0 - e1[textured].mean(1) / mean0[textured]
+    k = min(textured.size, max(3, int(np.ceil(TOP_FRACTION * textured.size))))
+    sharpest = textured[np.argsort(-tile_sharpness, kind="stable")[:k]]
+    return 1.0 - e1[sharpest].sum(0) / e0[sharpest].sum(0)
+
+
+def directional_sharpness(image: np.ndarray, analysis_side: int = DEFAULT_ANALYSIS_SIDE) -> float:
+    """min R - 2 (p60 R - min R), clipped to 0..1: low when every direction lost its detail
+    (defocus) or when some directions lost much more than the others (motion)."""
+    r = direction_profile(image, analysis_side)
+    dip = np.percentile(r, TYPICAL_PERCENTILE) - r.min()
+    return float(np.clip(r.min() - ANISOTROPY_WEIGHT * dip, 0.0, 1.0))
 
 
 class BlurFilter(Filter):
     name = "blur"
     score_names = ("sharpness", "laplacian_var")
 
-    def __init__(self, threshold: float = DEFAULT_BLUR_THRESHOLD, analysis_side: int = 256):
+    def __init__(self, threshold: float = DEFAULT_BLUR_THRESHOLD, analysis_side: int = DEFAULT_ANALYSIS_SIDE):
         self.threshold = threshold
         self.analysis_side = analysis_side
 
@@ -119,7 +140,7 @@ class BlurFilter(Filter):
 class BlurConfig(FilterConfig):
     enabled: bool = True
     threshold: float = Field(DEFAULT_BLUR_THRESHOLD, ge=0, le=1, description="reject if the directional sharpness (0..1) is lower")
-    analysis_side: int = Field(256, ge=16)
+    analysis_side: int = Field(DEFAULT_ANALYSIS_SIDE, ge=16, description="images are shrunk (never enlarged) to this long side before scoring")
 
 
 @register_stage("blur", kind="filter", config=BlurConfig, order=20, pool="cpu")
