@@ -12,9 +12,10 @@ desktop backgrounds (filters.photos.WATERMARK_SPLIT["train"]). Every image is st
 
 Labelled sets, per filter (a sample is "positive" when the filter should reject it):
 - blur: + licenseplate_motion.jpg (real motion blur), text_defocus.jpg (real defocus), and
-  every clean photo Gaussian-blurred (sigma 2.5 px at 256) and motion-blurred (9 px at 256,
-  random angle) [synthetic blur of real photos]; - the clean photos, the same in fog
-  (contrast x0.3) [synthetic], hfs/000.jpg (a robin, shallow depth of field).
+  every clean photo Gaussian-blurred (sigma 2.5 px at 256), motion-blurred 9 px at 256 and
+  9 px at the 512 px stored size (random angles) [synthetic blur of real photos]; - the
+  clean photos, the same in fog (contrast x0.3) [synthetic], hfs/000.jpg (a robin, shallow
+  depth of field).
 - text: + imageTextR.png (a page), sudoku.png (a newspaper), skimage page.png, and the
   clean photos with rendered posters/memes/paragraphs [synthetic text on real photos];
   - the clean photos, including messi5.jpg (stadium ads), box_in_scene.png (printed box),
@@ -43,7 +44,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from filters.blur_degradations import fog, gauss, motion
+from filters.blur_degradations import fog, gauss, motion, motion_px
 from filters.photos import load_photo  # noqa: E402
 from filters.quality_metrics import binary_metrics  # noqa: E402
 from filters.synth.text import add_text_overlay  # noqa: E402
@@ -103,6 +104,8 @@ def bench_blur(d, clean, rng):
         items.append((gauss(im, 2.5), 1, f"{short(n)}+gauss2.5", False))
         a = float(rng.uniform(0, 180))
         items.append((motion(im, 9, a), 1, f"{short(n)}+motion9@{a:.0f}", False))
+        b = float(rng.uniform(0, 180))
+        items.append((motion_px(im, 9, b), 1, f"{short(n)}+motion9px@{b:.0f}", False))
     ims, y, names, cm = zip(*items)
     s = f.score(list(ims), [{} for _ in ims])
     return metrics(y, -s["sharpness"], ~f.keep(s), names, np.array(cm)), f"sharpness < {f.threshold:g}"

@@ -1,15 +1,14 @@
-"""BlurFilter on real photos: sharp photos kept (also in fog and with a shallow depth of
-field), the same photos Gaussian- or motion-blurred at any angle rejected, real motion blur
-(clock_motion.png) rejected, flat images rejected."""
+"""BlurFilter on real photos (the bundled ones it was tuned on; bench/blur_quality.py has the
+held-out figures): sharp photos kept, also in fog, at dusk, in snow and with a shallow depth
+of field; the same photos Gaussian-blurred or motion-blurred 9 px (at the 512 px stored size)
+at two oblique angles rejected; real motion blur (clock_motion.png) rejected; flat images
+rejected; textures kept."""
 
-import cv2
 import numpy as np
 import pytest
 
-from filters.blur import BlurFilter
-from filters.blur_degradations import fog as _fog
-from filters.blur_degradations import gauss as _gauss
-from filters.blur_degradations import motion as _motion
+from filters.blur import BlurFilter, direction_profile
+from filters.blur_degradations import dusk, fog, gauss, motion_px, shallow_dof, snow
 from filters.photos import load_photo
 
 SHARP = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "china", "grace_hopper")
@@ -20,61 +19,66 @@ def sharp():
     return [load_photo(n, 512) for n in SHARP]
 
 
-def _shallow_dof(im):
-    """Sharp centre (the subject), background Gaussian-blurred, soft transition."""
-    h, w = im.shape[:2]
-    m = np.zeros((h, w), np.float32)
-    cv2.ellipse(m, (w // 2, h // 2), (w // 5, h // 4), 0, 0, 360, 1, -1)
-    m = cv2.GaussianBlur(m, (0, 0), 8)[..., None]
-    return (im * m + _gauss(im, 4) * (1 - m)).astype(np.uint8)
+def _scores(f, ims):
+    return f.score(ims, [{} for _ in ims])
 
 
-def test_sharp_kept_blurred_rejected(sharp):
+def test_sharp_kept_defocus_rejected(sharp):
     f = BlurFilter()
-    s = f.score(sharp, [{} for _ in sharp])
+    s = _scores(f, sharp)
     assert f.keep(s).all(), dict(zip(SHARP, s["sharpness"].round(3)))
-    blurred = [_gauss(im, 2.5) for im in sharp]
-    sb = f.score(blurred, [{} for _ in blurred])
+    sb = _scores(f, [gauss(im, 2.5) for im in sharp])  # sigma ~5 px at 512
     assert not f.keep(sb).any(), dict(zip(SHARP, sb["sharpness"].round(3)))
     assert all(x.startswith("sharpness") for x in f.details(sb, f.keep(sb)))
 
 
-@pytest.mark.parametrize("angle", [0, 30, 60, 90, 135])
-def test_motion_blur_rejected_at_any_angle(sharp, angle):
-    # a 9 px motion blur at 256 px (~18 px at 512), the case the Laplacian variance missed
+@pytest.mark.parametrize("angle", [30, 120])
+def test_motion_blur_9px_at_stored_size_rejected(sharp, angle):
+    # 9 px on the 512 px image the pipeline stores: the case the 256 px score kept on half the photos
     f = BlurFilter()
-    ims = [_motion(im, 9, angle) for im in sharp]
-    s = f.score(ims, [{} for _ in ims])
-    s0 = f.score(sharp, [{} for _ in sharp])
-    # Known misses (filters/blur.py): camera.png and rocket.jpg keep fine texture across
-    # the motion and can score just above the threshold at some angles.
-    assert (~f.keep(s)).sum() >= 6, dict(zip(SHARP, s["sharpness"].round(3)))
-    assert (s["sharpness"] < 0.75 * s0["sharpness"]).all(), (s["sharpness"].round(3), s0["sharpness"].round(3))
+    s = _scores(f, [motion_px(im, 9, angle) for im in sharp])
+    assert not f.keep(s).any(), dict(zip(SHARP, s["sharpness"].round(3)))
+
+
+def test_motion_blur_shows_as_a_dip_along_its_direction():
+    im = load_photo("china", 512)
+    r0, r = direction_profile(im), direction_profile(motion_px(im, 9, 0))  # horizontal motion: direction 0 of 16
+    assert r.argmin() in (0, 1, 15), r.round(2)
+    assert r[0] < 0.6 * r0[0] and r[8] > 0.8 * r0[8], (r0.round(2), r.round(2))  # across the motion: detail kept
 
 
 def test_real_motion_blur_rejected():
     f = BlurFilter()
-    s = f.score([load_photo("clock_motion")], [{}])
-    assert not f.keep(s)[0], s
+    assert not f.keep(_scores(f, [load_photo("clock_motion")]))[0]
 
 
-def test_low_contrast_and_shallow_depth_of_field_kept(sharp):
+def test_low_contrast_in_focus_kept(sharp):
     f = BlurFilter()
-    ims = [_fog(im) for im in sharp] + [_shallow_dof(im) for im in sharp]
-    s = f.score(ims, [{} for _ in ims])
+    ims = [g(im) for g in (fog, dusk, snow) for im in sharp]
+    s = _scores(f, ims)
     assert f.keep(s).all(), s["sharpness"].round(3)
+
+
+def test_shallow_depth_of_field_kept(sharp):
+    # sharp subject on ~16 % of the frame, the background blurred (sigma ~8 px at 512)
+    f = BlurFilter()
+    ims = [shallow_dof(im) for im in sharp]
+    s = _scores(f, ims)
+    assert f.keep(s).all(), dict(zip(SHARP, s["sharpness"].round(3)))
+    # the same background blur over the whole frame is rejected: the subject is what keeps it
+    assert not f.keep(_scores(f, [gauss(im, 4) for im in sharp])).any()
 
 
 def test_textures_and_flat_images():
     f = BlurFilter()
     ims = [load_photo("gravel", 512), load_photo("grass", 512), np.full((300, 300, 3), 128, np.uint8)]
-    assert f.keep(f.score(ims, [{}, {}, {}])).tolist() == [True, True, False]
+    assert f.keep(_scores(f, ims)).tolist() == [True, True, False]
 
 
 def test_batch_equals_one_by_one(sharp):
     f = BlurFilter()
-    ims = sharp[:3] + [_gauss(sharp[0], 3.0)]
-    batch = f.score(ims, [{} for _ in ims])
+    ims = sharp[:3] + [gauss(sharp[0], 3.0)]
+    batch = _scores(f, ims)
     for name in f.score_names:
-        single = np.array([f.score([im], [{}])[name][0] for im in ims])
+        single = np.array([_scores(f, [im])[name][0] for im in ims])
         np.testing.assert_array_equal(batch[name], single)
