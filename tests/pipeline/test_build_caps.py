@@ -169,6 +169,7 @@ def test_private_addresses_blocked_by_default(ray_session, private_server, tmp_p
 def test_video_url_has_its_own_deadline():
     """A drip-fed video URL fails as timeout at download.video_max_seconds (one failed row)."""
     from pipeline.config import ImagesConfig
+    from pipeline.decode import ImageDecoder
     from pipeline.sources import InputItem, VideoSampling
     from pipeline.video import load_video_unit
 
@@ -176,7 +177,7 @@ def test_video_url_has_its_own_deadline():
     with hs.RouteServer(PUBLIC, {"/slow.mp4": hs.drip(0.2)}) as server:
         item = InputItem("v", server.url("slow.mp4"), video=VideoSampling(every_seconds=1.0, keyframes=False))
         t0 = time.monotonic()
-        (row,) = load_video_unit([item], cfg, ImagesConfig(), lambda s: None)
+        (row,) = load_video_unit([item], cfg, ImageDecoder.for_images(ImagesConfig()), lambda s: None)
         took = time.monotonic() - t0
     assert (row.status, row.reason, row.key) == ("failed", "timeout", "v_error")
     assert "download.video_max_seconds = 1.5 s" in row.detail and took < 3
