@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE ?= disabled
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint bench clean chromium
+.PHONY: setup demo test lint bench clean chromium watermark-photos watermark-model
 
 setup: $(STAMP)
 
@@ -37,6 +37,16 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else \
 	    echo "chromium missing and not root: install Debian's chromium (the HTML report test needs it)"; exit 1; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+# Training the watermark model (not needed to run or test anything): real photos and
+# textures from Debian's desktop-background packages, then `python -m filters.watermark_train`.
+WATERMARK_PHOTO_PACKAGES := gnome-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds
+watermark-photos:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(WATERMARK_PHOTO_PACKAGES)
+
+watermark-model: $(STAMP) watermark-photos
+	$(VENV)/bin/python -m filters.watermark_train
 
 # ruff's configuration is in pyproject.toml; CI runs this before the tests.
 lint: $(STAMP)

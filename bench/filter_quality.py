@@ -6,8 +6,8 @@
 Source of the clean photos: OpenCV's sample images (`samples/data` of OpenCV 4.6.0, as
 shipped by Debian's `opencv-doc` package; OpenCV's licence, the images of mixed origin, e.g.
 baboon.jpg from the USC-SIPI database). No filter was trained or tuned on them: the
-watermark model trained on scikit-image/scikit-learn/ultralytics photos
-(filters.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
+watermark model trained on scikit-image/scikit-learn/ultralytics photos and Debian's
+desktop backgrounds (filters.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
 (long side 512, JPEG q90). Labels (`UNSEEN` below) were set by looking at each image.
 
 Labelled sets, per filter (a sample is "positive" when the filter should reject it):
@@ -45,7 +45,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from filters.blur_degradations import fog, gauss, motion
 from filters.photos import load_photo  # noqa: E402
-from filters.watermark_synth import add_text_overlay, add_watermark  # noqa: E402
+from filters.quality_metrics import binary_metrics  # noqa: E402
+from filters.synth.text import add_text_overlay  # noqa: E402
+from filters.synth.watermarks import add_watermark  # noqa: E402
 
 DEFAULT_DIR = "/usr/share/doc/opencv-doc/examples/data"
 # Real photos without visible text or watermarks, sharp (basketball1.png is excluded: it
@@ -83,13 +85,8 @@ def short(name: str) -> str:
 
 
 def metrics(y, score, rejected, names, clean_mask):
-    from sklearn.metrics import roc_auc_score
-
     y, rejected = np.asarray(y), np.asarray(rejected)
-    tp, fp = int((rejected & (y == 1)).sum()), int((rejected & (y == 0)).sum())
-    fn = int((~rejected & (y == 1)).sum())
-    return {"auc": float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan"),
-            "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn), "pos": int(y.sum()), "neg": int((y == 0).sum()),
+    return {**binary_metrics(y, score, rejected),
             "clean_rejected": float(rejected[clean_mask].mean()), "clean_n": int(clean_mask.sum()),
             "fp": [n for n, r, t in zip(names, rejected, y) if r and t == 0],
             "fn": [n for n, r, t in zip(names, rejected, y) if not r and t == 1]}

@@ -52,7 +52,10 @@ class ConceptFilter(Filter):
         self.neutral = list(neutral_prompts or DEFAULT_NEUTRAL)
         self.concepts = list(self.prompts)
         self.score_names = tuple(self.concepts) + ("max",)
-        self.thresholds = {c: (thresholds or {}).get(c, threshold) for c in self.concepts}
+        # Stored as the config holds them (default + per-concept overrides): keep() reads only
+        # these, so filter-report can replay and what-if it from the ledger's scores.
+        self.threshold = threshold
+        self.thresholds = dict(thresholds or {})
         self.batch_size = batch_size
         self.encoder = get_clip_encoder(clip_model, clip_weights, device, clip_config, setting=_SETTING)
         texts = [p for c in self.concepts for p in self.prompts[c]] + self.neutral
@@ -82,15 +85,18 @@ class ConceptFilter(Filter):
         out["max"] = p.max(1) if n else np.zeros(0)
         return out
 
-    def _fired(self, scores):
-        return {c: scores[c] >= self.thresholds[c] for c in self.concepts}
+    def _fired(self, scores) -> dict[str, np.ndarray]:
+        """concept -> rows at or above its threshold; the concepts are the score names
+        other than `max` (so this works from stored ledger scores alone)."""
+        return {c: np.asarray(v) >= self.thresholds.get(c, self.threshold) for c, v in scores.items() if c != "max"}
 
     def keep(self, scores):
-        return ~np.logical_or.reduce(list(self._fired(scores).values()))
+        fired = list(self._fired(scores).values())
+        return ~np.logical_or.reduce(fired) if fired else np.ones(len(scores["max"]), dtype=bool)
 
     def details(self, scores, keep):
         fired = self._fired(scores)
-        return ["" if k else ",".join(c for c in self.concepts if fired[c][i]) for i, k in enumerate(keep)]
+        return ["" if k else ",".join(c for c in fired if fired[c][i]) for i, k in enumerate(keep)]
 
 
 class ConceptsConfig(FilterConfig):

@@ -4,7 +4,7 @@ Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 
 - "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU in minutes
   (`python -m filters.watermark_train`, synthetic watermarks over real photos; see
-  filters/watermark_synth.py). Its weights ship in the repository
+  filters/synth/watermarks.py). Its weights ship in the repository
   (filters/weights/watermark_default.safetensors, config + held-out metrics in the .json
   beside it). Input: the image squashed to `input_size` square (cv2 INTER_AREA),
   ImageNet mean/std; one logit, P = sigmoid.

@@ -3,12 +3,12 @@
     python -m filters.watermark_train                      # the committed default (see defaults below)
     python -m filters.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
 
-1. Data: random views (crop, rescale, flip; for training also rotations, colour and
-   gamma changes, haze, sprinkled dots, 2x2 collages) of the TRAINING photos, plus synthetic
-   dead-leaves images (25 %)
-   (filters.photos.WATERMARK_SPLIT["train"]); each view gives a PAIR: the clean view and
-   the same view with a synthetic watermark in a TRAINING style (filters.watermark_synth:
-   train fonts, texts and layouts), each then JPEG-compressed and squashed to the model's
+1. Data (filters/watermark_data.py): augmented views of the TRAINING photos
+   (filters.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
+   from Debian's background packages, `make watermark-photos`), some with ordinary scene
+   text drawn in (a hard negative), plus synthetic dead-leaves images; each view gives a
+   PAIR: the clean view and the same view with a synthetic watermark in a TRAINING style
+   (filters/synth/watermarks.py), each then JPEG-compressed and squashed to the model's
    input size. Pairs force the model to learn the overlay, not the photo.
 2. Train WatermarkNet (filters/watermark_net.py) with AdamW + one-cycle LR: BCE on the
    image label plus BCE on per-cell labels (which 32x32-px cells of the input the mark
@@ -18,8 +18,8 @@
    the default threshold.
 4. Write fp16 safetensors + a .json (config, metrics, the command's arguments).
 
-Every sample i is drawn from numpy's default_rng([seed, split, i]), so the data do not
-depend on worker scheduling; torch is seeded, so a re-run gives the same weights (CPU).
+The data do not depend on worker scheduling and torch is seeded, so a re-run gives the
+same weights (CPU).
 """
 
 from __future__ import annotations
@@ -27,160 +27,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.photos import BUNDLED_TRAIN_PHOTOS, DEBIAN_PACKAGES, DEBIAN_PHOTOS, PHOTOS, WATERMARK_SPLIT, missing_debian_photos
+from filters.quality_metrics import binary_metrics
 from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
+from filters.watermark_data import PairSpec, make_set
 from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
-from filters.watermark_synth import add_watermark, dead_leaves
-
-
-def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640), augment: bool = False) -> np.ndarray:
-    """A random crop/rescale/flip of `photo`, long side in `long_side` px (the pipeline
-    stores images at max side ~512). `augment` adds what multiplies a dozen photos into
-    many different-looking ones: deeper zoom, rotations, colour/gamma changes, greyscale."""
-    H, W = photo.shape[:2]
-    area = rng.uniform(0.08 if augment else 0.25, 1.0) * H * W
-    aspect = np.exp(rng.uniform(np.log(0.6), np.log(1.67)))
-    w = int(min(W, round(np.sqrt(area * aspect))))
-    h = int(min(H, round(np.sqrt(area / aspect))))
-    y0, x0 = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
-    view = photo[y0:y0 + h, x0:x0 + w]
-    L = rng.uniform(*long_side)
-    s = L / max(h, w)
-    view = cv2.resize(view, (max(16, round(w * s)), max(16, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-    if rng.random() < 0.5:
-        view = view[:, ::-1]
-    if not augment:
-        return np.ascontiguousarray(view)
-    if rng.random() < 0.3:
-        view = np.rot90(view, int(rng.integers(1, 4)))
-    if rng.random() < 0.2:
-        hh, ww = view.shape[:2]
-        m = cv2.getRotationMatrix2D((ww / 2, hh / 2), float(rng.uniform(-20, 20)), 1.25)
-        view = cv2.warpAffine(np.ascontiguousarray(view), m, (ww, hh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    v = view.astype(np.float32)
-    if rng.random() < 0.3:
-        v = v[:, :, rng.permutation(3)]
-    gray = v.mean(2, keepdims=True)
-    v = gray + (v - gray) * (0.0 if rng.random() < 0.15 else rng.uniform(0.5, 1.5))
-    v = (v - v.mean()) * rng.uniform(0.7, 1.3) + v.mean() + rng.uniform(-30, 30)
-    v = 255.0 * (np.clip(v, 0, 255) / 255.0) ** rng.uniform(0.7, 1.4)
-    return np.ascontiguousarray(np.clip(v, 0, 255).astype(np.uint8))
-
-
-def haze(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Haze, fog or glare: blend towards a light colour, uniformly or along a gradient.
-    A translucent veil without a shape is not a watermark (without this the model took
-    hazy photos for faint marks)."""
-    h, w = view.shape[:2]
-    c = np.array([rng.uniform(170, 255)] * 3, np.float32) + rng.uniform(-15, 15, 3).astype(np.float32)
-    a = rng.uniform(0.1, 0.5)
-    if rng.random() < 0.5:
-        ramp = np.linspace(0, 1, h if rng.random() < 0.7 else w, dtype=np.float32) ** rng.uniform(0.5, 2)
-        ramp = ramp[::-1] if rng.random() < 0.5 else ramp
-        alpha = (ramp[:, None] if len(ramp) == h else ramp[None, :]) * a
-    else:
-        alpha = np.full((1, 1), a, np.float32)
-    out = view.astype(np.float32) * (1 - alpha[..., None]) + c * alpha[..., None]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def sprinkle(view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Scatter small dots and blobs (boats on a lake, birds, stars, dust): small repeated
-    marks that are not lettering."""
-    out = view.copy()
-    h, w = out.shape[:2]
-    for _ in range(int(rng.integers(10, 120))):
-        c = tuple(int(v) for v in (rng.integers(0, 256, 3) if rng.random() < 0.3 else [int(rng.integers(0, 256))] * 3))
-        center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        axes = (int(rng.integers(1, 5)), int(rng.integers(1, 4)))
-        cv2.ellipse(out, center, axes, float(rng.uniform(0, 180)), 0, 360, c, -1, lineType=cv2.LINE_AA)
-    return out
-
-
-def mosaic(views: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """A 2x2 collage of views (split point random), at the first view's size."""
-    H, W = views[0].shape[:2]
-    cy, cx = int(H * rng.uniform(0.3, 0.7)), int(W * rng.uniform(0.3, 0.7))
-    out = np.empty_like(views[0])
-    for v, (ys, xs) in zip(views, [(slice(0, cy), slice(0, cx)), (slice(0, cy), slice(cx, W)),
-                                   (slice(cy, H), slice(0, cx)), (slice(cy, H), slice(cx, W))]):
-        hh, ww = ys.stop - ys.start, xs.stop - xs.start
-        out[ys, xs] = cv2.resize(v, (ww, hh), interpolation=cv2.INTER_AREA)
-    return out
-
-
-def jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if rng.random() < 0.25:
-        return image
-    ok, buf = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-
-
-def cell_labels(clean: np.ndarray, marked: np.ndarray, size: int, stride: int, min_diff: float = 12.0) -> np.ndarray:
-    """Which (stride x stride) cells of the size x size input the mark visibly changed:
-    the per-pixel colour change (max over channels), squashed to the input size, max-pooled
-    per cell, > min_diff grey levels."""
-    diff = np.abs(marked.astype(np.int16) - clean.astype(np.int16)).max(2).astype(np.float32)
-    diff = cv2.resize(diff, (size, size), interpolation=cv2.INTER_AREA)
-    n = size // stride
-    return (diff[:n * stride, :n * stride].reshape(n, stride, n, stride).max((1, 3)) > min_diff).astype(np.uint8)
-
-
-DEAD_LEAVES_FRACTION = 0.25  # share of training views that are synthetic dead-leaves images
-
-
-def args_dead_leaves(photo_split: str) -> float:
-    return DEAD_LEAVES_FRACTION if photo_split == "train" else 0.0
-
-
-def make_pair(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(clean, watermarked) at size x size plus the mark's cell labels, for sample `i` of a
-    photo/style split."""
-    seed, photo_split, style_split, i, size, stride = args
-    rng = np.random.default_rng([seed, {"train": 0, "heldout": 1}[photo_split], {"train": 0, "heldout": 1}[style_split], i])
-    names = WATERMARK_SPLIT[photo_split]
-    augment = photo_split == "train"  # evaluation views stay plain photos
-    if augment and rng.random() < args_dead_leaves(photo_split):
-        L = rng.uniform(320, 640)
-        a = np.exp(rng.uniform(np.log(0.6), np.log(1.67)))
-        view = dead_leaves(rng, int(L / max(1, a)) if a > 1 else int(L), int(L) if a > 1 else int(L * a))
-    else:
-        view = random_view(load_photo(names[rng.integers(len(names))]), rng, augment=augment)
-    if augment and rng.random() < 0.3:
-        view = haze(view, rng)
-    if augment and rng.random() < 0.15:
-        view = sprinkle(view, rng)
-    if augment and rng.random() < 0.15:
-        view = mosaic([view] + [random_view(load_photo(names[rng.integers(len(names))]), rng, augment=True) for _ in range(3)], rng)
-    marked = add_watermark(view, rng, style_split)
-    if augment and rng.random() < 0.25:  # rotate the marked pair too: vertical marks
-        k = 1 if rng.random() < 0.5 else 3
-        view, marked = np.ascontiguousarray(np.rot90(view, k)), np.ascontiguousarray(np.rot90(marked, k))
-    cells = cell_labels(view, marked, size, stride)
-    clean_in, marked_in = (cv2.resize(jpeg(im, rng), (size, size), interpolation=cv2.INTER_AREA) for im in (view, marked))
-    return clean_in, marked_in, cells
-
-
-def make_set(seed, photo_split, style_split, n_pairs, size, workers, stride=32):
-    """uint8 images (2n, size, size, 3), labels (2n,): clean 0, watermarked 1, interleaved,
-    and cell labels (2n, size/stride, size/stride) (all 0 for clean images)."""
-    jobs = [(seed, photo_split, style_split, i, size, stride) for i in range(n_pairs)]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            pairs = list(pool.map(make_pair, jobs, chunksize=16))
-    else:
-        pairs = [make_pair(j) for j in jobs]
-    x = np.stack([im for p in pairs for im in p[:2]])
-    y = np.tile(np.array([0, 1], dtype=np.float32), n_pairs)
-    cells = np.stack([c for p in pairs for c in (np.zeros_like(p[2]), p[2])])
-    return x, y, cells
 
 
 def cpu_has_bf16() -> bool:
@@ -200,12 +56,18 @@ def predict(model, x: np.ndarray, batch_size=64) -> np.ndarray:
 
 
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    from sklearn.metrics import roc_auc_score
+    m = binary_metrics(y, p, p >= threshold)
+    return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}, "threshold": threshold}
 
-    pred = p >= threshold
-    tp, fp, fn = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum()), int((~pred & (y == 1)).sum())
-    return {"auc": round(float(roc_auc_score(y, p)), 4), "precision": round(tp / max(1, tp + fp), 4),
-            "recall": round(tp / max(1, tp + fn), 4), "n": int(len(y)), "threshold": threshold}
+
+def training_photos(bundled_only: bool) -> tuple[str, ...]:
+    if bundled_only:
+        return BUNDLED_TRAIN_PHOTOS
+    missing = missing_debian_photos(WATERMARK_SPLIT["train"])
+    if missing:
+        raise SystemExit(f"training photos missing: install Debian's {' '.join(missing)} (`make watermark-photos`), "
+                         "or pass --bundled-photos-only (12 photos: a weaker model)")
+    return WATERMARK_SPLIT["train"]
 
 
 def train(args) -> dict:
@@ -215,8 +77,10 @@ def train(args) -> dict:
     cfg = WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths), pool=args.pool)
     model = WatermarkNet(cfg)
     t0 = time.time()
-    x, y, cells = make_set(args.seed, "train", "train", args.train_pairs, args.input_size, args.workers, model.stride)
-    evals = {name: make_set(args.seed, "heldout", style, args.eval_pairs, args.input_size, args.workers, model.stride)[:2]
+    train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride)
+    x, y, cells = make_set(train_spec, args.train_pairs, args.workers)
+    evals = {name: make_set(PairSpec(args.seed, WATERMARK_SPLIT["heldout"], "heldout", style, args.input_size, model.stride),
+                            args.eval_pairs, args.workers)[:2]
              for name, style in (("heldout_photos_heldout_styles", "heldout"), ("heldout_photos_train_styles", "train"))}
     t_data = time.time() - t0
     print(f"data: {len(x)} train images, {sum(len(e[0]) for e in evals.values())} eval images in {t_data:.0f}s; "
@@ -267,6 +131,7 @@ def train(args) -> dict:
         print(f"{name}: {m}", flush=True)
     extra = {"metrics": results, "train_args": vars(args), "data_seconds": round(t_data, 1),
              "train_seconds": round(t_train, 1), "train_images": int(len(x)),
+             "train_photos": {n: (DEBIAN_PHOTOS[n][0] if n in DEBIAN_PHOTOS else PHOTOS[n][0]) for n in train_spec.photos},
              "params": int(sum(p.numel() for p in model.parameters()))}
     save_watermark_net(model, args.out, extra)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)", flush=True)
@@ -277,6 +142,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_WEIGHTS, help="output .safetensors (a .json goes beside it)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bundled-photos-only", action="store_true",
+                   help=f"train on the 12 photos bundled in Python packages only (no Debian {', '.join(DEBIAN_PACKAGES)})")
     p.add_argument("--train-pairs", type=int, default=6000, help="clean/watermarked pairs from the training photos")
     p.add_argument("--eval-pairs", type=int, default=200, help="pairs per held-out evaluation set")
     p.add_argument("--steps", type=int, default=4500)

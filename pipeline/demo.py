@@ -17,7 +17,8 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.demo_data import load_rgb, make_video, skimage_photos, with_shop_sign
+from filters.photos import load_rgb, skimage_photos
+from pipeline.demo_data import make_video, with_shop_sign
 from pipeline.loopback_server import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent

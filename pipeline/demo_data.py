@@ -1,5 +1,5 @@
-"""Real photos that a dependency ships (scikit-image's data folder) and a short video
-made from them: the demo's, the benchmarks' and the tests' input data."""
+"""Inputs made from the bundled real photos (filters/photos.py): a photo with a shop sign
+and a short video, for the demo, the benchmarks and the tests."""
 
 from __future__ import annotations
 
@@ -9,20 +9,7 @@ import av
 import cv2
 import numpy as np
 
-
-def skimage_photos() -> list[Path]:
-    """Every PNG/JPEG photo in scikit-image's data folder (about 30)."""
-    import skimage.data
-
-    root = Path(skimage.data.__file__).parent
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+from filters.photos import load_rgb
 
 
 def with_shop_sign(rgb: np.ndarray, text: str = "BAKERY OPEN") -> np.ndarray:

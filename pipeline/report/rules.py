@@ -7,8 +7,9 @@ names (`self.threshold`, `self.min_side`, ...). So a `FilterRule` makes a bare i
 of the filter class (no __init__, no model) carrying those config values, and calls its
 keep() on the ledger's score columns.
 
-A filter whose keep() needs state its __init__ derives (e.g. `concepts`, whose score
-names come from its prompts) cannot be replayed that way. For it the verdict is read
+A filter whose score names come from its config (`concepts`: one per concept) takes them
+from the ledger's columns. A filter whose keep() needs state its __init__ derives (a
+user's filter may) cannot be replayed that way. For it the verdict is read
 from the ledger instead (rows kept or rejected by a later filter passed it, rows it
 rejected failed it, rows that left earlier are unknown), and what-if refuses to change it.
 """
@@ -32,6 +33,7 @@ THRESHOLD_FIELDS = {
     "resolution": {"min_side": "min_side", "pixels": "min_pixels", "aspect_ratio": "max_aspect_ratio"},
     "text": {"area_frac": "threshold", "boxes": "max_boxes"},
     "watermark": {"prob": "threshold", "text_area": "defer_text_area"},
+    "concepts": {"max": "threshold"},  # the default threshold; per-concept overrides stay as built
 }
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from filters.photos import load_photo
+from filters.synth.text import add_text_overlay
+from filters.synth.watermarks import add_watermark
 from filters.text import TextFilter
 from filters.watermark import WatermarkFilter
-from filters.watermark_synth import add_text_overlay, add_watermark
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from filters.photos import load_photo
+from filters.synth.fonts import font
+from filters.synth.text import add_text_overlay
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
-from filters.watermark_synth import _font, add_text_overlay
 
 TEXT_HEAVY = ("page", "text")
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -77,7 +78,7 @@ def test_batch_equals_one_by_one(text_filter, scored, images):
 
 def test_recognize_reads_rendered_text():
     im = Image.new("RGB", (320, 96), (255, 255, 255))
-    ImageDraw.Draw(im).text((12, 24), "HELLO WORLD", font=_font("DejaVuSans-Bold.ttf", 36), fill=(0, 0, 0))
+    ImageDraw.Draw(im).text((12, 24), "HELLO WORLD", font=font("DejaVuSans-Bold.ttf", 36), fill=(0, 0, 0))
     f = TextFilter(recognize=True)
     meta = [{}]
     s = f.score([np.asarray(im)], meta)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from filters.photos import WATERMARK_SPLIT, load_photo
+from filters.synth.watermarks import LAYOUTS, add_watermark
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
-from filters.watermark_synth import LAYOUTS, add_watermark
 from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 
@@ -112,7 +112,7 @@ def test_training_command_end_to_end(tmp_path, heldout):
     out = tmp_path / "wm.safetensors"
     cmd = [sys.executable, "-m", "filters.watermark_train", "--out", str(out), "--train-pairs", "12",
            "--eval-pairs", "6", "--steps", "3", "--batch-size", "8", "--input-size", "64",
-           "--widths", "8", "16", "--depths", "0", "1", "--workers", "1", "--log-every", "1"]
+           "--widths", "8", "16", "--depths", "0", "1", "--workers", "1", "--log-every", "1", "--bundled-photos-only"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "step 3/3" in r.stdout and "heldout_photos_heldout_styles" in r.stdout

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from pipeline.demo_data import make_video, skimage_photos
+from filters.photos import skimage_photos
+from pipeline.demo_data import make_video
 from pipeline.keys import frame_key
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from pipeline.demo_data import load_rgb, skimage_photos
+from filters.photos import load_rgb, skimage_photos
 from pipeline.loopback_server import LoopbackServer
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl

@@ -27,7 +27,7 @@ def test_rule_matches_the_built_filter(name):
     assert (rule.keep(scores) == built.keep(scores)).all()
 
 
-REPLAYED = ["resolution", "blur", "watermark", "nsfw", "text"]
+REPLAYED = ["resolution", "blur", "watermark", "nsfw", "text"]  # concepts: below (score names from its config)
 
 
 @pytest.mark.parametrize("name", REPLAYED)
@@ -42,20 +42,44 @@ def test_filters_decide_from_their_config_alone(name):
     assert rule.threshold(rule.primary) is not None  # a threshold the report can draw
 
 
+def test_concepts_replay_from_ledger_columns():
+    """`concepts` has one score per concept of its config: the rule takes them from the
+    ledger's columns and replays the default threshold and per-concept overrides."""
+    from pipeline.report.rules import apply_overrides
+
+    cols = ["concepts_violence", "concepts_gore", "concepts_max"]
+    cfg = {"filters": {"concepts": {"enabled": True, "thresholds": {"gore": 0.99}}, "blur": {"enabled": True}}}
+    (concepts,) = [r for r in build_rules(cfg, cols) if r.name == "concepts"]
+    assert concepts.replayable and concepts.score_names == ("violence", "gore", "max")
+    scores = {"violence": np.array([0.9, 0.1, 0.5]), "gore": np.array([0.1, 0.95, 0.5]), "max": np.array([0.9, 0.95, 0.5])}
+    assert concepts.keep(scores).tolist() == [False, True, True]  # gore 0.95 < its own 0.99
+    (looser,) = [r for r in apply_overrides(build_rules(cfg, cols), ["concepts=0.4"]) if r.name == "concepts"]
+    assert looser.keep(scores).tolist() == [False, True, False]
+
+
 def test_a_filter_that_cannot_be_replayed_reads_its_verdict_from_the_ledger():
-    """`concepts` derives its score names and thresholds from its prompts in __init__."""
+    """A (user's) filter whose keep() reads state its __init__ derives."""
     import pandas as pd
 
+    from filters.base import Filter
     from pipeline.report.rules import WhatIfError, apply_overrides
 
-    cols = ["concepts_violence", "concepts_max"]
-    rules = build_rules({"filters": {"concepts": {"enabled": True}, "blur": {"enabled": True}, "text": {"enabled": True}}}, cols)
-    (concepts,) = [r for r in rules if r.name == "concepts"]
-    assert not concepts.replayable and concepts.score_names == ("violence", "max")
+    class DerivedCut(Filter):
+        name = "derived"
+        score_names = ("x",)
+
+        def __init__(self, threshold: float):
+            self._cut = threshold * 2  # derived: not a config field
+
+        def keep(self, scores):
+            return scores["x"] < self._cut
+
+    rule = FilterRule("derived", {"enabled": True, "threshold": 0.5}, DerivedCut, ("x",), later=("text",))
+    assert not rule.replayable
     ledger = pd.DataFrame({"status": ["kept", "rejected", "rejected", "rejected", "failed"],
-                           "reason": ["", "concepts", "blur", "text", "timeout"]})
-    scored, keep = concepts.keep_rows(ledger)
-    assert scored.tolist() == [True, True, False, True, False]  # blur runs before it: unknown
+                           "reason": ["", "derived", "blur", "text", "timeout"]})
+    scored, keep = rule.keep_rows(ledger)
+    assert scored.tolist() == [True, True, False, True, False]  # blur ran before it: unknown
     assert keep[scored].tolist() == [True, False, True]
     with pytest.raises(WhatIfError, match="cannot be replayed"):
-        apply_overrides(rules, ["concepts=0.5"])
+        apply_overrides([rule], ["derived=0.5"])
