@@ -28,9 +28,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before img2dataset imp
 import ray  # noqa: E402
 from img2dataset import download  # noqa: E402
 
+from filters.photos import skimage_photos  # noqa: E402
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
 from pipeline.config import parse_workflow  # noqa: E402
-from pipeline.demo_data import skimage_photos  # noqa: E402
 from pipeline.loopback_server import LoopbackServer  # noqa: E402
 from pipeline.runner import run_build  # noqa: E402
 

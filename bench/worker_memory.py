@@ -35,9 +35,9 @@ import cv2  # noqa: E402
 import psutil  # noqa: E402
 import ray  # noqa: E402
 
+from filters.photos import load_rgb, skimage_photos  # noqa: E402
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
 from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow  # noqa: E402
-from pipeline.demo_data import load_rgb, skimage_photos  # noqa: E402
 from pipeline.loopback_server import LoopbackServer  # noqa: E402
 from pipeline.runner import run_build  # noqa: E402
 

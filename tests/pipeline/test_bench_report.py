@@ -104,4 +104,22 @@ def test_bench_scripts_import_only_installed_packages():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in first_party:
                 assert node.module.split(".")[0] in installed, f"{script.name} imports {node.module}: give it a home in an installed package"
                 path = ROOT.joinpath(*node.module.split("."))
-                assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), f"{script.name}: no module {node.module}"
+                path = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+                assert path.is_file(), f"{script.name}: no module {node.module}"
+                defined = _top_level_names(path)
+                for alias in node.names:
+                    assert alias.name in defined or (path.parent / f"{alias.name}.py").is_file(), \
+                        f"{script.name}: {node.module} has no {alias.name}"
+
+
+def _top_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names

@@ -81,7 +81,7 @@ def _source(kind: str, folder: Path, server: LoopbackServer | None) -> dict:
 
 
 def astronaut_path() -> Path:
-    from pipeline.demo_data import skimage_photos
+    from filters.photos import skimage_photos
 
     return next(p for p in skimage_photos() if p.name == "astronaut.png")
 
