@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench.filter_throughput import cpu_model
 from filters.photos import CLEAN_PHOTOS, load_photo
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 
 
 def _bert_tokenizer(vocab_size: int):
@@ -158,8 +155,13 @@ def main(argv=None):
     ap.add_argument("--new-tokens", type=int, default=20, help="tokens each captioner generates")
     ap.add_argument("--num-beams", type=int, default=1)
     ap.add_argument("--only", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
+    add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
+    with readme_section(args.readme, __file__):
+        run(args)
 
+
+def run(args) -> None:
     import torch
 
     images = [load_photo(n, 512) for n in CLEAN_PHOTOS]

@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm/transformers import huggingface_hub
 
 import timm  # noqa: E402
 import torch  # noqa: E402
@@ -36,20 +32,10 @@ import torch.nn.functional as F  # noqa: E402
 
 import ascan  # noqa: E402
 from ascan.profile import count_macs, count_params  # noqa: E402
+from pipeline.bench_report import add_readme_option, machine, readme_section  # noqa: E402
 
 TIMM_MODELS = ["coatnet_0_224", "maxvit_tiny_tf_224", "convnext_tiny", "fastvit_t12"]
 ASCAN_MODELS = ["ascan_t", "ascan_b", "ascan_l"]
-
-
-def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
 class Runner:
@@ -172,7 +158,13 @@ def main():
     ap.add_argument("--cpu", action="store_true", help="stay on CPU even if CUDA is available")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--skip", default="", help="comma list of tables to skip: classifiers,ablation,unet")
+    add_readme_option(ap, __file__)
     args = ap.parse_args()
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args) -> None:
     args.batches = args.batches or ("1,16" if args.quick else "1,16,64")
     args.budget = args.budget or (3.0 if args.quick else 5.0)
     if args.threads:

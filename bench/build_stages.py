@@ -24,8 +24,10 @@ from pathlib import Path
 import cv2
 import ray
 
+from filters.photos import load_rgb, skimage_photos
+from pipeline.bench_report import add_readme_option, readme_section
 from pipeline.config import parse_workflow
-from pipeline.demo_data import load_rgb, skimage_photos, with_shop_sign
+from pipeline.demo_data import with_shop_sign
 from pipeline.loopback_server import LoopbackServer
 from pipeline.runner import run_build
 
@@ -67,11 +69,17 @@ def serve_dir(tmp: Path) -> list[str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=40)
     p.add_argument("--new-tokens", type=int, default=20)
     p.add_argument("--no-caption", action="store_true", help="skip the captioner (the slowest stage on CPU)")
+    add_readme_option(p, __file__)
     args = p.parse_args()
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
     names = serve_dir(tmp)
     annotate = {"objects": {"enabled": True, "weights": str(save_random_yolo11n(tmp / "yolo11n-random.pt"))},

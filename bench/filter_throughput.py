@@ -13,26 +13,10 @@ time is reported separately (it is paid once per worker).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from filters.photos import CLEAN_PHOTOS, load_photo  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from filters.photos import CLEAN_PHOTOS, load_photo
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 
 
 def builders(device, threads=0):
@@ -74,8 +58,13 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=15.0, help="minimum timed seconds per cell")
     ap.add_argument("--only", nargs="+", default=["blur", "watermark", "nsfw", "text", "text_craft"])
     ap.add_argument("--threads", type=int, default=0, help="torch and ONNX Runtime threads (0 = their defaults)")
+    add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
+    with readme_section(args.readme, __file__):
+        run(args)
 
+
+def run(args) -> None:
     import torch
 
     if args.threads:

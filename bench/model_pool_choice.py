@@ -18,13 +18,14 @@ import time
 import numpy as np
 import ray
 
+from pipeline.bench_report import add_readme_option, readme_section
 from pipeline.stage_chain import new_verdict
 
 
 def _images(n: int) -> list[np.ndarray]:
     import cv2
 
-    from pipeline.demo_data import load_rgb, skimage_photos
+    from filters.photos import load_rgb, skimage_photos
 
     photos = [cv2.resize(load_rgb(p), (512, 384)) for p in skimage_photos()[:8]]
     return [photos[i % len(photos)] for i in range(n)]
@@ -89,10 +90,16 @@ def with_ray_data(images, batch: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=256)
     p.add_argument("--batch", type=int, default=64)
+    add_readme_option(p, __file__)
     args = p.parse_args()
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args) -> None:
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     images = _images(args.images)
     rows = []

@@ -17,21 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before img2dataset imports albumentations
 
 import ray  # noqa: E402
 from img2dataset import download  # noqa: E402
 
+from filters.photos import skimage_photos  # noqa: E402
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
 from pipeline.config import parse_workflow  # noqa: E402
-from pipeline.demo_data import skimage_photos  # noqa: E402
 from pipeline.loopback_server import LoopbackServer  # noqa: E402
 from pipeline.runner import run_build  # noqa: E402
 
@@ -70,7 +69,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--shard-size", type=int, default=250)
+    add_readme_option(p, __file__)
     args = p.parse_args()
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipe-"))
     photos = [ph for ph in skimage_photos() if ph.suffix in (".jpg", ".png")]
@@ -104,8 +109,7 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
     base = args.n / best["img2dataset (multiprocessing)"]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
-    print(f"\nMachine: {cpu}, {os.cpu_count()} cores; {args.n} URLs of {len(photos)} real photos "
+    print(f"\nMachine: {cpu_model()}, {os.cpu_count()} cores; {args.n} URLs of {len(photos)} real photos "
           f"(scikit-image, PNG/JPEG up to 1411 px) from a loopback server, stored at max side {args.image_size}; "
           f"{args.workers} workers x {args.threads} threads; best of {args.repeats}.\n")
     print("| contender | images stored | seconds | images/s | ratio vs img2dataset |")

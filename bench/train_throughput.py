@@ -23,11 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 
-from bench.ascan_throughput import machine
+from pipeline.bench_report import add_readme_option, machine, readme_section
 from train.buckets import bucket_table
 from train.config import parse_config
 from train.data import expand_shards, make_loader
@@ -187,7 +185,14 @@ def main(argv=None) -> int:
     p.add_argument("--shards", help="shard pattern (default: written from scikit-image photos)")
     p.add_argument("--real", action="store_true", help="also the real-size models (slow on CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: no spinning on a shared machine)")
+    add_readme_option(p, __file__)
     a = p.parse_args(argv)
+    with readme_section(a.readme, __file__):
+        run(a)
+    return 0
+
+
+def run(a) -> None:
     torch.set_num_threads(a.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -229,7 +234,6 @@ def main(argv=None) -> int:
         pairs.append(("ascan_unet_t", {"widths": (96, 192, 384, 384), "layers": 2, "heads": 8}))
     for row in unet_rows(cfg, shards, a.steps, 4, device, pairs):
         print(row)
-    return 0
 
 
 if __name__ == "__main__":

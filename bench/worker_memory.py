@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -30,15 +29,15 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before img2dataset imports albumentations
 
 import cv2  # noqa: E402
 import psutil  # noqa: E402
 import ray  # noqa: E402
 
+from filters.photos import load_rgb, skimage_photos  # noqa: E402
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
 from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow  # noqa: E402
-from pipeline.demo_data import load_rgb, skimage_photos  # noqa: E402
 from pipeline.loopback_server import LoopbackServer  # noqa: E402
 from pipeline.runner import run_build  # noqa: E402
 
@@ -149,7 +148,13 @@ def main() -> None:
     p.add_argument("--photos", type=int, default=16, help="large photos per unit")
     p.add_argument("--hostile", type=int, default=48, help="hostile URLs per unit (thirds: endless, 1 TB, junk)")
     p.add_argument("--workers", type=int, default=2)
+    add_readme_option(p, __file__)
     args = p.parse_args()
+    with readme_section(args.readme, __file__):
+        run(args, default, images)
+
+
+def run(args, default: DownloadConfig, images: ImagesConfig) -> None:
     threads = default.thread_count
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
@@ -185,9 +190,7 @@ def main() -> None:
     ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor())
-    print(f"\nMachine: {cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
+    print(f"\nMachine: {cpu_model()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
           f"{args.workers} workers x {threads} threads (the default thread_count); large photos {LARGE[0]}x{LARGE[1]} "
           f"JPEG ({photo_mb:.1f} MB, {LARGE[0] * LARGE[1] * 3 / MB:.0f} MB decoded); hostile thirds: endless body, "
           "Content-Length 1 TB, junk of max_bytes - 1.\n")

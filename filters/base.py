@@ -3,6 +3,12 @@
 A filter scores a batch of decoded RGB images (uint8 HxWx3 numpy arrays) plus one
 metadata dict per image, and decides keep/reject from its thresholds. Filters are
 Stages (stages/base.py): plain Python objects, no Ray, each testable alone.
+
+A filter with `needs_pixels = False` gets None for each image and decides from the
+metadata. One that also sets `decides_from_size` (the resolution filter) is asked before
+any pixel is decoded: when it rejects an image's header size and no filter needing pixels
+runs before it, the image is never decoded (pipeline/stage_plan.py: StageChain.wants_pixels),
+unless `score_all` is set; the chain then runs it as usual and it rejects the sample.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ class Filter(Stage):
     # Names of the arrays `score` returns; the ledger gets one column per name,
     # written as f"{filter.name}_{score_name}".
     score_names: ClassVar[tuple[str, ...]] = ()
+    # True when keep() depends on the original size alone (meta's original_width and
+    # original_height, e.g. filters/resolution.py): the loaders ask such a filter, through
+    # keeps_size, before decoding, and skip the pixels of a size it rejects.
+    decides_from_size: ClassVar[bool] = False
 
     def score(self, images: list[np.ndarray], meta: list[dict]) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -36,6 +46,11 @@ class Filter(Stage):
     def keep(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """Boolean array, True where the sample passes this filter."""
         raise NotImplementedError
+
+    def keeps_size(self, width: int, height: int) -> bool:
+        """This filter's own keep() on an image of that original size (decides_from_size filters)."""
+        scores = self.score([None], [{"original_width": width, "original_height": height}])
+        return bool(self.keep(scores)[0])
 
     def details(self, scores: dict[str, np.ndarray], keep: np.ndarray) -> list[str]:
         """Why each rejected sample was rejected, for the ledger's `detail` column.

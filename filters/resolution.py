@@ -1,9 +1,13 @@
 """Resolution and aspect-ratio filter, decided from the ORIGINAL image size.
 
 Needs no pixels (`needs_pixels = False`): it reads `original_width`/`original_height`
-from the sample's metadata. It runs first, in the CPU worker, but after the image is
-decoded: only the pixel-count limit (`images.max_image_pixels`) is checked from the
-header before decoding (pipeline/decode.py).
+from the sample's metadata, and decides from that size alone (`decides_from_size`). It
+runs first, and is asked before decoding: the loaders read the header (PIL, no pixels;
+a video frame's size), call `keeps_size`, and do not decode an image whose size it rejects
+(pipeline/decode.py: ImageDecoder). The chain then runs this filter as usual, so such a
+sample is rejected with the same scores and detail as a decoded one; it has no stored
+image (ledger `width`/`height` empty, no thumbnail in rejects/). With `score_all` every
+image is decoded, so that the other filters can score it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from stages.registry import register_stage
 class ResolutionFilter(Filter):
     name = "resolution"
     needs_pixels = False
+    decides_from_size = True
     score_names = ("min_side", "pixels", "aspect_ratio")
 
     def __init__(self, min_side: int = 256, min_pixels: int = 0, max_aspect_ratio: float = 3.0):

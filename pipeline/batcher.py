@@ -48,6 +48,8 @@ class SampleBatcher:
         run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats)
         for s, v in zip(batch, verdicts):
             s.apply(v)
+            if s.status == "pending" and s.image is not None and not s.image.decoded:  # chain.wants_pixels asked these same filters
+                s.fail("internal_error: a sample left undecoded by its size passed the filters that rejected that size")
         if self.chain.pool is not None:
             sent = [s for s in batch if s.status == "pending" or (self.chain.score_all and s.status == "rejected")]
             if sent:

@@ -14,13 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-# `python pipeline/build_dataset.py` puts pipeline/ on sys.path, not the project root.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow  # noqa: E402
-from pipeline.runner import OutputError, run_build  # noqa: E402
-from pipeline.sources import SourceError  # noqa: E402
-from pipeline.writer import OutputFullError  # noqa: E402
+# No sys.path shim: `pip install -e .` makes `pipeline` importable, and `ray job submit --working-dir .` puts the uploaded folder on the job's PYTHONPATH.
+from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow
+from pipeline.runner import OutputError, run_build
+from pipeline.sources import SourceError
+from pipeline.writer import OutputFullError
 
 
 def parse_args(argv=None):

@@ -1,19 +1,23 @@
 """Decode any image once, safely, into an RGB array plus the stored JPEG.
 
-Used for every source: through img2dataset's resizer for downloads
-(pipeline/img2dataset_glue.py), and directly for local files, shards and video frames.
+`ImageDecoder` is the one way every loader gets its images: through img2dataset's
+resizer for downloads (pipeline/img2dataset_glue.py), and directly for local files,
+shards and video frames.
 
-Safety before speed: the header is read first (PIL, no pixel decoding) and an image
-declaring more than `max_image_pixels` fails as too_large without being decoded, so a
-20000x20000 PNG costs a few KB of memory, not 1.2 GB. Odd formats are normalised:
-16-bit -> 8-bit, grayscale -> RGB, alpha composited on white, CMYK and animated GIFs
-(first frame) through OpenCV or, failing that, PIL.
+Header first (PIL reads only the header): an image declaring more than
+`max_image_pixels` fails as too_large without being decoded, so a 20000x20000 PNG costs
+a few KB of memory, not 1.2 GB; and an image whose size the first filters reject
+(`wants_pixels`, from the stage chain: the resolution filter's own keep rule) is not
+decoded at all: it becomes a header-only StoredImage (sizes, no pixels, no JPEG) that the
+chain then rejects. Odd formats are normalised: 16-bit -> 8-bit, grayscale -> RGB, alpha
+composited on white, CMYK and animated GIFs (first frame) through OpenCV or, failing that, PIL.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -81,6 +85,11 @@ def _to_rgb8(img: np.ndarray, bgr: bool) -> np.ndarray:
 def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
     """Full-resolution RGB uint8 array, or DecodeError."""
     check_header(data, max_pixels)
+    return _decode_pixels(data)
+
+
+def _decode_pixels(data: bytes) -> np.ndarray:
+    """The pixels of an image whose header check_header has passed."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is not None:
         return _to_rgb8(img, bgr=True)
@@ -111,28 +120,71 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 
 class StoredImage:
-    """One decoded image: the stored RGB array (until released), its JPEG and both sizes."""
+    """One image: the stored RGB array (until released), its JPEG and both sizes; or,
+    header-only (`decoded` False), just the original size of an image not worth decoding."""
 
     __slots__ = ("rgb", "jpg", "width", "height", "original_width", "original_height")
 
     def __init__(self, rgb, jpg, original_width, original_height):
         self.rgb, self.jpg = rgb, jpg
-        self.height, self.width = rgb.shape[:2]
+        self.height, self.width = rgb.shape[:2] if rgb is not None else (None, None)
         self.original_width, self.original_height = original_width, original_height
+
+    @classmethod
+    def header_only(cls, width: int, height: int) -> StoredImage:
+        return cls(None, None, width, height)
+
+    @property
+    def decoded(self) -> bool:
+        return self.jpg is not None
 
     def release_pixels(self) -> None:
         """Drop the array once filters have run: only the JPEG is written."""
         self.rgb = None
 
 
-def prepare_image(data: bytes, max_side: int, quality: int, max_pixels: int) -> StoredImage:
-    full = decode_rgb(data, max_pixels)
-    oh, ow = full.shape[:2]
-    rgb = resize_max_side(full, max_side)
-    return StoredImage(rgb, encode_jpeg(rgb, quality), ow, oh)
-
-
-def prepare_array(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
+def _stored(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
     oh, ow = rgb.shape[:2]
     small = resize_max_side(rgb, max_side)
     return StoredImage(small, encode_jpeg(small, quality), ow, oh)
+
+
+class ImageDecoder:
+    """Turns a loader's bytes or video frame into a StoredImage, deciding from the size
+    first. `wants_pixels(width, height)` is False when the sample will be rejected
+    whatever its pixels (pipeline/stage_plan.py: StageChain.wants_pixels); None decodes all."""
+
+    def __init__(self, max_side: int, quality: int, max_pixels: int,
+                 wants_pixels: Callable[[int, int], bool] | None = None):
+        self.max_side, self.quality, self.max_pixels = max_side, quality, max_pixels
+        self.wants_pixels = wants_pixels
+
+    @classmethod
+    def for_images(cls, images, wants_pixels: Callable[[int, int], bool] | None = None) -> ImageDecoder:
+        """From the workflow's `images:` section (pipeline/config.py: ImagesConfig)."""
+        return cls(images.image_size, images.encode_quality, images.max_image_pixels, wants_pixels)
+
+    def _skips(self, width: int, height: int) -> bool:
+        return self.wants_pixels is not None and not self.wants_pixels(width, height)
+
+    def from_bytes(self, data: bytes) -> StoredImage:
+        """An encoded image (any format); DecodeError for non-images, bombs and corrupt data."""
+        w, h = check_header(data, self.max_pixels)
+        if self._skips(w, h):
+            return StoredImage.header_only(w, h)
+        return _stored(_decode_pixels(data), self.max_side, self.quality)
+
+    def from_frame(self, width: int, height: int, to_rgb: Callable[[], np.ndarray]) -> StoredImage:
+        """A decoded video frame; `to_rgb` (the colour conversion) runs only when wanted."""
+        if self._skips(width, height):
+            return StoredImage.header_only(width, height)
+        return _stored(to_rgb(), self.max_side, self.quality)
+
+
+def prepare_image(data: bytes, max_side: int, quality: int, max_pixels: int) -> StoredImage:
+    """Decode and store, whatever the size (no filter asked)."""
+    return ImageDecoder(max_side, quality, max_pixels).from_bytes(data)
+
+
+def prepare_array(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
+    return _stored(rgb, max_side, quality)

@@ -12,14 +12,15 @@ from pathlib import Path
 import pyarrow as pa
 from img2dataset.downloader import Downloader
 
-from pipeline.config import DownloadConfig, ImagesConfig
+from pipeline.config import DownloadConfig
+from pipeline.decode import ImageDecoder
 from pipeline.fetch import policy_for
 from pipeline.img2dataset_glue import Img2DatasetResizer, memory_writer_class
 from pipeline.sample import Sample
 from pipeline.sources import InputItem
 
 
-def download_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def download_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = [
         Sample(it.key, i, {"kind": "url", "url": it.location, "caption": it.caption, **it.extra})
         for i, it in enumerate(items)
@@ -31,7 +32,7 @@ def download_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesCon
     if not todo:
         return samples
 
-    resizer = Img2DatasetResizer(images.image_size, images.encode_quality, images.max_image_pixels)
+    resizer = Img2DatasetResizer(decoder)
     by_key = {s.key: s for s, _ in todo}
     with tempfile.TemporaryDirectory(prefix="unit-dl-") as tmp:
         shard_file = Path(tmp) / "input.feather"

@@ -10,7 +10,8 @@
   and otherwise calls the original, so any other use of img2dataset in the process is
   unchanged. Import fails loudly if a future img2dataset stops calling that name.
 - `Img2DatasetResizer`: its resizer interface, backed by our safe decode-once
-  (pipeline/decode.py); the decoded array is kept for the filters.
+  (pipeline/decode.py: ImageDecoder, which skips the pixels of an image whose header
+  size is rejected anyway); the decoded array is kept for the filters.
 - `memory_writer_class`: its sample-writer interface, keeping every row in memory
   (failures too) instead of writing img2dataset's own tar, so nothing is written twice.
 """
@@ -22,7 +23,7 @@ import re
 import img2dataset.downloader as i2d_downloader
 from img2dataset.downloader import Downloader
 
-from pipeline.decode import DecodeError, StoredImage, prepare_image
+from pipeline.decode import DecodeError, ImageDecoder, StoredImage
 from pipeline.fetch import FetchError, FetchPolicy, fetch_bytes
 from pipeline.sample import Sample
 
@@ -90,10 +91,10 @@ def memory_writer_class(by_key: dict[str, Sample], resizer: Img2DatasetResizer, 
             pass
 
         def write(self, img_str, key, caption, meta):
-            stored = resizer.last if img_str is not None else None
-            resizer.last = None
+            # the resizer's result, whatever img_str is: None for a header-only image (not decoded)
+            stored, resizer.last = resizer.last, None
             s = by_key[meta["sample_key"]]
-            if stored is None:
+            if stored is None or meta.get("error_message"):
                 s.fail(classify_download_error(meta.get("error_message") or "unknown download failure"))
             else:
                 s.image = stored
@@ -107,19 +108,19 @@ def memory_writer_class(by_key: dict[str, Sample], resizer: Img2DatasetResizer, 
 
 
 class Img2DatasetResizer:
-    """img2dataset's resizer interface (called once per downloaded image, in order),
-    backed by prepare_image. The decoded array is kept in `last` so the pipeline never
-    decodes the stored JPEG again."""
+    """img2dataset's resizer interface (called once per downloaded image, in order, each
+    followed by the writer's call for it), backed by ImageDecoder. The StoredImage is kept
+    in `last` so the pipeline never decodes the stored JPEG again."""
 
-    def __init__(self, max_side: int, quality: int, max_pixels: int):
-        self.max_side, self.quality, self.max_pixels = max_side, quality, max_pixels
+    def __init__(self, decoder: ImageDecoder):
+        self.decoder = decoder
         self.last: StoredImage | None = None
 
     def __call__(self, img_stream, blurring_bbox_list=None):
         self.last = None
         try:
             img_stream.seek(0)
-            stored = prepare_image(img_stream.read(), self.max_side, self.quality, self.max_pixels)
+            stored = self.decoder.from_bytes(img_stream.read())
         except DecodeError as err:
             return None, None, None, None, None, str(err)
         except Exception as err:  # noqa: BLE001 - any decoder crash is this sample's failure

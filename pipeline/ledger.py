@@ -17,7 +17,7 @@ from pipeline.sample import Sample
 
 LEDGER_FIELDS = [
     ("key", pa.string()),
-    ("url", pa.string()),  # the URL, or the path for local files and videos
+    ("source", pa.string()),  # where the input came from: its URL, or the path of a local file, video or shard
     ("kind", pa.string()),
     ("status", pa.string()),
     ("reason", pa.string()),
@@ -35,6 +35,7 @@ LEDGER_FIELDS = [
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
 ]
+RENAMED_COLUMNS = {"url": "source"}  # old name -> new name: read_ledger_file maps them
 SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
 
 
@@ -55,7 +56,7 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
     for s in samples:
         img = s.image
         cols["key"].append(s.key)
-        cols["url"].append(s.source.get("url") or s.source.get("path"))
+        cols["source"].append(s.source.get("url") or s.source.get("path"))
         cols["kind"].append(s.source.get("kind"))
         cols["status"].append(s.status)
         cols["reason"].append(s.reason)
@@ -83,11 +84,21 @@ def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: st
     os.replace(tmp, final)
 
 
-def read_ledger(out_dir: Path, columns: list[str] | None = None):
+def read_ledger_file(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One unit's ledger, with columns of older builds renamed to today's names (so
+    `--resume` and `filter-report` work on an output folder written before a rename)."""
+    present = pq.read_schema(path).names
+    renames = {old: new for old, new in RENAMED_COLUMNS.items() if old in present and new not in present}
+    as_stored = {new: old for old, new in renames.items()}
+    table = pq.read_table(path, columns=None if columns is None else [as_stored.get(c, c) for c in columns])
+    return table.rename_columns([renames.get(c, c) for c in table.column_names])
+
+
+def read_ledger(out_dir: Path, columns: list[str] | None = None) -> pa.Table:
     files = sorted((Path(out_dir) / LEDGER_DIR).glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{out_dir} has no ledger/*.parquet; is it a build_dataset output folder?")
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
+    return pa.concat_tables([read_ledger_file(f, columns) for f in files], promote_options="default")
 
 
 def ledger_counts(out_dir: Path) -> dict:

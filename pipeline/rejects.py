@@ -2,7 +2,7 @@
 
 Rejected samples have no place in the shards. Each unit keeps up to `PER_FILTER`
 thumbnails per rejecting filter in `rejects/NNNNN.tar` (WebDataset layout: `jpg` =
-thumbnail, `json` = key, url, reason, detail, scores), chosen evenly over the filter's
+thumbnail, `json` = key, source (URL or path), reason, detail, scores), chosen evenly over the filter's
 score range with both ends included, so the one nearest the threshold is always there
 whichever way the filter's threshold points. Written under a temporary name and renamed,
 like the shards, before the unit's ledger (the unit's "done" mark).
@@ -72,7 +72,7 @@ def write_rejects(out_dir: Path, unit_name: str, samples: list, per_filter: int 
         thumb = thumbnail(s.image.jpg)
         if thumb is None:
             continue
-        meta = {"key": s.key, "url": s.source.get("url") or s.source.get("path"), "reason": s.reason,
+        meta = {"key": s.key, "source": s.source.get("url") or s.source.get("path"), "reason": s.reason,
                 "detail": s.detail, "scores": s.scores}
         records.append({"__key__": s.key, "jpg": thumb, "json": json.dumps(meta).encode("utf-8")})
     if not records:
@@ -108,6 +108,9 @@ def read_rejects(out_dir: Path) -> dict[str, tuple[bytes, dict]]:
             continue  # a damaged rejects file only costs thumbnails; --validate checks the shards
         for key, parts in files.items():
             if "jpg" in parts and "json" in parts:
-                out[key] = (parts["jpg"], json.loads(parts["json"]))
+                meta = json.loads(parts["json"])
+                if "url" in meta and "source" not in meta:  # written before the ledger's `url` became `source`
+                    meta["source"] = meta.pop("url")
+                out[key] = (parts["jpg"], meta)
     return out
 

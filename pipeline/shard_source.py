@@ -18,8 +18,8 @@ import re
 import tarfile
 from collections.abc import Callable, Iterator
 
-from pipeline.config import DownloadConfig, ImagesConfig
-from pipeline.decode import DecodeError, prepare_image
+from pipeline.config import DownloadConfig
+from pipeline.decode import DecodeError, ImageDecoder
 from pipeline.keys import source_key
 from pipeline.sample import Sample
 from pipeline.sources import InputItem
@@ -63,7 +63,7 @@ def _source(shard: str, key: str, parts: dict[str, bytes], extra: dict) -> dict:
     return src
 
 
-def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
     shard = it.location
     samples: list[Sample] = []
@@ -90,7 +90,7 @@ def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesC
                            f"(has: {', '.join(sorted(parts)) or 'nothing'})")
                     continue
                 try:
-                    s.image = prepare_image(parts[ext], images.image_size, images.encode_quality, images.max_image_pixels)
+                    s.image = decoder.from_bytes(parts[ext])
                 except DecodeError as err:
                     s.fail(str(err))
                     continue

@@ -24,6 +24,20 @@ class StageChain:
     batch_size: int = 64
     warnings: list[str] = field(default_factory=list)
 
+    def wants_pixels(self, width: int, height: int) -> bool:
+        """False when a filter that decides from the original size alone, running before
+        any filter that needs pixels, rejects this size: the loaders then skip decoding
+        (pipeline/decode.py) and this chain rejects the sample with that filter's own scores.
+        Always True with score_all, which scores every filter on every sample."""
+        if self.score_all:
+            return True
+        for f in self.cpu_filters:
+            if f.needs_pixels:
+                return True
+            if f.decides_from_size and not f.keeps_size(width, height):
+                return False
+        return True
+
 
 def has_model_stages(cfg: WorkflowConfig) -> bool:
     return bool(enabled_specs(cfg.filters, "filter", "model") or enabled_specs(cfg.annotate, "annotator", "model"))

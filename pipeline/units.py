@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.batcher import SampleBatcher
 from pipeline.config import WorkflowConfig
+from pipeline.decode import ImageDecoder
 from pipeline.download import download_unit
 from pipeline.local_files import load_file_unit
 from pipeline.sample import Sample
@@ -41,7 +42,8 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[S
     t0 = time.perf_counter()
     stats = StageStats()
     batcher = SampleBatcher(chain, stats)
-    samples = LOADERS[unit.kind](unit.items, cfg.download, cfg.images, batcher.add)  # stages run as samples arrive
+    decoder = ImageDecoder.for_images(cfg.images, chain.wants_pixels)  # no pixels for sizes the first filters reject
+    samples = LOADERS[unit.kind](unit.items, cfg.download, decoder, batcher.add)  # stages run as samples arrive
     t_loaded = time.perf_counter()
     waited = batcher.finish()
     batcher.annotate_kept(samples)

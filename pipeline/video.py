@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import av
 
-from pipeline.config import DownloadConfig, ImagesConfig
-from pipeline.decode import prepare_array
+from pipeline.config import DownloadConfig
+from pipeline.decode import ImageDecoder
 from pipeline.fetch import FetchError, fetch, policy_for
 from pipeline.keys import frame_key
 from pipeline.sample import Sample
@@ -54,7 +54,7 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def load_video_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesConfig, on_sample: Callable[[Sample], None]) -> list[Sample]:
+def load_video_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
     video = it.location
     base = {"kind": "video_frame", "path": video, "caption": it.caption, **it.extra}
@@ -68,17 +68,17 @@ def load_video_unit(items: list[InputItem], cfg: DownloadConfig, images: ImagesC
     if it.error:
         return [failure(it.error)]
     if "://" not in video:
-        return _decode_video(video, video, it, images, on_sample, samples, failure, base)
+        return _decode_video(video, video, it, decoder, on_sample, samples, failure, base)
     with tempfile.NamedTemporaryFile(prefix="video-dl-", suffix=".bin") as tmp:
         try:
             fetch(video, policy_for(cfg, video=True), tmp, retries=cfg.retries)
             tmp.flush()
         except FetchError as err:
             return [failure(str(err))]
-        return _decode_video(tmp.name, video, it, images, on_sample, samples, failure, base)
+        return _decode_video(tmp.name, video, it, decoder, on_sample, samples, failure, base)
 
 
-def _decode_video(local: str, video: str, it: InputItem, images: ImagesConfig, on_sample, samples: list, failure, base):
+def _decode_video(local: str, video: str, it: InputItem, decoder: ImageDecoder, on_sample, samples: list, failure, base):
     """Sample frames of the file at `local`; keys and messages name `video` (the source)."""
     try:
         container = av.open(local)
@@ -95,7 +95,7 @@ def _decode_video(local: str, video: str, it: InputItem, images: ImagesConfig, o
             declared = _declared_duration(container, stream)
             frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1
             for t, frame in sampler(container.decode(stream)):
-                stored = prepare_array(frame.to_ndarray(format="rgb24"), images.image_size, images.encode_quality)
+                stored = decoder.from_frame(frame.width, frame.height, lambda f=frame: f.to_ndarray(format="rgb24"))
                 s = Sample(frame_key(video, t), len(samples), {**base, "video_time": round(t, 3)}, image=stored)
                 samples.append(s)
                 on_sample(s)

@@ -51,7 +51,7 @@ def url_list(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     urls = rows[is_url]
     records = []
     for _, r in urls.iterrows():
-        rec = {"url": r["url"], "caption": r.get("caption") if isinstance(r.get("caption"), str) else ""}
+        rec = {"url": r["source"], "caption": r.get("caption") if isinstance(r.get("caption"), str) else ""}
         extra = r.get("source_extra")
         if isinstance(extra, str) and extra:
             rec.update({k: v for k, v in json.loads(extra).items() if k not in rec})

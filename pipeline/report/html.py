@@ -77,7 +77,7 @@ def _filters(s: dict, build: BuildOutput, rules: list[FilterRule]) -> str:
 
 
 def _figure(im: dict, rejected: bool) -> str:
-    cap = f"{im['score']:.4g} {escape(im.get('detail') or '')}<br><span class=muted>{escape(str(im.get('url') or im['key']))}</span>"
+    cap = f"{im['score']:.4g} {escape(im.get('detail') or '')}<br><span class=muted>{escape(str(im.get('source') or im['key']))}</span>"
     return f'<figure class="{"rej" if rejected else "kept"}">{_img(im["jpg"], "image/jpeg", im["key"])}<figcaption>{cap}</figcaption></figure>'
 
 
@@ -115,9 +115,9 @@ def _captions(samples: list[dict], ann: dict) -> str:
 def _failures(s: dict) -> str:
     if not s["failures"]:
         return "<p>no failures</p>"
-    rows = [[escape(f["reason"]), f["count"], "<br>".join(escape(str(u)) for u in f["urls"]), escape((f["detail"] or "")[:300])]
+    rows = [[escape(f["reason"]), f["count"], "<br>".join(escape(str(u)) for u in f["sources"]), escape((f["detail"] or "")[:300])]
             for f in s["failures"]]
-    return _table(["reason", "count", "example URLs", "error (first)"], rows, {1})
+    return _table(["reason", "count", "example sources", "error (first)"], rows, {1})
 
 
 def _stages(s: dict) -> str:

@@ -21,7 +21,7 @@ from pipeline.report.rules import FilterRule
 def _where(row) -> str:
     """The URL or path, with the time for a video frame."""
     t = row.get("video_time")
-    return f"{row['url']} @ {t:g} s" if t is not None and not pd.isna(t) else str(row["url"])
+    return f"{row['source']} @ {t:g} s" if t is not None and not pd.isna(t) else str(row["source"])
 
 
 def _nearest(rows: pd.DataFrame, column: str, threshold: float, n: int) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def read_shard_samples(out_dir: Path, wanted: dict[str, set[str]]) -> dict[str, 
 
 def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule], per_side: int = 8) -> list[dict]:
     """Per filter (with a threshold on its first score): the rejected and the kept samples nearest it.
-    Each image: {"key", "url", "score", "jpg" (thumbnail bytes), "detail"}."""
+    Each image: {"key", "source", "score", "jpg" (thumbnail bytes), "detail"}."""
     rejects = read_rejects(out_dir)
     kept_pick: dict[str, pd.DataFrame] = {}
     out = []
@@ -62,7 +62,7 @@ def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule],
         rej.sort(key=lambda r: (abs(r[0] - thr), r[1]))
         out.append({"filter": rule.name, "column": col, "threshold": thr,
                     "rejected_total": int(((ledger["status"] == "rejected") & (ledger["reason"] == rule.name)).sum()),
-                    "rejected": [{"key": k, "url": m.get("url"), "score": s, "jpg": j, "detail": m.get("detail", "")}
+                    "rejected": [{"key": k, "source": m.get("source"), "score": s, "jpg": j, "detail": m.get("detail", "")}
                                  for s, k, j, m in rej[:per_side]],
                     "kept": []})
     wanted: dict[str, set[str]] = {}
@@ -75,7 +75,7 @@ def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule],
             jpg = samples.get(r["key"], {}).get("jpg")
             thumb = thumbnail(jpg) if jpg else None
             if thumb:
-                entry["kept"].append({"key": r["key"], "url": _where(r), "score": float(r[entry["column"]]), "jpg": thumb, "detail": ""})
+                entry["kept"].append({"key": r["key"], "source": _where(r), "score": float(r[entry["column"]]), "jpg": thumb, "detail": ""})
     return out
 
 
@@ -112,6 +112,6 @@ def caption_samples(out_dir: Path, ledger: pd.DataFrame, n: int = 12) -> list[di
         if not s or "jpg" not in s:
             continue
         meta = json.loads(s["json"]) if "json" in s else {}
-        out.append({"key": r["key"], "url": _where(r), "jpg": thumbnail(s["jpg"]),
+        out.append({"key": r["key"], "source": _where(r), "jpg": thumbnail(s["jpg"]),
                     "txt": s.get("txt", b"").decode("utf-8", "replace"), **_parts(meta)})
     return [o for o in out if o["jpg"]]

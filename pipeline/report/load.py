@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline.ledger import read_ledger_file
 from pipeline.output_layout import (
     LEDGER_DIR,
     MANIFEST_FILE,
@@ -82,10 +82,10 @@ def load_build(out_dir: str | Path) -> BuildOutput:
                              "it is not (the start of) a build_dataset output folder")
     done = sorted(p.stem for p in ledger_dir.glob("*.parquet")) if ledger_dir.is_dir() else []
     if done:
-        tables = [pq.read_table(ledger_dir / f"{u}.parquet") for u in done]
+        tables = [read_ledger_file(ledger_dir / f"{u}.parquet") for u in done]
         ledger = pa.concat_tables(tables, promote_options="default").to_pandas()
     else:
-        ledger = pd.DataFrame({c: pd.Series(dtype=object) for c in ("key", "url", "kind", "status", "reason", "detail", "shard")})
+        ledger = pd.DataFrame({c: pd.Series(dtype=object) for c in ("key", "source", "kind", "status", "reason", "detail", "shard")})
     in_progress = sorted({p.name.split(".")[0] for d in (SHARD_DIR, LEDGER_DIR) for p in (out / d).glob(f"*{TMP_SUFFIX}")} - set(done))
     if manifest is not None and "units" in manifest:
         planned, note = manifest["units"]["total"], ""

@@ -51,13 +51,13 @@ def filter_stats(ledger: pd.DataFrame, rules: list[FilterRule]) -> list[dict]:
 
 
 def failures(ledger: pd.DataFrame) -> list[dict]:
-    """Per failure reason: count, an example URL and its error message."""
+    """Per failure reason: count, an example source (URL or path) and its error message."""
     failed = ledger[ledger["status"] == "failed"]
     out = []
     for reason, group in sorted(failed.groupby("reason"), key=lambda kv: -len(kv[1])):
         first = group.iloc[0]
-        out.append({"reason": str(reason), "count": len(group), "url": first["url"], "detail": first.get("detail") or "",
-                    "urls": group["url"].head(5).tolist()})
+        out.append({"reason": str(reason), "count": len(group), "source": first["source"], "detail": first.get("detail") or "",
+                    "sources": group["source"].head(5).tolist()})
     return out
 
 

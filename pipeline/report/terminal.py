@@ -55,9 +55,9 @@ def render_summary(s: dict, con: Console) -> None:
     con.print(t)
 
     if s["failures"]:
-        t = _table("Failures", "reason", "count", "example URL", "error", right=("count",))
+        t = _table("Failures", "reason", "count", "example source", "error", right=("count",))
         for f in s["failures"]:
-            t.add_row(f["reason"], str(f["count"]), str(f["url"]), (f["detail"] or "")[:100])
+            t.add_row(f["reason"], str(f["count"]), str(f["source"]), (f["detail"] or "")[:100])
         con.print(t)
 
     if s["stages"]:

@@ -166,7 +166,7 @@ def _ledger_agreement(ledger: pd.DataFrame, where: dict[str, list[str]], validat
     kept = ledger[ledger["status"] == "kept"]
     for _, row in kept[kept["shard"].isin(validated)].iterrows():
         if row["key"] not in where:
-            probs.append(f"ledger row {row['key']} ({row['url']}) is kept in {row['shard']} but no shard holds that sample")
+            probs.append(f"ledger row {row['key']} ({row['source']}) is kept in {row['shard']} but no shard holds that sample")
         elif row["shard"] not in where[row["key"]]:
             probs.append(f"ledger row {row['key']} names {row['shard']} but the sample is in {', '.join(where[row['key']])}")
     for key, names in where.items():

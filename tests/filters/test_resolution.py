@@ -1,4 +1,5 @@
-"""ResolutionFilter: decided from the original size in the metadata, no pixels."""
+"""ResolutionFilter: decided from the original size in the metadata, no pixels (asked
+before decoding: tests/pipeline/test_decode.py)."""
 
 import numpy as np
 
@@ -35,3 +36,11 @@ def test_batch_equals_one_by_one():
         for k in f.score_names:
             assert one[k][0] == batch[k][i]
     assert f.keep(batch).tolist() == [True, False, True, False]
+
+
+def test_keeps_size_is_keep_on_one_size():
+    """What the loaders ask before decoding (filters/base.py: decides_from_size)."""
+    f = ResolutionFilter(min_side=256, min_pixels=100_000, max_aspect_ratio=3.0)
+    sizes = [(512, 512), (200, 800), (1000, 300), (300, 300), (0, 100)]
+    assert f.decides_from_size
+    assert [f.keeps_size(w, h) for w, h in sizes] == f.keep(f.score([None] * 5, _meta(sizes))).tolist()

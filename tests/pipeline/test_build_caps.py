@@ -90,21 +90,21 @@ def test_capped_build_accounts_for_every_input(capped_build):
 
 def test_good_photos_kept_next_to_hostile_servers(capped_build):
     _, ledger, _, _, _ = capped_build
-    photos = ledger[ledger["url"].str.contains("/photos/")]
-    assert len(photos) == len(PHOTOS) and (photos["status"] == "kept").all(), photos[["url", "reason", "detail"]]
+    photos = ledger[ledger["source"].str.contains("/photos/")]
+    assert len(photos) == len(PHOTOS) and (photos["status"] == "kept").all(), photos[["source", "reason", "detail"]]
 
 
 @pytest.mark.parametrize("path", sorted(EXPECTED))
 def test_hostile_url_fails_alone_with_its_reason(capped_build, path):
     _, ledger, _, _, _ = capped_build
-    row = ledger[ledger["url"].str.endswith("/" + path)].iloc[0]
+    row = ledger[ledger["source"].str.endswith("/" + path)].iloc[0]
     assert (row["status"], row["reason"]) == ("failed", EXPECTED[path]), row.to_dict()
     assert row["shard"] is None and row["detail"]
 
 
 def test_failure_details_name_the_setting(capped_build):
     _, ledger, _, _, _ = capped_build
-    detail = ledger.set_index(ledger["url"].str.rsplit("/", n=1).str[-1])["detail"]
+    detail = ledger.set_index(ledger["source"].str.rsplit("/", n=1).str[-1])["detail"]
     assert "Content-Length 1000000000000" in detail["huge.jpg"] and "download.max_bytes" in detail["huge.jpg"]
     assert "download.max_bytes = 2000000" in detail["endless.jpg"]
     assert "download.max_seconds = 3 s" in detail["drip.jpg"]
@@ -114,9 +114,9 @@ def test_failure_details_name_the_setting(capped_build):
 
 def test_silent_server_times_out_and_private_address_is_refused(capped_build, private_server):
     _, ledger, _, _, _ = capped_build
-    silent = ledger[ledger["url"].str.endswith("/never-answers.jpg")].iloc[0]
+    silent = ledger[ledger["source"].str.endswith("/never-answers.jpg")].iloc[0]
     assert (silent["status"], silent["reason"]) == ("failed", "timeout")
-    direct = ledger[ledger["url"] == private_server.url("secret.jpg")].iloc[0]
+    direct = ledger[ledger["source"] == private_server.url("secret.jpg")].iloc[0]
     assert (direct["status"], direct["reason"]) == ("failed", "blocked_address")
     assert private_server.hits == []  # neither the direct URL nor a redirect reached 127.0.0.1
 
@@ -161,7 +161,7 @@ def test_private_addresses_blocked_by_default(ray_session, private_server, tmp_p
     files = ledger[ledger["kind"] == "file"]
     assert len(files) == len(PHOTOS) and (files["status"] == "kept").all()
     urls_rows = ledger[ledger["kind"] == "url"]
-    assert (urls_rows["reason"] == "blocked_address").all(), urls_rows[["url", "reason", "detail"]]
+    assert (urls_rows["reason"] == "blocked_address").all(), urls_rows[["source", "reason", "detail"]]
     for want in ("127.0.0.1", "localhost resolves to", "169.254.169.254", "10.0.0.1", "::1"):
         assert urls_rows["detail"].str.contains(want, regex=False).any(), want
     assert private_server.hits == []
@@ -170,6 +170,7 @@ def test_private_addresses_blocked_by_default(ray_session, private_server, tmp_p
 def test_video_url_has_its_own_deadline():
     """A drip-fed video URL fails as timeout at download.video_max_seconds (one failed row)."""
     from pipeline.config import ImagesConfig
+    from pipeline.decode import ImageDecoder
     from pipeline.sources import InputItem, VideoSampling
     from pipeline.video import load_video_unit
 
@@ -177,7 +178,7 @@ def test_video_url_has_its_own_deadline():
     with hs.RouteServer(PUBLIC, {"/slow.mp4": hs.drip(0.2)}) as server:
         item = InputItem("v", server.url("slow.mp4"), video=VideoSampling(every_seconds=1.0, keyframes=False))
         t0 = time.monotonic()
-        (row,) = load_video_unit([item], cfg, ImagesConfig(), lambda s: None)
+        (row,) = load_video_unit([item], cfg, ImageDecoder.for_images(ImagesConfig()), lambda s: None)
         took = time.monotonic() - t0
     assert (row.status, row.reason, row.key) == ("failed", "timeout", "v_error")
     assert "download.video_max_seconds = 1.5 s" in row.detail and took < 3

@@ -63,7 +63,7 @@ def test_every_input_has_exactly_one_row(build):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_hostile_input_status_and_reason(build, name):
     _, ledger, _, _ = build
-    row = ledger[ledger["url"].str.endswith("/" + name)].iloc[0]
+    row = ledger[ledger["source"].str.endswith("/" + name)].iloc[0]
     status, reason = EXPECTED[name]
     assert (row["status"], row["reason"]) == (status, reason), row.to_dict()
     if status == "failed":
@@ -73,29 +73,29 @@ def test_hostile_input_status_and_reason(build, name):
 
 def test_refused_port_and_non_http_schemes(build):
     _, ledger, _, _ = build
-    by_url = ledger.set_index("url")
-    refused = ledger[ledger["url"].str.endswith("/refused.jpg")].iloc[0]
+    by_source = ledger.set_index("source")
+    refused = ledger[ledger["source"].str.endswith("/refused.jpg")].iloc[0]
     assert (refused["status"], refused["reason"]) == ("failed", "connection_refused")
     for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.jpg"):
-        assert by_url.loc[url, "status"] == "failed"
-        assert by_url.loc[url, "reason"] == "unsupported_url_scheme"
+        assert by_source.loc[url, "status"] == "failed"
+        assert by_source.loc[url, "reason"] == "unsupported_url_scheme"
 
 
 def test_bomb_declared_size_is_reported_without_decoding(build):
     _, ledger, _, _ = build
-    row = ledger[ledger["url"].str.endswith("/bomb.png")].iloc[0]
+    row = ledger[ledger["source"].str.endswith("/bomb.png")].iloc[0]
     assert "20000x20000" in row["detail"] and "max_image_pixels" in row["detail"]
 
 
 def test_real_photos_kept_with_scores_and_sizes(build):
     _, ledger, rows, _ = build
-    photos = ledger[ledger["url"].str.contains("/photos/")]
+    photos = ledger[ledger["source"].str.contains("/photos/")]
     assert len(photos) == len(hostile.PHOTO_NAMES) + 1  # one listed twice
-    assert (photos["status"] == "kept").all(), photos[["url", "status", "reason"]]
+    assert (photos["status"] == "kept").all(), photos[["source", "status", "reason"]]
     assert (photos[["width", "height"]].max(axis=1) <= 256).all()
     assert (photos["original_width"] >= photos["width"]).all()
     assert photos["blur_laplacian_var"].notna().all() and photos["resolution_min_side"].notna().all()
-    dup = photos[photos["url"].str.endswith("astronaut.png")]["key"].tolist()
+    dup = photos[photos["source"].str.endswith("astronaut.png")]["key"].tolist()
     assert len(dup) == 2 and dup[1] == dup[0] + "_dup1"
 
 
@@ -112,7 +112,7 @@ def test_shards_read_back_and_match_ledger(build):
         meta = sample["json"]
         assert row["shard"] == shard
         assert sample["jpg"].shape[:2] == (row["height"], row["width"])
-        assert meta["source"]["url"] == row["url"]
+        assert meta["source"]["url"] == row["source"]
         assert meta["sizes"]["original_width"] == row["original_width"]
         assert meta["scores"]["blur_laplacian_var"] == pytest.approx(row["blur_laplacian_var"])
         assert sample["txt"] == meta["source"]["caption"]
@@ -123,7 +123,7 @@ def test_shards_read_back_and_match_ledger(build):
 
 def test_odd_formats_are_normalised(build):
     _, ledger, _, out = build
-    kept = ledger[ledger["status"] == "kept"].set_index("url")
+    kept = ledger[ledger["status"] == "kept"].set_index("source")
     samples = {}
     for shard in set(kept["shard"]):
         for s in wds.WebDataset(str(out / shard), shardshuffle=False).decode("rgb8"):
@@ -153,7 +153,7 @@ def test_manifest_records_config_versions_reasons_timings(build):
     assert all(v["idle_s"] >= 0 for v in stages.values())
     assert manifest["pool"]["model_actors"] == 0  # no model stage enabled: no model pool
     schema = pq.read_schema(next((out / "ledger").glob("*.parquet")))
-    for col in ("key", "url", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
+    for col in ("key", "source", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
         assert col in schema.names
 
 

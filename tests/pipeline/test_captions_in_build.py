@@ -77,7 +77,7 @@ def test_every_annotator_ran_in_the_pool_and_the_sign_is_in_the_caption(built):
 
 def test_ledger_has_the_caption_figures(built):
     _, out = built
-    ledger = read_ledger(out).to_pandas().set_index(read_ledger(out).to_pandas()["url"].str.split("/").str[-1])
+    ledger = read_ledger(out).to_pandas().set_index(read_ledger(out).to_pandas()["source"].str.split("/").str[-1])
     sign = ledger.loc["shop_sign.png"]
     assert sign["ocr_words"] >= 2 and sign["caption_words"] == len(_samples(out)["shop_sign.png"]["txt"].split())
     assert (ledger["object_count"] >= 0).all()
@@ -93,5 +93,5 @@ def test_refuse_rewrites_the_captions_without_models(built):
     assert after != before
     assert after["shop_sign.png"].upper().startswith('WITH THE TEXT "BAKERY OPEN"'), after  # no alt text: " | {alt}" drops
     ledger = read_ledger(out).to_pandas()
-    words = dict(zip(ledger["url"].str.split("/").str[-1], ledger["caption_words"]))
+    words = dict(zip(ledger["source"].str.split("/").str[-1], ledger["caption_words"]))
     assert words["shop_sign.png"] == len(after["shop_sign.png"].split())

@@ -35,7 +35,7 @@ def test_folder_with_photos_and_broken_files(tmp_path):
     (out / "ledger").mkdir()
     process_unit(unit, cfg, build_chain(cfg), out)
 
-    ledger = read_ledger(out).to_pandas().set_index("url")
+    ledger = read_ledger(out).to_pandas().set_index("source")
     status = {k.rsplit("/", 1)[-1]: (r["status"], r["reason"]) for k, r in ledger.iterrows()}
     assert status == {
         "astronaut.png": ("kept", ""), "coffee.png": ("kept", ""), "rocket.jpg": ("kept", ""),

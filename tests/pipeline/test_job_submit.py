@@ -78,5 +78,5 @@ def test_ray_job_submit_builds_the_dataset(served, tmp_path):
     ledger = read_ledger(out).to_pandas()
     assert len(ledger) == len(rows)
     assert (ledger["status"] == "kept").sum() == len(photos)
-    assert ledger[ledger["url"].str.endswith("missing.jpg")]["reason"].tolist() == ["http_404"]
+    assert ledger[ledger["source"].str.endswith("missing.jpg")]["reason"].tolist() == ["http_404"]
     assert (out / "manifest.json").exists()

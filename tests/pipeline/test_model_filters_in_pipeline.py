@@ -37,7 +37,7 @@ def built(tmp_path_factory):
     assert [f.name for f in chain.pool.runner.filters] == ["watermark", "nsfw", "text"]
     process_unit(unit, cfg, chain, out)
     ledger = read_ledger(out).to_pandas()
-    ledger["name"] = ledger["url"].str.rsplit("/", n=1).str[-1]
+    ledger["name"] = ledger["source"].str.rsplit("/", n=1).str[-1]
     return ledger.set_index("name"), out
 
 

@@ -34,7 +34,7 @@ def built(ray_session, tmp_path_factory):
 def test_crashing_model_batch_fails_only_its_batch(built):
     manifest, ledger = built
     assert len(ledger) == len(PHOTOS) and ledger["key"].is_unique
-    by_path = {os.path.basename(u): row for u, row in zip(ledger["url"], ledger.itertuples())}
+    by_path = {os.path.basename(u): row for u, row in zip(ledger["source"], ledger.itertuples())}
     # files arrive in name order, two per model batch: motorcycle_left shares rocket's batch
     for name in ("motorcycle_left.png", "rocket.jpg"):
         assert (by_path[name].status, by_path[name].reason) == ("failed", "filter_error")

@@ -123,3 +123,11 @@ def test_a_worker_keeps_at_most_a_few_batches_in_the_pool():
     batcher.finish()
     batcher.annotate_kept(samples)
     assert pool.outstanding == 0 and all(s.status == "kept" and "brightness" in s.annotations for s in samples)
+
+
+def test_pixels_are_skipped_only_where_a_size_filter_runs_before_any_pixel_filter():
+    res, blur = ResolutionFilter(min_side=100), BlurFilter()
+    assert StageChain([res, blur], None, [], []).wants_pixels(50, 50) is False
+    assert StageChain([res, blur], None, [], []).wants_pixels(150, 150) is True
+    assert StageChain([blur, res], None, [], []).wants_pixels(50, 50) is True  # blur would judge it first
+    assert StageChain([res, blur], None, [], [], score_all=True).wants_pixels(50, 50) is True  # blur scores it too

@@ -3,23 +3,34 @@ uninterrupted run, none duplicated, none missing, no partial file taken for whol
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import psutil
+import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 import yaml
 
 from pipeline.config import load_workflow
 from pipeline.ledger import read_ledger
+from pipeline.report.cli import main as report_main
+from pipeline.report.images import near_threshold
+from pipeline.report.load import load_build
+from pipeline.report.rules import build_rules
 from pipeline.runner import OutputError, run_build
-from tests.pipeline.conftest import write_jsonl
+from tests.pipeline import hostile
+from tests.pipeline.conftest import photo_folder, workflow, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 N_URLS, SHARD = 48, 2
@@ -113,3 +124,50 @@ def test_resume_refuses_a_different_config(ray_session, tmp_path):
     cfg.filters.blur.threshold += 1
     with pytest.raises(OutputError, match="different workflow or inputs.*filters"):
         run_build(cfg, tmp_path / "out", resume=True, show_progress=False)
+
+
+def _as_written_before_the_rename(out: Path) -> None:
+    """Rewrite every finished unit the way builds did before the ledger column `url`
+    (which also held paths) became `source`: in the ledger and in the rejects' json."""
+    for f in (out / "ledger").glob("*.parquet"):
+        t = pq.read_table(f)
+        pq.write_table(t.rename_columns(["url" if c == "source" else c for c in t.column_names]), f)
+    for tar_path in (out / "rejects").glob("*.tar"):
+        with tarfile.open(tar_path) as tar:
+            members = [(m, tar.extractfile(m).read()) for m in tar if m.isfile()]
+        with tarfile.open(tar_path, "w") as tar:
+            for m, data in members:
+                if m.name.endswith(".json"):
+                    meta = json.loads(data)
+                    meta["url"] = meta.pop("source")
+                    data = json.dumps(meta).encode()
+                m.size = len(data)
+                tar.addfile(m, io.BytesIO(data))
+
+
+def test_resume_and_filter_report_read_an_output_folder_written_before_the_rename(ray_session, tmp_path, capsys):
+    folder = photo_folder(tmp_path / "photos", hostile.PHOTO_NAMES)
+    for i in range(3):  # too small for the resolution filter: rejected rows with thumbnails
+        cv2.imwrite(str(folder / f"small{i}.png"), np.full((40 + i, 50, 3), 60 * i, np.uint8))
+    # score_all: rejected images are decoded too, so the resolution rejects have thumbnails
+    cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 3}, score_all=True)
+    out = tmp_path / "out"
+    reference = run_build(cfg, out, show_progress=False)
+    _as_written_before_the_rename(out)
+    assert "url" in pq.read_schema(next((out / "ledger").glob("*.parquet"))).names
+    last = sorted((out / "ledger").glob("*.parquet"))[-1]
+    last.unlink()  # a unit the old run did not finish: --resume redoes it with today's writer
+    (out / "manifest.json").unlink()
+
+    manifest = run_build(cfg, out, resume=True, show_progress=False)
+    assert manifest["units"]["processed_now"] == 1 and manifest["counts"] == reference["counts"]
+    ledger = read_ledger(out).to_pandas()
+    assert "url" not in ledger.columns and ledger["source"].notna().all()
+    assert sorted(Path(s).name for s in ledger["source"]) == sorted(p.name for p in folder.iterdir())
+    report = load_build(out)
+    assert report.finished and report.ledger.set_index("key")["source"].to_dict() == ledger.set_index("key")["source"].to_dict()
+    grids = {g["filter"]: g for g in near_threshold(out, report.ledger, build_rules(report.config, list(report.ledger.columns)))}
+    rejected = grids["resolution"]["rejected"]
+    assert len(rejected) == 3 and all(Path(im["source"]).name.startswith("small") for im in rejected)
+    assert report_main([str(out)]) == 0
+    assert f"{len(ledger)} inputs" in capsys.readouterr().out

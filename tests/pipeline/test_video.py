@@ -72,7 +72,7 @@ def test_video_over_http(tmp_path, video):
     with LoopbackServer(video.parent) as server:
         ledger, _ = _run(tmp_path, {"type": "video", "path": server.url(video.name), "every_seconds": 2.0})
         assert ledger["video_time"].tolist() == pytest.approx([0.0, 2.0, 4.0])
-        assert (ledger["status"] == "kept").all() and ledger["url"].iloc[0].startswith("http://127.0.0.1")
+        assert (ledger["status"] == "kept").all() and ledger["source"].iloc[0].startswith("http://127.0.0.1")
         ledger, _ = _run(tmp_path / "b", {"type": "video", "path": server.url("missing.mp4"), "every_seconds": 2.0})
         assert ledger[["status", "reason"]].values.tolist() == [["failed", "http_404"]]  # fetched by pipeline.fetch
 

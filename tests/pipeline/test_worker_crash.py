@@ -28,8 +28,8 @@ def test_poison_item_is_isolated_and_the_rest_kept(served, ray_session, tmp_path
     ledger = read_ledger(tmp_path / "out").to_pandas()
     assert len(ledger) == len(rows) and ledger["key"].is_unique
     crashed = ledger[ledger["status"] == "failed"]
-    assert list(crashed["reason"]) == ["worker_crash"], crashed[["url", "detail"]].to_string()
-    assert os.path.basename(crashed["url"].iloc[0]) == POISON
+    assert list(crashed["reason"]) == ["worker_crash"], crashed[["source", "detail"]].to_string()
+    assert os.path.basename(crashed["source"].iloc[0]) == POISON
     assert "died twice" in crashed["detail"].iloc[0]
     assert (ledger[ledger["status"] != "failed"]["status"] == "kept").all()
     assert manifest["counts"]["status"] == {"kept": len(rows) - 1, "rejected": 0, "failed": 1}

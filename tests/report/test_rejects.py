@@ -32,7 +32,7 @@ def test_rejects_hold_capped_thumbnails_with_both_score_ends(report_build):
         img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and max(img.shape[:2]) <= rejects.THUMB_SIDE
         row = ledger.set_index("key").loc[key]
-        assert meta["reason"] == row["reason"] and meta["url"] == row["url"]
+        assert meta["reason"] == row["reason"] and meta["source"] == row["source"]
 
 
 def test_choose_caps_and_spreads():

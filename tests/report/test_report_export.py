@@ -22,7 +22,7 @@ def test_exported_failed_list_reproduces_those_rows(report_build, tmp_path):
     proc = filter_report(out, "--export", path, "--status", "failed", "--reason", ",".join(RETRY))
     assert f"exported {len(failed)} rows" in proc.stdout
     urls = pd.read_parquet(path)
-    assert sorted(urls["url"]) == sorted(failed["url"])
+    assert sorted(urls["url"]) == sorted(failed["source"])
     assert {"url", "caption", "license", "rank"} <= set(urls.columns)  # the input's own columns come back
 
     config = tmp_path / "wf.yaml"
@@ -31,7 +31,7 @@ def test_exported_failed_list_reproduces_those_rows(report_build, tmp_path):
     again = load_build(tmp_path / "retry").ledger.set_index("key")
     before = failed.set_index("key")
     assert sorted(again.index) == sorted(before.index)  # same keys: a key is the URL's hash
-    for col in ("url", "status", "reason", "caption", "source_extra"):
+    for col in ("source", "status", "reason", "caption", "source_extra"):
         assert (again.loc[before.index, col] == before[col]).all(), col
     assert {json.loads(e)["license"] for e in again["source_extra"]} == {"CC0", "CC-BY"}
 
@@ -43,7 +43,7 @@ def test_export_rejected_by_a_filter(report_build, tmp_path):
     path = tmp_path / "rejudge.jsonl"
     filter_report(out, "--export", path, "--status", "rejected", "--filter", "blur")
     got = pd.read_json(path, lines=True)
-    assert sorted(got["url"]) == sorted(blurred["url"])
+    assert sorted(got["url"]) == sorted(blurred["source"])
     by_url = {r["url"]: r for r in rows}
     for _, r in got.iterrows():
         assert (r["caption"], r["license"], r["rank"]) == (by_url[r["url"]]["caption"], by_url[r["url"]]["license"], by_url[r["url"]]["rank"])

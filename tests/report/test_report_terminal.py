@@ -42,7 +42,7 @@ def test_counts_and_failures_match_the_ledger(report_build):
     failures = proc.stdout.split("Failures", 1)[1].split("Stages", 1)[0]
     for reason, group in ledger[ledger["status"] == "failed"].groupby("reason"):
         line = rows_of(failures)[reason]
-        assert int(line[1]) == len(group) and line[2] in set(group["url"])
+        assert int(line[1]) == len(group) and line[2] in set(group["source"])
 
 
 def test_filter_statistics_match_the_ledger(report_build):
