@@ -30,12 +30,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench.filter_quality import CLEAN, DEFAULT_DIR, REAL_BLUR, load, stored  # noqa: E402
-from filters.blur import BlurFilter  # noqa: E402
-from filters.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow  # noqa: E402
-from filters.photos import CLEAN_PHOTOS, load_photo  # noqa: E402
+from filters.blur import BlurFilter
+from filters.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
+from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
+from filters.photos import CLEAN_PHOTOS, load_photo
+from pipeline.bench_report import add_readme_option, readme_section
 
 KEEP = ("clean", "fog", "dusk", "snow", "dof", "mild")
 REJECT = ("gauss", "motion18", "motion9", "motion9-any-angle", "real")
@@ -110,10 +109,16 @@ def print_table(title, rows, summary, threshold):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--opencv-data", default=DEFAULT_DIR)
+    ap.add_argument("--opencv-data", default=OPENCV_DATA)
     ap.add_argument("--angles", type=int, default=12, help="angles of the any-angle motion blur, 180/N degrees apart")
     ap.add_argument("--seed", type=int, default=0)
+    add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args):
     f = BlurFilter()
     sets = [("Tuning set: bundled photos (tuned on these)",
              {n: stored(load_photo(n)) for n in CLEAN_PHOTOS}, {"clock_motion.png": stored(load_photo("clock_motion"))})]
@@ -129,7 +134,7 @@ def main(argv=None):
         print(f"Wrong decisions: {', '.join(misses) or 'none'}\n")
         result[title.split(":")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
     print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px, this machine)\n")
-    print("RESULT " + json.dumps(result))
+    print("RESULT " + json.dumps(result), file=sys.stderr)  # machine-readable, not for the README
 
 
 if __name__ == "__main__":

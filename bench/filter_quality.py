@@ -1,14 +1,13 @@
 """Quality of the blur, text, watermark and NSFW filters on real photos they never saw.
 
     apt-get install opencv-doc          # or: apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb /tmp/ocv
-    python bench/filter_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--quick]
+    python bench/filter_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--only watermark] [--readme]
 
-Source of the clean photos: OpenCV's sample images (`samples/data` of OpenCV 4.6.0, as
-shipped by Debian's `opencv-doc` package; OpenCV's licence, the images of mixed origin, e.g.
-baboon.jpg from the USC-SIPI database). No filter was trained or tuned on them: the
+Source of the clean photos: OpenCV's sample images (filters/heldout_photos.py). No filter
+was trained or tuned on them: the
 watermark model trained on scikit-image/scikit-learn/ultralytics photos and Debian's
 desktop backgrounds (filters.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
-(long side 512, JPEG q90). Labels (`UNSEEN` below) were set by looking at each image.
+(long side 512, JPEG q90). Labels were set by looking at each image.
 
 Labelled sets, per filter (a sample is "positive" when the filter should reject it):
 - blur: + licenseplate_motion.jpg (real motion blur), text_defocus.jpg (real defocus), and
@@ -33,52 +32,20 @@ negative by file, then one machine-readable line.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
 import time
 
 import numpy as np
-from PIL import Image
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from filters.blur_degradations import fog, gauss, motion, motion_px
-from filters.photos import load_photo  # noqa: E402
-from filters.quality_metrics import binary_metrics  # noqa: E402
-from filters.synth.text import add_text_overlay  # noqa: E402
-from filters.synth.watermarks import add_watermark  # noqa: E402
-
-DEFAULT_DIR = "/usr/share/doc/opencv-doc/examples/data"
-# Real photos without visible text or watermarks, sharp (basketball1.png is excluded: it
-# has real motion blur on the players).
-CLEAN = ("aloeL.jpg", "baboon.jpg", "fruits.jpg", "building.jpg", "squirrel_cls.jpg", "aero1.jpg", "aero3.jpg",
-         "apple.jpg", "orange.jpg", "butterfly.jpg", "home.jpg", "chicky_512.png", "rubberwhale1.png",
-         "ela_original.jpg", "leuvenA.jpg", "board.jpg", "stuff.jpg", "../hfs/data/000.jpg", "messi5.jpg",
-         "box_in_scene.png")
-SCENE_TEXT = ("messi5.jpg", "box_in_scene.png", "leuvenA.jpg")  # small real text in the scene: not text-heavy, not watermarks
-SHALLOW_DOF = ("../hfs/data/000.jpg",)
-REAL_BLUR = ("licenseplate_motion.jpg", "text_defocus.jpg")
-REAL_TEXT = ("imageTextR.png", "sudoku.png")
-
-
-def stored(im: np.ndarray, max_side: int = 512) -> np.ndarray:
-    """As the pipeline stores it: long side <= 512, JPEG q90, decoded again."""
-    h, w = im.shape[:2]
-    if max(h, w) > max_side:
-        s = max_side / max(h, w)
-        im = np.asarray(Image.fromarray(im).resize((round(w * s), round(h * s)), Image.Resampling.LANCZOS))
-    buf = io.BytesIO()
-    Image.fromarray(im).save(buf, "JPEG", quality=90)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
-def load(d: str, name: str) -> np.ndarray:
-    path = os.path.join(d, name)
-    if not os.path.isfile(path):
-        raise SystemExit(f"--opencv-data: {path} not found; install Debian's opencv-doc (see this file's docstring)")
-    return stored(np.asarray(Image.open(path).convert("RGB")))
+from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, load, stored
+from filters.photos import load_photo
+from filters.quality_metrics import binary_metrics
+from filters.synth.text import add_text_overlay
+from filters.synth.watermarks import add_watermark
+from pipeline.bench_report import add_readme_option, readme_section
 
 
 def short(name: str) -> str:
@@ -167,11 +134,17 @@ def bench_nsfw(d, clean, rng):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--opencv-data", default=DEFAULT_DIR)
+    ap.add_argument("--opencv-data", default=OPENCV_DATA)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--watermark-model", default=None, help="WatermarkNet weights to measure (default: the bundled ones)")
     ap.add_argument("--only", nargs="+", choices=["blur", "text", "watermark", "nsfw"], default=["blur", "text", "watermark", "nsfw"])
+    add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
+    with readme_section(args.readme, __file__):
+        run(args)
+
+
+def run(args):
     clean = {n: load(args.opencv_data, n) for n in CLEAN}
     rows = []
     for name in args.only:
@@ -199,7 +172,7 @@ def main(argv=None):
         print(f"- {name} ({rule}): false positives {m['fp'] or 'none'}; false negatives {m['fn'] or 'none'}")
     result = {f"{n}|{r}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k not in ("fp", "fn")}
               for n, m, r in rows}
-    print("\nRESULT " + json.dumps(result))
+    print("RESULT " + json.dumps(result), file=sys.stderr)  # machine-readable, not for the README
 
 
 if __name__ == "__main__":
