@@ -123,3 +123,21 @@ def test_training_command_end_to_end(tmp_path, heldout):
     assert f.model.cfg.input_size == 64
     p = f.score(heldout[0][:2], [{}, {}])["prob"]
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
+
+
+def test_training_photos_come_from_the_makefile_packages(monkeypatch):
+    """`make watermark-photos` installs exactly the Debian packages the trainer reads, and a
+    missing package stops the trainer with the command that installs it."""
+    import re
+
+    from filters import photos
+    from filters.watermark_train import training_photos
+
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    listed = re.search(r"^WATERMARK_PHOTO_PACKAGES := (.+)$", makefile, re.M).group(1).split()
+    assert sorted(listed) == sorted(photos.DEBIAN_PACKAGES)
+    assert training_photos(bundled_only=True) == photos.BUNDLED_TRAIN_PHOTOS
+    moved = {n: (pkg, "/nonexistent" + path) for n, (pkg, path) in photos.DEBIAN_PHOTOS.items()}
+    monkeypatch.setattr(photos, "DEBIAN_PHOTOS", moved)
+    with pytest.raises(SystemExit, match=r"install Debian's gnome-backgrounds .*make watermark-photos.*--bundled-photos-only"):
+        training_photos(bundled_only=False)

@@ -1,0 +1,40 @@
+"""The synthetic data the watermark model trains on: every layout draws a visible mark
+from its own style pool, and scene-text signs are small, opaque and reproducible."""
+
+import numpy as np
+import pytest
+
+from filters.photos import load_photo
+from filters.synth.fonts import FONTS
+from filters.synth.text import add_scene_text
+from filters.synth.watermarks import LAYOUTS, add_watermark
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return load_photo("chelsea", 512)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_every_layout_draws_a_visible_mark(photo, split):
+    for layout in LAYOUTS[split]:
+        marked = add_watermark(photo, np.random.default_rng(0), split, layout)
+        changed = np.abs(marked.astype(int) - photo.astype(int)).max(2) > 12
+        assert marked.shape == photo.shape and marked.dtype == np.uint8
+        assert 0.001 < changed.mean() < 0.6, (layout, changed.mean())
+
+
+def test_style_pools_are_disjoint():
+    assert not set(FONTS["train"]) & set(FONTS["heldout"])
+    assert not set(LAYOUTS["train"]) & set(LAYOUTS["heldout"])
+
+
+def test_scene_text_is_small_and_reproducible(photo):
+    areas = []
+    for i in range(12):
+        a = add_scene_text(photo, np.random.default_rng(i))
+        b = add_scene_text(photo, np.random.default_rng(i))
+        assert (a == b).all()
+        areas.append((np.abs(a.astype(int) - photo.astype(int)).max(2) > 12).mean())
+    # signs and labels, not posters: most cover a few percent of the image at most
+    assert np.median(areas) < 0.05 and min(areas) > 0.0005, np.round(areas, 3)
