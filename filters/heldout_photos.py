@@ -16,13 +16,15 @@ import numpy as np
 from PIL import Image
 
 OPENCV_DATA = "/usr/share/doc/opencv-doc/examples/data"
-# Real photos without visible text or watermarks, sharp (basketball1.png is excluded: it
-# has real motion blur on the players).
+# Real sharp photos, clean for blur/text/NSFW (basketball1.png is excluded: it has real
+# motion blur on the players). Some carry small real text (SCENE_TEXT); one carries a real
+# watermark (REAL_WATERMARK), so the watermark benchmark counts it as a positive.
 CLEAN = ("aloeL.jpg", "baboon.jpg", "fruits.jpg", "building.jpg", "squirrel_cls.jpg", "aero1.jpg", "aero3.jpg",
          "apple.jpg", "orange.jpg", "butterfly.jpg", "home.jpg", "chicky_512.png", "rubberwhale1.png",
          "ela_original.jpg", "leuvenA.jpg", "board.jpg", "stuff.jpg", "../hfs/data/000.jpg", "messi5.jpg",
          "box_in_scene.png")
-SCENE_TEXT = ("messi5.jpg", "box_in_scene.png", "leuvenA.jpg")  # small real text in the scene: not text-heavy, not watermarks
+SCENE_TEXT = ("messi5.jpg", "box_in_scene.png", "leuvenA.jpg", "board.jpg")  # small real text in the scene: not text-heavy, not watermarks
+REAL_WATERMARK = ("messi5.jpg",)  # a photo agency's white logo + "WEEKmedia" overlaid bottom right
 SHALLOW_DOF = ("../hfs/data/000.jpg",)
 REAL_BLUR = ("licenseplate_motion.jpg", "text_defocus.jpg")
 REAL_TEXT = ("imageTextR.png", "sudoku.png")

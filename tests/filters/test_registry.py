@@ -15,7 +15,7 @@ def test_order_cheapest_first_and_defaults():
     # model filters are opt-in; the cheap ones stay on
     assert [n for n in names if getattr(cfg, n).enabled] == ["resolution", "blur"]
     assert [f.name for f in build_stages(cfg, "filter")] == ["resolution", "blur"]
-    assert (cfg.nsfw.threshold, cfg.watermark.threshold, cfg.text.threshold) == (0.8, 0.7, 0.03)
+    assert (cfg.nsfw.threshold, cfg.watermark.threshold, cfg.text.threshold) == (0.8, 0.8, 0.03)
 
 
 def test_enabled_model_filters_build_in_order():
