@@ -34,7 +34,7 @@ from filters.blur import BlurFilter
 from filters.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
 from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
 from filters.photos import CLEAN_PHOTOS, load_photo
-from pipeline.bench_report import add_readme_option, readme_section
+from pipeline.bench_report import add_readme_option, machine, readme_section
 
 KEEP = ("clean", "fog", "dusk", "snow", "dof", "mild")
 REJECT = ("gauss", "motion18", "motion9", "motion9-any-angle", "real")
@@ -133,7 +133,8 @@ def run(args):
         print_table(title, rows, summary, f.threshold)
         print(f"Wrong decisions: {', '.join(misses) or 'none'}\n")
         result[title.split(":")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
-    print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px, this machine)\n")
+    print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px)\n")
+    print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n")
     print("RESULT " + json.dumps(result), file=sys.stderr)  # machine-readable, not for the README
 
 

@@ -46,7 +46,7 @@ from filters.photos import load_photo
 from filters.quality_metrics import binary_metrics
 from filters.synth.text import add_text_overlay
 from filters.synth.watermarks import add_watermark
-from pipeline.bench_report import add_readme_option, readme_section
+from pipeline.bench_report import add_readme_option, machine, readme_section
 
 
 def short(name: str) -> str:
@@ -158,6 +158,7 @@ def run(args):
             m, rule = {"blur": bench_blur, "text": bench_text, "nsfw": bench_nsfw}[name](args.opencv_data, clean, rng)
             rows.append((name, m, rule))
         print(f"[{name}: {time.time() - t:.0f}s]", file=sys.stderr, flush=True)
+    print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n")
     print(f"Clean photos: {len(CLEAN)} real photos from OpenCV's samples/data (never used for training or tuning), "
           "stored at 512 px, JPEG q90; for the watermark filter "
           f"{len(CLEAN) - len(REAL_WATERMARK)}: {', '.join(REAL_WATERMARK)} carries a real watermark.\n")
