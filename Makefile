@@ -3,7 +3,6 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-export NO_ALBUMENTATIONS_UPDATE := 1
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 export HF_HUB_OFFLINE := 1

@@ -23,19 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before img2dataset imports albumentations
+import ray
 
-import ray  # noqa: E402
-from img2dataset import download  # noqa: E402
-
-from filters.photos import skimage_photos  # noqa: E402
-from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
-from pipeline.config import parse_workflow  # noqa: E402
-from pipeline.loopback_server import LoopbackServer  # noqa: E402
-from pipeline.runner import run_build  # noqa: E402
+from filters.photos import skimage_photos
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section
+from pipeline.config import parse_workflow
+from pipeline.loopback_server import LoopbackServer
+from pipeline.runner import run_build
 
 
 def plain_img2dataset(urls: Path, out: Path, args, distributor: str) -> int:
+    from img2dataset import download  # here, not at the top: `import pipeline` above sets its offline default first
+
     download(
         url_list=str(urls), input_format="jsonl", url_col="url", caption_col="caption", output_format="webdataset",
         output_folder=str(out), processes_count=args.workers, thread_count=args.threads, image_size=args.image_size,

@@ -29,17 +29,15 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # before img2dataset imports albumentations
+import cv2
+import psutil
+import ray
 
-import cv2  # noqa: E402
-import psutil  # noqa: E402
-import ray  # noqa: E402
-
-from filters.photos import load_rgb, skimage_photos  # noqa: E402
-from pipeline.bench_report import add_readme_option, cpu_model, readme_section  # noqa: E402
-from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow  # noqa: E402
-from pipeline.loopback_server import LoopbackServer  # noqa: E402
-from pipeline.runner import run_build  # noqa: E402
+from filters.photos import load_rgb, skimage_photos
+from pipeline.bench_report import add_readme_option, cpu_model, readme_section
+from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow
+from pipeline.loopback_server import LoopbackServer
+from pipeline.runner import run_build
 
 MB = 2**20
 LARGE = (6000, 4000)  # 24 MP, decoded 72 MB

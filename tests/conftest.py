@@ -8,9 +8,11 @@ import tempfile
 
 import pytest
 
+import pipeline  # noqa: F401  sets the offline defaults (pipeline/__init__.py) before any test imports img2dataset
+from pipeline.worker_env import worker_env
+
 for _k, _v in {
     "HF_HUB_OFFLINE": "1",
-    "NO_ALBUMENTATIONS_UPDATE": "1",
     "YOLO_OFFLINE": "1",
     "YOLO_AUTOINSTALL": "false",
     "RAY_AUTH_MODE": "disabled",
@@ -33,7 +35,7 @@ def ray_session():
     tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths have a length limit
     os.environ["RAY_TMPDIR"] = tmp
     ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=tmp,
-             log_to_driver=False, runtime_env={"env_vars": {"NO_ALBUMENTATIONS_UPDATE": "1"}})
+             log_to_driver=False, runtime_env={"env_vars": worker_env()})  # what a build passes its workers
     yield ray
     ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
