@@ -2,8 +2,8 @@
 
 Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 
-- "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU in minutes
-  (`python -m filters.watermark_train`, synthetic watermarks over real photos; see
+- "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU (about 50 min on
+  2 cores: `python -m filters.watermark_train`, synthetic watermarks over real photos; see
   filters/synth/watermarks.py). Its weights ship in the repository
   (filters/weights/watermark_default.safetensors, config + held-out metrics in the .json
   beside it). Input: the image squashed to `input_size` square (cv2 INTER_AREA),
@@ -14,11 +14,11 @@ Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
   bilinear resize, ImageNet mean/std; P(watermark) = softmax(logits)[:, 0].
 
 Default threshold 0.8: on the trainer's held-out photos with held-out mark styles it rejects
-2.5 % of clean views (0.7: 3.5 %) for a recall of 0.78 (0.79); on real photos from a source
-the model never saw (bench/README.md) 0.8 keeps the baboon's fur that 0.7 rejected. What
-still fires: printed text on objects (a circuit board's labels, a cereal box), which looks
-like a mark to this model. For "laion" HELM uses 0.8 because that model also fires on
-ordinary text.
+2.5 % of clean views (0.7: 4 %) for a recall of 0.76 (0.82); on 19 real photos from a source
+the model never saw (bench/README.md) 0.8 rejects none of them, 0.7 one (a circuit board's
+printed labels, P 0.76). What fires closest: dense printed text on objects (a circuit
+board, a cereal box) and fur, which look like marks to this model. For "laion" HELM uses
+0.8 because that model also fires on ordinary text.
 
 Text images are the text filter's call, not this one's (`defer_text_area`, default 0.03,
 the text filter's own threshold): the watermark model fires on ANY text, so a page, a
@@ -31,7 +31,10 @@ computed once per image (filters/text.py `detect_text`: whichever filter runs fi
 detects, the other reuses `filter_outputs["text"]`). The price: a watermark whose text
 covers more than 3 % of the image (a big centred or tiled mark) is rejected as `text`
 when the text filter is on, and kept when it is off (bench/README.md measures how many).
-Ledger columns: `watermark_prob` (the model's raw probability), `watermark_text_area`.
+Ledger columns: `watermark_prob` (the model's raw probability), `watermark_text_area`
+(the detected text's share of the image where P >= threshold; 0 where the model did not
+fire, because text is only looked for where it could change the verdict: read the text
+filter's `text_area_frac` for the text itself).
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bundled-photos-only", action="store_true",
                    help=f"train on the 12 photos bundled in Python packages only (no Debian {', '.join(DEBIAN_PACKAGES)})")
-    p.add_argument("--train-pairs", type=int, default=8000, help="clean/watermarked pairs from the training photos")
+    p.add_argument("--train-pairs", type=int, default=12000, help="clean/watermarked pairs from the training photos")
     p.add_argument("--eval-pairs", type=int, default=200, help="pairs per held-out evaluation set")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=32)
