@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# No sys.path shim: `pip install -e .` makes `pipeline` importable, and `ray job submit --working-dir .` puts the uploaded folder on the job's PYTHONPATH.
+# No import-path shim: `pip install -e .` makes `pipeline` importable, and `ray job submit --working-dir .` puts the uploaded folder on the job's PYTHONPATH.
 from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow
 from pipeline.runner import OutputError, run_build
 from pipeline.sources import SourceError

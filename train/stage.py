@@ -17,8 +17,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python train/stage.py` runs from anywhere
-
 import torch
 
 from train import checkpoint as ckpt_io
