@@ -14,7 +14,7 @@ Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
   bilinear resize, ImageNet mean/std; P(watermark) = softmax(logits)[:, 0].
 
 Default threshold 0.8: on the trainer's held-out photos with held-out mark styles it rejects
-2.5 % of clean views (0.7: 4 %) for a recall of 0.76 (0.82); on 19 real photos from a source
+2.5 % of clean views (0.7: 3.5 %) for a recall of 0.76 (0.82); on 19 real photos from a source
 the model never saw (bench/README.md) 0.8 rejects none of them, 0.7 one (a circuit board's
 printed labels, P 0.76). What fires closest: dense printed text on objects (a circuit
 board, a cereal box) and fur, which look like marks to this model. For "laion" HELM uses
