@@ -103,6 +103,7 @@ class AsCANUNet(nn.Module):
         self.conv_out = nn.Conv2d(widths[0], cfg.out_channels or cfg.in_channels, 3, 1, 1)
         self.grad_checkpointing = False
         self.apply(_init_weights)
+        zero_init_conditioning(self)
 
     def set_grad_checkpointing(self, enable: bool = True):
         self.grad_checkpointing = enable
@@ -139,6 +140,25 @@ def _init_weights(m: nn.Module):
         trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def zero_init_conditioning(unet: nn.Module) -> None:
+    """Zero the layers the UNet adds around the classifier's blocks: each block's timestep
+    modulation (shift = scale = 0 is the identity), each cross-attention's output
+    projection (adds 0), and conv_out (predicts 0, as in DiT's adaLN-Zero). So at step 0 a
+    down stage warm-started from the classifier computes the classifier stage's function
+    exactly, and every added path starts as a no-op that gradients open up."""
+    for name, module in unet.named_modules():
+        layer = None
+        if name.endswith(".mod"):
+            layer = module[-1]  # SiLU -> Linear
+        elif name.endswith(".cross_attn"):
+            layer = module.proj
+        if layer is not None:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    nn.init.zeros_(unet.conv_out.weight)
+    nn.init.zeros_(unet.conv_out.bias)
 
 
 def load_classifier_weights(unet: AsCANUNet, classifier_state_dict: dict) -> list[tuple[str, str]]:

@@ -34,7 +34,15 @@ class VAEConfig(_Strict):
     init_config: dict[str, Any] | None = Field(
         None, description="tiny configs only: if `path` does not exist, build a random AutoencoderKL from this "
         "config, save it there, then load it by path like a real one")
-    scaling_factor: float | None = Field(None, gt=0, description="default: the VAE config's scaling_factor")
+    scaling_factor: float | Literal["auto"] | None = Field(
+        None, description="latent scale: a number, null (the VAE config's scaling_factor), or 'auto' (the same, "
+        "but the VAE must have been trained by stage 0, which measures 1 / std of its latents and stores it)")
+
+    @model_validator(mode="after")
+    def _positive_scale(self):
+        if isinstance(self.scaling_factor, float) and self.scaling_factor <= 0:
+            raise ValueError("scaling_factor must be > 0, null or 'auto'")
+        return self
 
 
 class TextEncoderConfig(_Strict):
@@ -75,6 +83,9 @@ class LoggingConfig(_Strict):
     wandb: WandbConfig | None = None
     sample_every: int = Field(0, ge=0, description="write a sample grid every N steps (0: only at the end of a T2I stage)")
     sample_prompts: list[str] = ["a photo of a cat", "a red rocket on a launch pad", "a cup of coffee"]
+    sample_seeds: int = Field(2, ge=1, description="grid rows per guidance scale, one seed each")
+    sample_guidance_scales: list[float] | None = Field(
+        None, description="one block of grid rows per scale (default: [1.0, diffusion.guidance_scale])")
     progress_bar: bool = True
 
 
@@ -118,12 +129,62 @@ class ClassifyStage(_StageBase):
     min_crop_scale: float = Field(0.35, gt=0, le=1, description="RandomResizedCrop lower area bound")
 
 
-class T2IStage(_StageBase):
-    task: Literal["t2i"]
+class _ImageGenStage(_StageBase):
+    """Fields shared by the stages that learn to produce images (t2i, vae)."""
+
     buckets: bool = Field(False, description="PixArt aspect-ratio buckets (ratios 0.25..4 at ~resolution^2 pixels)")
+    max_upscale: float = Field(1.0, ge=1.0, description="use a sample only if covering its bucket enlarges it by at "
+                               "most this factor (1.0: never train on upscaled images; 1.1 tolerates 10 %)")
+    max_skip_fraction: float = Field(0.5, ge=0, le=1, description="refuse to start when more than this share of "
+                                     "the first samples is too small for the stage (build bigger shards instead)")
 
 
-Stage = Annotated[ClassifyStage | T2IStage, Field(discriminator="task")]
+class T2IStage(_ImageGenStage):
+    task: Literal["t2i"]
+
+
+class VAEStage(_ImageGenStage):
+    """Stage 0 of toy runs: train the tiny AutoencoderKL (`vae.init_config`) and save it at `vae.path`."""
+
+    task: Literal["vae"]
+    kl_weight: float = Field(1e-4, ge=0, description="weight of the KL term against the per-pixel reconstruction loss")
+
+
+Stage = Annotated[ClassifyStage | T2IStage | VAEStage, Field(discriminator="task")]
+
+
+class EvalConfig(_Strict):
+    """`evaluation:` in the training config."""
+
+    prompts: list[str] | str = Field(description="held-out prompts: a list, or a text file with one prompt per line")
+    clip_model: str | None = Field(
+        None, description="CLIPModel for the CLIP score: a hub id (openai/clip-vit-large-patch14) or a local folder; null: no CLIP score")
+    fid_model: str | None = Field(None, description="FID features: a CLIPModel id/folder (fid_model_kind clip) or a timm model name (timm); null: no FID")
+    fid_model_kind: Literal["clip", "timm"] = Field("clip", description="clip: CLIP image embeddings (CLIP-FID); timm: a timm model's pooled features")
+    fid_weights: str | None = Field(None, description="timm only: a local weights file, e.g. pt_inception-2015-12-05-6726825d.pth")
+    num_images: int | None = Field(None, ge=1, description="images to generate, cycling through the prompts; null: one per prompt")
+    num_real_images: int | None = Field(None, ge=2, description="held-out real images for FID; null: as many as generated")
+    batch_size: int = Field(16, ge=1, description="prompts per generate() call and images per feature batch")
+    seed: int = Field(0, description="batch i is generated with seed + i: the same images at every evaluation")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.clip_model is None and self.fid_model is None:
+            raise ValueError("set clip_model and/or fid_model: with neither there is nothing to evaluate")
+        if self.fid_weights is not None and self.fid_model_kind != "timm":
+            raise ValueError("fid_weights is for fid_model_kind: timm (a CLIP fid_model loads its own weights)")
+        if isinstance(self.prompts, str) and not Path(self.prompts).is_file():
+            raise ValueError(f"prompts: no file {self.prompts!r} (give a list of prompts or a text file, one per line)")
+        if not self.prompt_list():
+            raise ValueError("prompts: empty; give at least one prompt")
+        if self.fid_model is not None and (self.num_images or len(self.prompt_list())) < 2:
+            raise ValueError("FID needs at least 2 generated images: give more prompts or set num_images >= 2")
+        return self
+
+    def prompt_list(self) -> list[str]:
+        if isinstance(self.prompts, list):
+            return [p for p in self.prompts if p.strip()]
+        return [line.strip() for line in Path(self.prompts).read_text().splitlines() if line.strip()]
 
 
 class TrainConfig(_Strict):
@@ -136,6 +197,7 @@ class TrainConfig(_Strict):
     diffusion: DiffusionConfig = DiffusionConfig()
     accelerate: AccelerateConfig = AccelerateConfig()
     logging: LoggingConfig = LoggingConfig()
+    evaluation: EvalConfig | None = Field(None, description="CLIP score / FID of EMA samples on held-out prompts at each validation")
     stages: dict[int, Stage] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -144,6 +206,8 @@ class TrainConfig(_Strict):
             missing = [k for k in ("vae", "text_encoder") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"t2i stages need {' and '.join(missing)}: add the section(s)")
+        if any(s.task == "vae" for s in self.stages.values()) and (self.vae is None or not self.vae.init_config):
+            raise ValueError("a vae stage trains vae.init_config and saves it at vae.path: add vae.init_config")
         return self
 
 

@@ -77,14 +77,32 @@ def is_folder_layout(spec: str | list[str]) -> bool:
     return isinstance(spec, str) and os.path.isdir(spec)
 
 
-def list_folder(root: str, setting: str) -> tuple[list[tuple[str, int]], list[str]]:
-    """ImageNet layout root/<class>/*.JPEG -> ([(path, class index)], class names sorted)."""
+def list_folder(root: str, setting: str) -> tuple[list[tuple[str, int, str]], list[str]]:
+    """ImageNet layout root/<class>/*.JPEG -> ([(path, class index, caption)], class folder names sorted).
+
+    The caption (used when a T2I stage trains on the folder: generative pretraining) is
+    "a photo of a NAME", NAME from `root/classnames.txt` or ImageNet's `LOC_synset_mapping.txt`
+    ("n01440764 tench, Tinca tinca" -> "tench") when present, else the folder name."""
     classes = sorted(d.name for d in Path(root).iterdir() if d.is_dir())
-    files = [(str(p), i) for i, c in enumerate(classes) for p in sorted((Path(root) / c).iterdir())
-             if p.suffix.lower() in IMAGE_EXTS]
+    names = class_names(Path(root), classes)
+    files = [(str(p), i, f"a photo of a {names[i]}") for i, c in enumerate(classes)
+             for p in sorted((Path(root) / c).iterdir()) if p.suffix.lower() in IMAGE_EXTS]
     if not files:
         raise DataError(f"{setting}: folder {root} holds no images in class sub-folders (expected {root}/<class>/*.JPEG)")
     return files, classes
+
+
+def class_names(root: Path, folders: list[str]) -> list[str]:
+    """Readable class names, one per class folder (see list_folder)."""
+    for candidate in (root / "classnames.txt", root.parent / "LOC_synset_mapping.txt", root / "LOC_synset_mapping.txt"):
+        if candidate.is_file():
+            table = {}
+            for line in candidate.read_text().splitlines():
+                folder, _, name = line.strip().partition(" ")
+                if name:
+                    table[folder] = name.split(",")[0].strip()
+            return [table.get(f, f.replace("_", " ")) for f in folders]
+    return [f.replace("_", " ") for f in folders]
 
 
 # ---------------------------------------------------------------- records, per slot
@@ -105,10 +123,12 @@ def _slot_items(items: list, slot: int, slots: int, seed: int, epoch: int | None
 
 
 class Counters:
-    """Skipped samples, reported with each batch so the main process can sum them."""
+    """Skipped samples by reason, reported with each batch so the main process can sum
+    them: `bad` (unreadable) and `too_small` (would need upscaling to cover its bucket)."""
 
     def __init__(self):
         self.bad = 0
+        self.too_small = 0
 
     def handler(self, exn: Exception) -> bool:  # webdataset: True = skip and continue
         self.bad += 1
@@ -121,9 +141,30 @@ def shard_records(urls: list[str], slot, slots, seed, epoch, counters: Counters)
     yield from wds.tarfile_to_samples(handler=counters.handler)(iter({"url": u} for u in mine))
 
 
-def folder_records(files: list[tuple[str, int]], slot, slots, seed, epoch, counters: Counters) -> Iterator[dict]:
-    for path, cls in _slot_items(files, slot, slots, seed, epoch):
-        yield {"__key__": path, "path": path, "cls": cls}
+def folder_records(files: list[tuple[str, int, str]], slot, slots, seed, epoch, counters: Counters) -> Iterator[dict]:
+    for path, cls, caption in _slot_items(files, slot, slots, seed, epoch):
+        yield {"__key__": path, "path": path, "cls": cls, "txt": caption}
+
+
+def upscale_needed(size: tuple[int, int], bucket: tuple[int, int]) -> float:
+    """The factor `cover_crop` would enlarge an image of `size` (h, w) by to cover `bucket`."""
+    return max(bucket[0] / size[0], bucket[1] / size[1])
+
+
+def survey_upscale(source: list, kind: str, bucket_fn: Callable, max_upscale: float, limit: int = 256) -> tuple[int, int]:
+    """(samples read, samples too small) over the first `limit` samples, headers and json only:
+    lets a stage refuse at start to train on data it would mostly skip."""
+    counters = Counters()
+    recs = shard_records(source, 0, 1, 0, None, counters) if kind == "shards" else folder_records(source, 0, 1, 0, None, counters)
+    seen = small = 0
+    for rec in recs:
+        size = image_size(rec)
+        if size is not None:
+            seen += 1
+            small += upscale_needed(size, bucket_fn(*size)) > max_upscale
+        if seen >= limit:
+            break
+    return seen, small
 
 
 def image_size(rec: dict) -> tuple[int, int] | None:
@@ -222,10 +263,11 @@ class SampleStream(IterableDataset):
 
     def __init__(self, source: list, kind: str, bucket_fn: Callable, decode: Callable, batch_size: int, *,
                  seed: int, rank: int = 0, world: int = 1, shuffle_buffer: int = 1000, start_batch: int = 0,
-                 infinite: bool = True):
+                 infinite: bool = True, max_upscale: float | None = None):
         self.source, self.kind, self.bucket_fn, self.decode = source, kind, bucket_fn, decode
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
         self.shuffle_buffer, self.start_batch, self.infinite = shuffle_buffer, start_batch, infinite
+        self.max_upscale = max_upscale  # None: any size (classification crops resize anyway)
 
     def __iter__(self):
         info = get_worker_info()
@@ -245,8 +287,11 @@ class SampleStream(IterableDataset):
                 continue
             batch = self.decode(bucket, recs, random.Random(f"{self.seed}/{slot}/{i}"))
             batch["bad"] += counters.bad
-            counters.bad = 0
+            batch["too_small"] = counters.too_small
+            counters.bad = counters.too_small = 0
             yield batch
+        if counters.bad or counters.too_small:  # skips after the last batch of a finite stream still count
+            yield {"keys": [], "bucket": None, "bad": counters.bad, "too_small": counters.too_small, "size": 0}
 
     def _bucketed(self, slot, slots, counters) -> Iterator[tuple[tuple[int, int], dict]]:
         read = shard_records if self.kind == "shards" else folder_records
@@ -260,7 +305,11 @@ class SampleStream(IterableDataset):
                 if size is None:
                     counters.bad += 1
                     continue
-                yield self.bucket_fn(*size), rec
+                bucket = self.bucket_fn(*size)
+                if self.max_upscale is not None and upscale_needed(size, bucket) > self.max_upscale:
+                    counters.too_small += 1  # never trained on an enlarged image
+                    continue
+                yield bucket, rec
 
 
 def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
@@ -273,12 +322,16 @@ def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
 
 def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: int, bucket_table, seed: int,
                 rank: int, world: int, num_workers: int, shuffle_buffer: int = 1000, start_batch: int = 0,
-                min_crop_scale: float = 0.35) -> DataLoader:
+                min_crop_scale: float = 0.35, max_upscale: float | None = None) -> DataLoader:
     """A DataLoader of ready batches (the dataset batches; batch_size=None here)."""
     if not train:
         num_workers = 0  # finite, in order: every validation sample once
     ds = SampleStream(source, kind, lambda h, w: assign_bucket(h, w, bucket_table),
                       make_decoder(task, train, min_crop_scale), batch_size, seed=seed, rank=rank, world=world,
-                      shuffle_buffer=shuffle_buffer, start_batch=start_batch, infinite=train)
+                      shuffle_buffer=shuffle_buffer, start_batch=start_batch, infinite=train, max_upscale=max_upscale)
+    # Its own generator: by default every iter() draws the workers' base seed from the
+    # global torch RNG, which the training step (drop path) also draws from, so a resumed
+    # run (one more iter()) would go on with another drop-path stream.
     return DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None)
+                      prefetch_factor=4 if num_workers else None,
+                      generator=torch.Generator().manual_seed(seed * 7919 + rank))

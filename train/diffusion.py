@@ -13,15 +13,22 @@ from train.config import DiffusionConfig
 def make_scheduler(cfg: DiffusionConfig):
     from diffusers import DDPMScheduler
 
+    # clip_sample=False: diffusers' default clamps the predicted x0 to [-1, 1], which suits
+    # pixels, not latents (unit std under the VAE's scaling: a third of each sample clipped).
     return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_schedule=cfg.beta_schedule,
-                         beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type=cfg.prediction_type)
+                         beta_start=cfg.beta_start, beta_end=cfg.beta_end, prediction_type=cfg.prediction_type,
+                         clip_sample=False)
 
 
 def make_sampler(cfg: DiffusionConfig, train_scheduler):
+    """The inference scheduler: never clips, and its first step is the last training
+    timestep ("trailing" spacing; "leading" starts at t=901 of 1000 at 10 steps, so the
+    sampler never sees the pure-noise level it starts from; Lin et al. 2024, table 2)."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    cls = DDIMScheduler if cfg.sampler == "ddim" else DPMSolverMultistepScheduler
-    return cls.from_config(train_scheduler.config)
+    if cfg.sampler == "ddim":
+        return DDIMScheduler.from_config(train_scheduler.config, clip_sample=False, timestep_spacing="trailing")
+    return DPMSolverMultistepScheduler.from_config(train_scheduler.config, timestep_spacing="trailing")
 
 
 def diffusion_loss(unet, scheduler, latents, tokens, mask, cfg: DiffusionConfig, gen: torch.Generator):
@@ -41,11 +48,20 @@ def diffusion_loss(unet, scheduler, latents, tokens, mask, cfg: DiffusionConfig,
     return (weight * mse).mean()
 
 
+def ema_decay_at(step: int, max_decay: float) -> float:
+    """EMA decay after `step` optimizer steps, with warm-up (diffusers' EMAModel rule
+    `min(decay, (1 + n) / (10 + n))`): a fixed 0.9999 from step 1 leaves the EMA 61 %
+    initial weights at step 5000. A function of the step alone, so resume is exact."""
+    return min(max_decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """DiT's EMA: ema = decay * ema + (1 - decay) * model, over parameters (buffers copied)."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.mul_(decay).add_(p.detach().to(e.dtype), alpha=1 - decay)
+    """ema = decay * ema + (1 - decay) * model over parameters, in one fused call per list
+    (no Python loop over tensors); buffers copied."""
+    ema_params = list(ema.parameters())
+    model_params = [p.detach().to(e.dtype) for e, p in zip(ema_params, model.parameters())]
+    torch._foreach_lerp_(ema_params, model_params, 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 

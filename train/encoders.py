@@ -56,8 +56,18 @@ def vae_factor(vae) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
+LATENT_STATS = "latent_stats.json"  # written beside the weights by stage 0 (train/vae_task.py)
+
+
 def scaling_factor(cfg: VAEConfig, vae) -> float:
-    return cfg.scaling_factor or float(vae.config.scaling_factor)
+    """A number as given; else the VAE config's. 'auto' also requires that stage 0 measured
+    it (its latent_stats.json), so a random or foreign VAE is never silently mis-scaled."""
+    if isinstance(cfg.scaling_factor, float):
+        return cfg.scaling_factor
+    if cfg.scaling_factor == "auto" and not (Path(vae_location(cfg)) / LATENT_STATS).is_file():
+        raise ModelLoadError(f"vae.scaling_factor auto: {cfg.path} has no {LATENT_STATS} (written when stage 0 trains "
+                             "the VAE); train it with the config's vae stage, or give a number")
+    return float(vae.config.scaling_factor)
 
 
 def text_encoder_location(cfg: TextEncoderConfig) -> str:

@@ -67,17 +67,17 @@ class Monitor:
                 fh.write(json.dumps({"step": step, **values}) + "\n")
         log.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
 
-    def image_grid(self, images: torch.Tensor, step: int, tag: str = "samples") -> Path:
+    def image_grid(self, images: torch.Tensor, step: int, nrow: int, tag: str = "samples") -> Path:
         from torchvision.utils import make_grid, save_image
 
         folder = self.dir / "samples"
         folder.mkdir(exist_ok=True)
         path = folder / f"step_{step:08d}.png"
-        save_image(images, path, nrow=len(images))
+        save_image(images, path, nrow=nrow)
         if self.acc.is_main_process:
             for t in self.acc.trackers:
                 if t.name == "tensorboard":
-                    t.writer.add_image(tag, make_grid(images, nrow=len(images)), step)
+                    t.writer.add_image(tag, make_grid(images, nrow=nrow), step)
         log.info("step %d: sample grid %s", step, path)
         return path
 

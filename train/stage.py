@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from train import checkpoint as ckpt_io
-from train.buckets import bucket_table
+from train.buckets import assign_bucket, bucket_table
 from train.config import ConfigError, load_config, stage_config
-from train.data import DataError, make_loader, resolve_source
-from train.diffusion import update_ema
+from train.data import DataError, make_loader, resolve_source, survey_upscale
+from train.diffusion import ema_decay_at, update_ema
 from train.encoders import ModelLoadError
 from train.monitor import Monitor, log, setup_logging, trackers
 from train.tasks import make_task
@@ -61,7 +61,8 @@ def previous_checkpoint(cfg, stage: int, out: Path, init_from: str) -> Path | No
         if not (path / "state.json").is_file():
             raise StartError(f"stages.{stage}.init_from: {path} is not a complete checkpoint folder (no state.json)")
         return path
-    earlier = [s for s in sorted(cfg.stages) if s < stage]
+    # A vae stage (stage 0) trains the frozen autoencoder, not a network later stages grow from.
+    earlier = [s for s in sorted(cfg.stages) if s < stage and (cfg.stages[s].task == "vae") == (cfg.stages[stage].task == "vae")]
     if not earlier:
         return None
     prev_dir = out / f"stage{earlier[-1]}"
@@ -134,7 +135,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
             message, names = task.init_from(init, ckpt_io.read_state(init)["task"])
             log.info("init: %s", message)
             if acc.is_main_process:
-                (stage_dir / "init_report.json").write_text(json.dumps({"from": str(init), "tensors": names}, indent=1))
+                (stage_dir / "init_report.json").write_text(json.dumps(init_report(init, task.model, names), indent=1))
         else:
             log.info("init: random weights (%s)", "init_from: none" if sc.init_from == "none" else "first stage")
 
@@ -146,24 +147,42 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
              else [(sc.resolution, sc.resolution)])
     if len(table) > 1:
         log.info("aspect-ratio buckets (%d): %s", len(table), " ".join(f"{h}x{w}" for h, w in table))
+    max_upscale = getattr(sc, "max_upscale", None)  # image-generating stages never learn enlarged images
+    if max_upscale is not None:
+        check_source_sizes(train_src, src_kind, table, sc, stage)
     loader = make_loader(train_src, src_kind, task=sc.task, train=True, batch_size=sc.batch_size, bucket_table=table,
                          seed=cfg.seed, rank=rank, world=world, num_workers=sc.data.num_workers,
                          shuffle_buffer=sc.data.shuffle_buffer, start_batch=consumed,
-                         min_crop_scale=getattr(sc, "min_crop_scale", 0.35))
+                         min_crop_scale=getattr(sc, "min_crop_scale", 0.35), max_upscale=max_upscale)
+
+    evaluator = None
+    if cfg.evaluation is not None and sc.task == "t2i" and acc.is_main_process:
+        from train.evaluation import Evaluator
+
+        evaluator = Evaluator(cfg.evaluation, acc.device)
 
     def validate():
         if val_src is None:
             return
-        val = make_loader(val_src, val_kind, task=sc.task, train=False, batch_size=sc.batch_size, bucket_table=table,
-                          seed=cfg.seed, rank=rank, world=world, num_workers=0)
+        def loader():
+            return make_loader(val_src, val_kind, task=sc.task, train=False, batch_size=sc.batch_size,
+                               bucket_table=table, seed=cfg.seed, rank=rank, world=world, num_workers=0,
+                               max_upscale=max_upscale)
+
         model.eval()
-        sums = {k: acc.reduce(v, "sum") for k, v in task.evaluate(acc.unwrap_model(model), val).items()}
+        # The raw weights and the EMA (what samples and the next stage use), on the same batches.
+        weights = {"": acc.unwrap_model(model)} | ({"_ema": task.ema} if task.ema is not None else {})
+        values = {}
+        for suffix, net in weights.items():
+            sums = {k: float(acc.reduce(v, "sum")) for k, v in task.evaluate(net, loader()).items()}
+            n = max(sums.pop("count"), 1.0)
+            values[f"val/loss{suffix}"] = sums.pop("val_loss_sum") / n
+            values |= {f"val/{k.removesuffix('_sum')}{suffix}": v / n for k, v in sums.items()}  # top1, psnr
+            values["val/samples"] = n
+        if evaluator is not None:  # CLIP score / FID of EMA samples for the held-out prompts
+            values |= evaluator.run(task.generate, ((b["pixels"] + 1) / 2 for b in loader() if b["size"]))
         model.train()
-        n = max(float(sums["count"]), 1.0)
-        values = {"val/loss": float(sums["val_loss_sum"]) / n}
-        if "correct" in sums:
-            values["val/top1"] = float(sums["correct"]) / n
-        monitor.scalars({**values, "val/samples": n}, step)
+        monitor.scalars(values, step)
 
     def save():
         path = save_checkpoint(acc, stage_dir, task, acc.unwrap_model(model), optimizer, lr_sched, gen, step, consumed, sc)
@@ -174,13 +193,13 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     stop_at = max_steps or sc.max_steps
     monitor = Monitor(acc, stage_dir, step, stop_at, cfg.logging.progress_bar)
     keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None  # noqa: SIM115
-    bucket_batches, bad, micro_losses, images = Counter(), 0, [], 0
+    bucket_batches, skipped, micro_losses, images = Counter(), Counter(), [], 0
     batches = iter(loader)
     model.train()
     while step < stop_at:
         batch = next(batches)
         consumed += 1
-        bad += batch["bad"]
+        skipped.update(unreadable=batch["bad"], too_small=batch.get("too_small", 0))
         if not batch["size"]:
             continue  # every sample of this batch failed to decode (counted)
         bucket_batches[tuple(batch["bucket"])] += 1
@@ -189,8 +208,8 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         with acc.accumulate(model):
             loss = task.loss(model, batch, gen)
             acc.backward(loss)
-            if acc.sync_gradients and cfg.accelerate.max_grad_norm:
-                acc.clip_grad_norm_(model.parameters(), cfg.accelerate.max_grad_norm)
+            if acc.sync_gradients:  # the norm before clipping, logged (inf: measure without clipping)
+                grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.accelerate.max_grad_norm or float("inf"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         micro_losses.append(loss.item())
@@ -200,35 +219,67 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         step += 1
         lr_sched.step()
         if task.ema is not None:
-            update_ema(task.ema, acc.unwrap_model(model), cfg.diffusion.ema_decay)
+            update_ema(task.ema, acc.unwrap_model(model), ema_decay_at(step, cfg.diffusion.ema_decay))
         monitor.step(step, sum(micro_losses) / len(micro_losses), lr_sched.get_last_lr()[0], images,
-                     log_now=step % cfg.logging.log_every == 0, extra={"skipped": bad})
+                     log_now=step % cfg.logging.log_every == 0,
+                     extra={"grad_norm": float(grad_norm), "skipped": sum(skipped.values()),
+                            **{f"skipped_{k}": v for k, v in skipped.items()}})
         micro_losses, images = [], 0
         if step % sc.checkpoint_every == 0:
             save()
-            log.info("bucket fill (batches per bucket on rank %d): %s, skipped samples %d", rank,
-                     ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())), bad)
+            log.info("bucket fill (batches per bucket on rank %d): %s; skipped samples: %s", rank,
+                     ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())), describe_skips(skipped))
         if sc.val_every and step % sc.val_every == 0:
             validate()
         if cfg.logging.sample_every and step % cfg.logging.sample_every == 0 and sc.task == "t2i" and acc.is_main_process:
-            monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step)
+            monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step, len(cfg.logging.sample_prompts))
 
     # The end: a final checkpoint the next stage starts from, validation, a sample grid.
     done = ckpt_io.complete_checkpoints(stage_dir)
     last_saved = done[-1] if done and ckpt_io.read_state(done[-1])["step"] == step else save()
     if acc.is_main_process:
         ckpt_io.mark_final(stage_dir, last_saved, step)
-    log.info("bucket fill (batches per bucket on rank %d): %s; samples skipped (decode errors): %d", rank,
-             ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())) or "-", bad)
+    log.info("bucket fill (batches per bucket on rank %d): %s; skipped samples: %s", rank,
+             ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())) or "-", describe_skips(skipped))
     validate()
     if sc.task == "t2i" and acc.is_main_process:
-        monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step)
+        monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step, len(cfg.logging.sample_prompts))
+    if sc.task == "vae" and acc.is_main_process:
+        exported = task.export(acc.unwrap_model(model), iter(loader), cfg.vae.path)
+        log.info("vae: saved to %s (latent std %.4f -> scaling_factor %.4f)", exported["path"], exported["latent_std"],
+                 exported["scaling_factor"])
     log.info("stage %d done at step %d; final checkpoint %s", stage, step, last_saved)
     monitor.close()
     if keys_file:
         keys_file.close()
     acc.end_training()
     return 0
+
+
+def describe_skips(skipped: Counter) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()) if n) or "none"
+
+
+def check_source_sizes(source, kind, table, sc, stage: int) -> None:
+    """Fail at start when most of the stage's data is too small for its buckets."""
+    seen, small = survey_upscale(source, kind, lambda h, w: assign_bucket(h, w, table), sc.max_upscale)
+    if seen and small / seen > sc.max_skip_fraction:
+        raise StartError(
+            f"stage {stage}: {small} of the first {seen} samples are smaller than their {sc.resolution} px bucket "
+            f"(stages.{stage}.max_upscale {sc.max_upscale}) and would be skipped; build shards with a larger "
+            f"`images.image_size` (e.g. workflows/build_1024.yaml), or lower stages.{stage}.resolution")
+    if small:
+        log.info("stage %d: %d of the first %d samples are too small for their bucket and will be skipped", stage,
+                 small, seen)
+
+
+def init_report(source: Path, model, names: list[str]) -> dict:
+    """Which tensors a warm start copied, and what share of the model's parameters they are."""
+    sd = model.state_dict()
+    copied = sum(sd[n].numel() for n in names)
+    total = sum(p.numel() for p in model.parameters())
+    return {"from": str(source), "tensors": names, "params_copied": copied, "params_total": total,
+            "fraction_copied": copied / total}
 
 
 def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step, consumed, sc) -> Path:

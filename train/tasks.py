@@ -19,6 +19,7 @@ from train.checkpoint import load_weights
 from train.config import ClassifyStage, T2IStage, TrainConfig
 from train.diffusion import diffusion_loss, make_sampler, make_scheduler, sample_images
 from train.encoders import (
+    ModelLoadError,
     TextEncoder,
     load_vae,
     scaling_factor,
@@ -50,7 +51,7 @@ class ClassifyTask:
 
     @torch.no_grad()
     def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
-        """Sums over this rank's share (the caller reduces across ranks): loss, correct, count."""
+        """Sums over this rank's share (the caller reduces across ranks): loss, correct answers, count."""
         total = torch.zeros(3, device=self.device)
         for batch in batches:
             if not batch["size"]:
@@ -59,7 +60,7 @@ class ClassifyTask:
             label = batch["label"].to(self.device)
             total += torch.stack([F.cross_entropy(logits, label, reduction="sum"),
                                   (logits.argmax(-1) == label).sum().float(), torch.tensor(float(len(label)), device=self.device)])
-        return {"val_loss_sum": total[0], "correct": total[1], "count": total[2]}
+        return {"val_loss_sum": total[0], "top1_sum": total[1], "count": total[2]}
 
     def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
         """-> (log line, names of the tensors loaded)."""
@@ -75,6 +76,10 @@ class T2ITask:
 
     def __init__(self, cfg: TrainConfig, stage: T2IStage, device):
         self.cfg, self.stage, self.device = cfg, stage, device
+        vae_stages = [n for n, s in cfg.stages.items() if s.task == "vae"]
+        if vae_stages and not Path(vae_location(cfg.vae)).exists():
+            raise ModelLoadError(f"vae.path {cfg.vae.path} does not exist: this config trains its VAE in stage "
+                                 f"{vae_stages[0]}; run `python train/stage.py --stage {vae_stages[0]}` first")
         self.vae = load_vae(cfg.vae, device)
         self.text_encoder = TextEncoder(cfg.text_encoder, device)
         self.scaling = scaling_factor(cfg.vae, self.vae)
@@ -112,7 +117,8 @@ class T2ITask:
 
     @torch.no_grad()
     def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
-        """Diffusion loss on held-out batches with fixed noise (comparable across steps); EMA weights."""
+        """Diffusion loss of `model` (the caller passes the raw weights and the EMA in turn) on
+        held-out batches with fixed noise and timesteps, so values compare across steps."""
         gen = torch.Generator("cpu").manual_seed(1234)
         total = torch.zeros(2, device=self.device)
         for i, batch in enumerate(batches):
@@ -120,16 +126,23 @@ class T2ITask:
                 break
             if batch["size"]:
                 latents, tokens, mask = self.encode(batch, gen, 0.0)
-                loss = diffusion_loss(self.ema, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen)
+                loss = diffusion_loss(model, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen)
                 total += torch.stack([loss * batch["size"], torch.tensor(float(batch["size"]), device=self.device)])
         return {"val_loss_sum": total[0], "count": total[1]}
 
+    def generate(self, prompts: list[str], seed: int, guidance_scale: float | None = None) -> torch.Tensor:
+        """EMA samples at the stage's resolution, (B, 3, H, W) in [0, 1]."""
+        diff, side = self.cfg.diffusion, self.stage.resolution
+        return sample_images(self.ema, self.vae, self.text_encoder, make_sampler(diff, self.scheduler), prompts,
+                             height=side, width=side, steps=diff.sample_steps,
+                             guidance_scale=diff.guidance_scale if guidance_scale is None else guidance_scale,
+                             scaling=self.scaling, seed=seed, device=self.device)
+
     def sample_grid(self, prompts: list[str], seed: int) -> torch.Tensor:
-        side = self.stage.resolution
-        return sample_images(self.ema, self.vae, self.text_encoder, make_sampler(self.cfg.diffusion, self.scheduler),
-                             prompts, height=side, width=side, steps=self.cfg.diffusion.sample_steps,
-                             guidance_scale=self.cfg.diffusion.guidance_scale, scaling=self.scaling, seed=seed,
-                             device=self.device)
+        """One row per (guidance scale, seed), one column per prompt."""
+        scales = self.cfg.logging.sample_guidance_scales or [1.0, self.cfg.diffusion.guidance_scale]
+        return torch.cat([self.generate(prompts, seed + k, scale) for scale in scales
+                          for k in range(self.cfg.logging.sample_seeds)])
 
     def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
         """-> (log line, names of the UNet tensors loaded)."""
@@ -149,4 +162,6 @@ class T2ITask:
 
 
 def make_task(cfg: TrainConfig, stage_cfg, device):
-    return (ClassifyTask if stage_cfg.task == "classify" else T2ITask)(cfg, stage_cfg, device)
+    from train.vae_task import VAETask
+
+    return {"classify": ClassifyTask, "t2i": T2ITask, "vae": VAETask}[stage_cfg.task](cfg, stage_cfg, device)

@@ -3,7 +3,7 @@ import torch
 
 import ascan
 from ascan.profile import count_params
-from ascan.unet import load_classifier_weights
+from ascan.unet import load_classifier_weights, timestep_embedding
 from tests.ascan.conftest import REAL_UNETS, UNETS, built
 
 
@@ -140,6 +140,32 @@ def test_classifier_weights_warm_start_down_path(c_norm):
     assert {src for src, _ in copied} == stage_params
     # ...and nothing outside the down path changed.
     assert all(dst.startswith("down.") for _, dst in copied)
+
+
+def test_warm_start_preserves_the_classifier_function():
+    """At step 0 the copied down stages compute the classifier's stages on the same input,
+    whatever the timestep and text: the layers added around them start as no-ops. Stage 0
+    runs at stride 1 in the UNet (the latent is already 8x down) and 2 in the classifier, so
+    the comparison is exact from stage 1 on; the UNet's output starts at zero."""
+    torch.manual_seed(2)
+    cls = ascan.create_model("ascan_nano", c_norm="group").eval()
+    with torch.no_grad():
+        for p in cls.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    unet = ascan.create_model("ascan_unet_tiny").eval()
+    load_classifier_weights(unet, cls.state_dict())
+    x, t, txt = inputs(unet.cfg, h=16, w=16)
+    with torch.no_grad():
+        cond = unet.time_embed(timestep_embedding(t, unet.cfg.freq_dim))
+        assert cond.abs().sum() > 0
+        for i in range(1, len(unet.down)):
+            feats = torch.randn(2, cls.cfg.widths[i - 1], 16, 16)  # stage i's input width
+            want = cls.stages[i](feats)
+            got = unet.down[i](feats, cond, txt, None)
+            assert torch.allclose(got, want, atol=1e-5), i
+        assert torch.equal(unet(x, t, txt), torch.zeros_like(x))
+    added = [n for n, p in unet.named_parameters() if n.endswith(("mod.1.weight", "cross_attn.proj.weight"))]
+    assert added and all(not unet.get_parameter(n).any() for n in added)
 
 
 def test_warm_start_from_ddp_checkpoint_and_wrong_variant():

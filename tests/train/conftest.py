@@ -41,8 +41,17 @@ def shards(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vae_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("vae") / "tiny-vae"
+def vae_dir(tmp_path_factory, shards) -> Path:
+    """The tiny VAE as a user gets it: trained by stage 0 on pipeline shards (briefly) and
+    saved with its measured scaling factor."""
+    from train.config import parse_config
+    from train.stage import train
+
+    out = tmp_path_factory.mktemp("vae")
+    cfg = tiny_config(out, out / "tiny-vae", shards=shards)
+    cfg["stages"] = {0: {**cfg["stages"][0], "max_steps": 30, "checkpoint_every": 30, "resolution": 32}}
+    assert train(parse_config(cfg), 0, out, resume=False, max_steps=None) == 0
+    return out / "tiny-vae"
 
 
 def tiny_config(out: Path, vae_dir: Path, digits: Path | None = None, shards: Path | None = None) -> dict:
@@ -55,7 +64,7 @@ def tiny_config(out: Path, vae_dir: Path, digits: Path | None = None, shards: Pa
     if digits is not None:
         cfg["stages"][1]["data"].update(train=str(digits / "train"), val=str(digits / "val"))
     if shards is not None:
-        for s in (2, 3, 4):
+        for s in (0, 2, 3, 4):
             cfg["stages"][s]["data"]["train"] = str(shards / "*.tar")
     return cfg
 

@@ -15,8 +15,11 @@ def test_tiny_and_real_workflows_validate():
 
     tiny = load_config(ROOT / "workflows" / "train_tiny.yaml")
     real = load_config(ROOT / "workflows" / "train.yaml")
-    assert sorted(tiny.stages) == sorted(real.stages) == [1, 2, 3, 4]
+    assert sorted(tiny.stages) == [0, 1, 2, 3, 4] and sorted(real.stages) == [1, 2, 3, 4]
+    assert tiny.stages[0].task == "vae" and tiny.vae.scaling_factor == "auto"  # the toy VAE is trained, not random
     assert real.stages[3].buckets and real.stages[4].buckets and not real.stages[2].buckets
+    # stages 3-4 read the build stored large enough for their buckets, not the 512 px default
+    assert all("shards_1024" in real.stages[s].data.train for s in (3, 4))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -62,3 +65,16 @@ def test_cli_unknown_stage_and_missing_previous_stage(tmp_path, capsys, shards):
     assert main(["--stage", "2", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "starts from stage 1's final checkpoint" in err and "init_from" in err
+
+
+def test_a_stage_whose_data_is_mostly_too_small_refuses_to_start(tmp_path, capsys, shards):
+    """The test shards store 256 px: a 512 px stage would train on enlarged images only."""
+    cfg = tiny_config(tmp_path / "out", tmp_path / "vae", shards=shards)
+    cfg["stages"] = {2: {**cfg["stages"][2], "resolution": 512, "init_from": "none"}}
+    cfg["vae"].pop("scaling_factor")  # a random test VAE: the size check comes first anyway
+    cfg["stages"][2]["data"]["val_holdout_shards"] = 0
+    rc = main(["--stage", "2", "--config", str(write_config(tmp_path / "t.yaml", cfg))])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "13 of the first 13 samples are smaller than their 512 px bucket" in err
+    assert "images.image_size" in err and "stages.2.max_upscale" in err

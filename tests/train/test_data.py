@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.train.shards import WIDE_NAME
 from train.buckets import RATIOS, assign_bucket, bucket_table
-from train.data import expand_shards, make_loader
+from train.data import expand_shards, list_folder, make_loader, survey_upscale
 
 
 def _loader(shards, **kw):
@@ -93,3 +93,34 @@ def test_decode_failures_are_skipped_and_counted(shards, tmp_path):
     batches = _take(_loader([str(bad_tar)], train=False, batch_size=4), 1)
     assert batches[0]["keys"] == ["ok1", "ok2"] and batches[0]["bad"] == 2
     assert math.isclose(float(batches[0]["pixels"].abs().max()), 1.0, abs_tol=0.2)
+
+
+def test_images_smaller_than_their_bucket_are_skipped_and_counted(shards):
+    """The test shards store 256 px on the long side: a 128 px stage uses them, a 512 px stage
+    would have to enlarge every one, so it skips them all (and counts why)."""
+    urls = expand_shards(str(shards / "*.tar"), "test")
+    fits = _take(_loader(urls, bucket_table=[(128, 128)], max_upscale=1.0), 3)
+    assert all(b["size"] == 2 and b["too_small"] == 0 for b in fits)
+    counts = survey_upscale(urls, "shards", lambda h, w: (512, 512), max_upscale=1.0)
+    assert counts == (13, 13)
+    # with a tolerance covering the largest enlargement (the 3:1 panorama's short side), all are used
+    assert survey_upscale(urls, "shards", lambda h, w: (512, 512), max_upscale=10.0) == (13, 0)
+    mixed = survey_upscale(urls, "shards", lambda h, w: (256, 256), max_upscale=1.0)
+    assert 0 < mixed[1] < mixed[0]  # only the photos whose short side is under 256
+    loader = _loader(urls, bucket_table=[(256, 256)], max_upscale=1.0, train=False, batch_size=1)
+    batches = list(loader)
+    assert sum(b["size"] for b in batches) == mixed[0] - mixed[1]
+    assert sum(b["too_small"] for b in batches) == mixed[1]
+
+
+def test_an_imagenet_folder_gives_class_name_captions(tmp_path):
+    """Generative pretraining (task t2i on an ImageNet folder): captions from the class names."""
+    for folder in ("n01440764", "n02102040"):
+        (tmp_path / "train" / folder).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (9, 9, 9)).save(tmp_path / "train" / folder / "a.JPEG")
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn02102040 English springer\n")
+    files, classes = list_folder(str(tmp_path / "train"), "test")
+    assert [c for _, _, c in files] == ["a photo of a tench", "a photo of a English springer"]
+    batch = _take(make_loader(files, "folder", task="t2i", train=False, batch_size=2, bucket_table=[(32, 32)], seed=0,
+                              rank=0, world=1, num_workers=0), 1)[0]
+    assert sorted(batch["txt"]) == ["a photo of a English springer", "a photo of a tench"]

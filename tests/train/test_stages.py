@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from tests.train.conftest import tiny_config
+from tests.train.tiny_clip import build_tiny_clip, save_clip
 from train import checkpoint as ckpt_io
 from train.config import parse_config
 from train.stage import train
@@ -37,6 +38,8 @@ def run(tmp_path_factory, digits, shards, vae_dir):
     cfg["stages"][2].update(max_steps=40, lr=2e-3, warmup_steps=0, batch_size=4, checkpoint_every=20)
     cfg["stages"][2]["data"].update(train=str(shards / "00000.tar"), val=str(shards / "00001.tar"),
                                     val_holdout_shards=0, num_workers=0)
+    clip = save_clip(out / "tiny-clip", *build_tiny_clip())  # random, loaded by path like a real CLIP
+    cfg["evaluation"] = {"prompts": ["astronaut", "a cat", "coffee"], "clip_model": str(clip), "fid_model": str(clip)}
     parsed = parse_config(cfg)
     assert train(parsed, 1, out, resume=False, max_steps=None) == 0
     assert train(parsed, 2, out, resume=False, max_steps=None) == 0
@@ -75,10 +78,17 @@ def test_stage2_loss_falls_on_a_few_pipeline_samples(run):
     losses = _losses(out / "stage2")
     assert len(losses) == 40
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    assert last < 0.7 * first, (first, last)
+    assert last < 0.8 * first, (first, last)  # the trained VAE makes it a real task; tests/train/test_t2i_learning.py measures learning
     val = [json.loads(line) for line in (out / "stage2" / "val.jsonl").read_text().splitlines()]
     assert val and val[-1]["val/samples"] == 4
-    assert (out / "stage2" / "samples" / "step_00000040.png").is_file()
+    # raw and EMA weights both validated; CLIP score and FID of EMA samples for the held-out prompts
+    assert val[-1]["val/loss"] != val[-1]["val/loss_ema"]
+    assert 0 <= val[-1]["eval/clip_score"] <= 100 and val[-1]["eval/fid"] > 0
+    rows = [json.loads(line) for line in (out / "stage2" / "metrics_rank0.jsonl").read_text().splitlines()]
+    assert all(r["grad_norm"] > 0 for r in rows)
+    # the grid: 2 guidance scales x 2 seeds rows of 3 prompts, 64 px tiles with 2 px padding
+    grid = Image.open(out / "stage2" / "samples" / "step_00000040.png")
+    assert grid.size == (3 * 66 + 2, 4 * 66 + 2)
 
 
 def test_sample_py_writes_images(run, tmp_path):
