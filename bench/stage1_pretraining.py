@@ -1,6 +1,6 @@
 """Does stage 1 help stage 2? The paper's multi-stage claim at toy scale.
 
-    python bench/stage1_pretraining.py [--seeds 3] [--stage1-steps 150] [--steps 300]
+    python bench/stage1_pretraining.py [--seeds 3] [--stage1-steps 100] [--steps 240]
                                        [--work build/stage1_pretraining] [--json out.json] [--readme]
 
 The same T2I task (coloured shapes, experiments/shapes_t2i.py; 32 px, ascan_unet_tiny, the
@@ -82,25 +82,30 @@ def experiment(a) -> dict:
     vae_dir = work / "vae"
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for seed in range(a.seeds):
+        outs = {v: work / "runs" / v.replace(" ", "_") / f"seed{seed}" for v in VARIANTS}
+        configs = {v: outs[v] / "config.yaml" for v in VARIANTS}
+
+        def write_config(variant: str, init: str) -> None:
+            outs[variant].mkdir(parents=True, exist_ok=True)
+            cfg = variant_config(variant, outs[variant], shards, vae_dir, digits, seed, init, a)
+            configs[variant].write_text(yaml.safe_dump(cfg))
+
+        for variant in ("scratch", "classifier", "generative"):
+            write_config(variant, "none" if variant == "scratch" else "previous")
+        if not (vae_dir / "config.json").exists():
+            run(["train/stage.py", "--stage", "0", "--config", str(configs["scratch"])])
+        # two runs side by side: each is one thread, the machine has two cores
+        run(*(["train/stage.py", "--stage", "1", "--config", str(configs[v])] for v in ("classifier", "generative")))
+        source = ckpt_io.final_checkpoint(outs["classifier"] / "stage1")
+        write_config("shuffled classifier", str(shuffled_copy(source, outs["shuffled classifier"] / "shuffled_stage1", seed)))
+        for pair in (VARIANTS[:2], VARIANTS[2:]):
+            run(*(["train/stage.py", "--stage", "2", "--config", str(configs[v])] for v in pair))
         for variant in VARIANTS:
-            out = work / "runs" / variant.replace(" ", "_") / f"seed{seed}"
-            init = "none" if variant == "scratch" else "previous"
-            if variant == "shuffled classifier":
-                source = ckpt_io.final_checkpoint(work / "runs" / "classifier" / f"seed{seed}" / "stage1")
-                init = str(shuffled_copy(source, out / "shuffled_stage1", seed))
-            config = out / "config.yaml"
-            out.mkdir(parents=True, exist_ok=True)
-            config.write_text(yaml.safe_dump(variant_config(variant, out, shards, vae_dir, digits, seed, init, a)))
-            if not (vae_dir / "config.json").exists():
-                run(["train/stage.py", "--stage", "0", "--config", str(config)])
-            if variant in ("classifier", "generative"):
-                run(["train/stage.py", "--stage", "1", "--config", str(config)])
-            run(["train/stage.py", "--stage", "2", "--config", str(config)])
-            stage2 = out / "stage2"
+            stage2 = outs[variant] / "stage2"
             accuracy = {}
             for ckpt in ckpt_io.complete_checkpoints(stage2):
                 step = ckpt_io.read_state(ckpt)["step"]
-                accuracy[step] = sample_accuracy(ckpt, out / "samples" / f"step{step}", 2, "model")["all"]
+                accuracy[step] = sample_accuracy(ckpt, outs[variant] / "samples" / f"step{step}", 2, "model")["all"]
             runs[variant].append({"curve": val_curve(stage2), "accuracy": accuracy})
             print(f"{variant} seed {seed}: final val loss {val_curve(stage2)[a.steps]:.4f}, "
                   f"prompt accuracy {accuracy}", file=sys.stderr)
@@ -108,8 +113,9 @@ def experiment(a) -> dict:
             "settings": {k: getattr(a, k) for k in ("per_prompt", "seeds", "stage1_steps", "steps", "vae_steps")}}
 
 
-def mean_sd(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+def mean_sd(values: list[float], digits: int = 3) -> str:
+    m = f"{statistics.mean(values):.{digits}f}"
+    return f"{m} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else m
 
 
 def report(res: dict) -> None:
@@ -122,7 +128,7 @@ def report(res: dict) -> None:
     print("| stage-2 init | " + " | ".join(f"val loss @{t}" for t in steps) + " |")
     print("|---|" + "---|" * len(steps))
     for variant in VARIANTS:
-        print(f"| {variant} | " + " | ".join(mean_sd([r["curve"][t] for r in runs[variant]]) for t in steps) + " |")
+        print(f"| {variant} | " + " | ".join(mean_sd([r["curve"][t] for r in runs[variant]], 4) for t in steps) + " |")
     target = statistics.mean(r["curve"][steps[-1]] for r in runs["scratch"])
     half, full = steps[-1] // 2, steps[-1]
     print(f"\n| stage-2 init | steps to the scratch runs' final val loss ({target:.4f}) | prompt accuracy @{half} "
@@ -139,9 +145,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--per-prompt", type=int, default=40)
-    p.add_argument("--vae-steps", type=int, default=400)
-    p.add_argument("--stage1-steps", type=int, default=150)
-    p.add_argument("--steps", type=int, default=300, help="stage-2 steps per run")
+    p.add_argument("--vae-steps", type=int, default=300)
+    p.add_argument("--stage1-steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=240, help="stage-2 steps per run")
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--work", default="build/stage1_pretraining")
     p.add_argument("--json", help="also write the results here")

@@ -3,7 +3,7 @@
     python bench/t2i_learning.py [--per-prompt 40] [--vae-steps 400] [--steps 1200] [--seeds 4]
                                  [--work build/t2i_learning] [--json results.json] [--readme]
 
-1. A captioned toy set ("a red circle on the left": 3 colours x 2 shapes x 2 positions,
+1. A captioned toy set ("a red triangle on the left": 3 colours x 2 shapes x 2 positions,
    train/toy_shapes.py) is served on 127.0.0.1 and built into shards by the pipeline
    (a URL list with captions), twice: with the true captions, and with the captions
    shuffled across images (the control: same images, same words, no link between them).
@@ -60,8 +60,9 @@ def experiment(a) -> dict:
         configs[name].write_text(yaml.safe_dump(train_config(work / "runs" / name, shards[name], vae_dir, a)))
     timings["stage 0 (vae)"] = run(["train/stage.py", "--stage", "0", "--config", str(configs["true"])])
     results = {"checker on training images": checker_accuracy(rows)}
+    timings["stage 2 (true and control, side by side)"] = run(
+        *(["train/stage.py", "--stage", "2", "--config", str(configs[name])] for name in ("true", "control")))
     for name in ("true", "control"):
-        timings[f"stage 2 ({name})"] = run(["train/stage.py", "--stage", "2", "--config", str(configs[name])])
         stage_dir = work / "runs" / name / "stage2"
         results[f"{name}, EMA"] = sample_accuracy(stage_dir, work / "samples" / name, a.seeds, "ema")
         if name == "true":

@@ -74,11 +74,16 @@ def train_config(out_dir: Path, shards: str, vae_dir: Path, a) -> dict:
     }
 
 
-def run(cmd: list[str]) -> float:
+def run(*cmds: list[str]) -> float:
+    """Run documented commands (`train/stage.py ...`) as subprocesses, side by side (each
+    runs on one thread, so two use both cores of a small machine); seconds until all end."""
     t0 = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / cmd[0]), *cmd[1:]], env=ENV, capture_output=True, text=True, check=False)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    procs = [(cmd, subprocess.Popen([sys.executable, str(ROOT / cmd[0]), *cmd[1:]], env=ENV, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)) for cmd in cmds]
+    failed = [(cmd, proc.communicate()[1]) for cmd, proc in procs]
+    failed = [(cmd, err) for (cmd, err), (_, proc) in zip(failed, procs) if proc.returncode]
+    if failed:
+        raise RuntimeError("\n".join(f"{' '.join(cmd)} failed:\n{err[-3000:]}" for cmd, err in failed))
     return time.time() - t0
 
 
