@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "tokenizer": a.tokenizer, "max_tokens": a.max_tokens})
         from annotate.fuse import CaptionFuser
 
-        CaptionFuser(cfg)  # a bad template or tokenizer fails before any file is touched
+        CaptionFuser.ready(cfg)  # a bad template or tokenizer fails before any file is touched
         done = refuse(a.output, cfg)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"annotate.refuse: {err}", file=sys.stderr)

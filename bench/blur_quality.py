@@ -65,7 +65,7 @@ def evaluate(items, f: BlurFilter):
     t = time.perf_counter()
     s = f.score(list(ims), [{} for _ in ims])["sharpness"]
     ips = len(ims) / (time.perf_counter() - t)
-    kinds, rejected = np.array(kinds), s < f.threshold
+    kinds, rejected = np.array(kinds), s < f.cfg.threshold
     y = np.isin(kinds, REJECT)
     # the any-angle row is scored per photo at its worst (highest-scoring) angle
     rows, misses = [], []
@@ -79,7 +79,7 @@ def evaluate(items, f: BlurFilter):
                 per_photo.setdefault(n.split("@")[0], []).append(v)
             worst = np.array([max(v) for v in per_photo.values()])
             rows.append((k, "reject", f"{len(per_photo)} photos x {len(next(iter(per_photo.values())))} angles",
-                         f"{int((s[m] < f.threshold).sum())}/{int(m.sum())} (all angles of a photo: {int((worst < f.threshold).sum())}/{len(worst)})",
+                         f"{int((s[m] < f.cfg.threshold).sum())}/{int(m.sum())} (all angles of a photo: {int((worst < f.cfg.threshold).sum())}/{len(worst)})",
                          worst))
         else:
             n_rej = int(rejected[m].sum())
@@ -119,7 +119,7 @@ def main(argv=None):
 
 
 def run(args):
-    f = BlurFilter()
+    f = BlurFilter.ready()
     sets = [("Tuning set: bundled photos (tuned on these)",
              {n: stored(load_photo(n)) for n in CLEAN_PHOTOS}, {"clock_motion.png": stored(load_photo("clock_motion"))})]
     if os.path.isdir(args.opencv_data):
@@ -130,7 +130,7 @@ def run(args):
     result = {}
     for k, (title, clean, real) in enumerate(sets):
         rows, misses, summary = evaluate(labelled(clean, real, np.random.default_rng([args.seed, k]), args.angles), f)
-        print_table(title, rows, summary, f.threshold)
+        print_table(title, rows, summary, f.cfg.threshold)
         print(f"Wrong decisions: {', '.join(misses) or 'none'}\n")
         result[title.split(":")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
     print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px)\n")

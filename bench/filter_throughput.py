@@ -26,11 +26,11 @@ def builders(device, threads=0):
     from filters.watermark import WatermarkFilter
 
     return {
-        "blur": lambda: BlurFilter(),
-        "watermark": lambda: WatermarkFilter(device=device),
-        "nsfw": lambda: NsfwFilter(device=device),
-        "text": lambda: TextFilter(device=device, num_threads=threads),  # PP-OCR det (default)
-        "text_craft": lambda: TextFilter(detector="craft", device=device),
+        "blur": lambda: BlurFilter.ready(),
+        "watermark": lambda: WatermarkFilter.ready(device=device),
+        "nsfw": lambda: NsfwFilter.ready(device=device),
+        "text": lambda: TextFilter.ready(device=device, num_threads=threads),  # PP-OCR det (default)
+        "text_craft": lambda: TextFilter.ready(detector="craft", device=device),
     }
 
 

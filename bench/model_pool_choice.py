@@ -32,9 +32,9 @@ def _images(n: int) -> list[np.ndarray]:
 
 
 def _stage():
-    from filters.watermark import WatermarkConfig, build_watermark_filter
+    from filters.watermark import WatermarkConfig, WatermarkFilter
 
-    return build_watermark_filter(WatermarkConfig(enabled=True, device="cpu"))
+    return WatermarkFilter.ready(WatermarkConfig(enabled=True, device="cpu"))
 
 
 @ray.remote(num_cpus=1)

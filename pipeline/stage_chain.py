@@ -29,25 +29,32 @@ def _fail(verdict: dict, reason: str, stage: Stage, err: Exception) -> None:
 
 
 def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[dict],
-               stats: StageStats, error_reason: str) -> list[dict] | None:
-    """The stage on the samples at `idx`, timed; None (and those samples failed) if it raises."""
-    t0 = time.perf_counter()
-    try:
-        return stage.process([images[i] if stage.needs_pixels else None for i in idx], [meta[i] for i in idx])
-    except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
-        for i in idx:
-            _fail(verdicts[i], error_reason, stage, err)
-        return None
-    finally:
-        stats.add(stage.name, stage.resources.pool, time.perf_counter() - t0, len(idx))
+               stats: StageStats, error_reason: str) -> list[dict | None]:
+    """The stage on the samples at `idx`, at most `stage.batch_size` per process() call,
+    timed; one result per sample, None for the samples of a call that raised (those are failed)."""
+    step = stage.batch_size or len(idx) or 1
+    out: list[dict | None] = []
+    for start in range(0, len(idx), step):
+        chunk = idx[start:start + step]
+        t0 = time.perf_counter()
+        try:
+            out += stage.process([images[i] if stage.needs_pixels else None for i in chunk], [meta[i] for i in chunk])
+        except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
+            for i in chunk:
+                _fail(verdicts[i], error_reason, stage, err)
+            out += [None] * len(chunk)
+        finally:
+            stats.add(stage.name, stage.pool, time.perf_counter() - t0, len(chunk))
+    return out
 
 
 def run_filters(filters, images: list, meta: list[dict], verdicts: list[dict], score_all: bool, stats: StageStats) -> None:
     for f in filters:
         idx = [i for i, v in enumerate(verdicts)
                if v["status"] == "pending" or (score_all and v["status"] == "rejected")]
-        results = _run_stage(f, idx, images, meta, verdicts, stats, "filter_error") if idx else None
-        for i, r in zip(idx, results or []):
+        for i, r in zip(idx, _run_stage(f, idx, images, meta, verdicts, stats, "filter_error")):
+            if r is None:
+                continue
             v = verdicts[i]
             v["scores"].update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
             if r["outputs"] is not None:
@@ -63,7 +70,9 @@ def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[di
         idx = [i for i, v in enumerate(verdicts) if v["status"] == "pending"]
         if not idx:
             return
-        for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error") or []):
+        for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error")):
+            if r is None:
+                continue
             verdicts[i]["annotations"][a.name] = r
             meta[i].setdefault("annotations", {})[a.name] = r
 

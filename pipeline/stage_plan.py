@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import WorkflowConfig
 from pipeline.stage_chain import LocalModelPool, ModelStageRunner
-from stages.registry import build_stages, enabled_specs
+from stages.registry import build_stages, enabled_stages
 
 
 @dataclass
@@ -40,7 +40,7 @@ class StageChain:
 
 
 def has_model_stages(cfg: WorkflowConfig) -> bool:
-    return bool(enabled_specs(cfg.filters, "filter", "model") or enabled_specs(cfg.annotate, "annotator", "model"))
+    return bool(enabled_stages(cfg.filters, "filter", "model") or enabled_stages(cfg.annotate, "annotator", "model"))
 
 
 def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStageRunner:

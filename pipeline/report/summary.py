@@ -110,7 +110,7 @@ def annotation_stats(ledger: pd.DataFrame) -> dict[str, dict]:
 
 def summarize(build: BuildOutput, rules: list[FilterRule] | None = None) -> dict:
     ledger = build.ledger
-    rules = rules if rules is not None else build_rules(build.config, list(ledger.columns))
+    rules = rules if rules is not None else build_rules(build.config)
     stage_rows, stage_source = stages(build, ledger, rules)
     return {
         "path": str(build.path),

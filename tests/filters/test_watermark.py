@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def wm():
     # the model alone: the text-image rule (defer_text_area) is tested in test_reasons.py
-    return WatermarkFilter(defer_text_area=None)
+    return WatermarkFilter.ready(defer_text_area=None)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_bundled_model_is_small_and_documented(wm):
     assert meta["config"]["input_size"] == wm.model.cfg.input_size
     # regression guard on the metrics recorded when the weights were trained
     held = meta["metrics"]["heldout_photos_heldout_styles"]
-    assert held["auc"] >= 0.96 and held["false_positive_rate"] <= 0.03 and held["threshold"] == wm.threshold
+    assert held["auc"] >= 0.96 and held["false_positive_rate"] <= 0.03 and held["threshold"] == wm.cfg.threshold
     assert meta["metrics"]["heldout_photos_train_styles"]["auc"] >= 0.97
 
 
@@ -77,11 +77,11 @@ def test_missing_model_path_names_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"filters\.watermark\.model_path: .*y\.safetensors does not exist; .*bundled default"):
         build_stages(cfg, "filter")
     with pytest.raises(ValueError, match=r"filters\.watermark\.model_path: required when arch is 'laion'"):
-        WatermarkFilter(arch="laion")
+        WatermarkFilter.ready(arch="laion")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(RuntimeError, match=r"filters\.watermark\.model_path: could not load"):
-        WatermarkFilter(model_path=str(bad))
+        WatermarkFilter.ready(model_path=str(bad))
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -117,7 +117,7 @@ def test_training_command_end_to_end(tmp_path, heldout):
     meta = json.load(open(tmp_path / "wm.json"))
     assert meta["config"]["input_size"] == 64 and meta["config"]["widths"] == [8, 16]
     assert set(meta["metrics"]) == {"heldout_photos_heldout_styles", "heldout_photos_train_styles"}
-    f = WatermarkFilter(model_path=str(out))
+    f = WatermarkFilter.ready(model_path=str(out))
     assert f.model.cfg.input_size == 64
     p = f.score(heldout[0][:2], [{}, {}])["prob"]
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
