@@ -4,7 +4,6 @@ rejected or failed, and why, with every score). Written here, read here."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotate.figures import LEDGER_FIGURES, ledger_figures
-from pipeline.output_layout import LEDGER_DIR, atomic_path
+from pipeline.output_layout import LEDGER_DIR, atomic_write
 from pipeline.sample import Sample
 
 LEDGER_FIELDS = [
@@ -78,10 +77,9 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
 
 def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: str | None, score_columns: list[str]) -> None:
     final = out_dir / LEDGER_DIR / f"{unit_name}.parquet"
-    tmp = atomic_path(final)
     table = pa.table(ledger_rows(samples, shard, score_columns), schema=ledger_schema(score_columns))
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
+    with atomic_write(final) as fh:  # durable: this file's existence marks the unit done
+        pq.write_table(table, fh)
 
 
 def read_ledger_file(path: Path, columns: list[str] | None = None) -> pa.Table:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from pathlib import Path
 
 import webdataset as wds
 
 from pipeline.ledger import write_ledger
-from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_path
+from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_write
 from pipeline.rejects import write_rejects
 from pipeline.sample import Sample
 from pipeline.version import PIPELINE_VERSION
@@ -45,8 +44,7 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
         return None
     rel = f"{SHARD_DIR}/{unit_name}.tar"
     final = out_dir / rel
-    tmp = atomic_path(final)
-    with open(tmp, "wb") as fh:
+    with atomic_write(final) as fh:
         sink = wds.TarWriter(fh)
         for s in kept:
             sink.write(
@@ -58,9 +56,6 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
                 }
             )
         sink.close()
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
     return rel
 
 
