@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from filters.devices import torch_device
+from stages.devices import torch_device
 from stages.registry import register_stage
 
 _SETTING = "annotate.caption"

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from filters.devices import model_load_error, require_file, torch_device
+from stages.devices import model_load_error, require_file, torch_device
 from stages.registry import register_stage
 
 _SETTING = "annotate.ocr"

@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 
-from filters.photos import CLEAN_PHOTOS, load_photo
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 
 

@@ -2,14 +2,14 @@
 
     python bench/blur_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--angles 12]
 
-Tuning set: the bundled real photos (filters.photos.CLEAN_PHOTOS: scikit-image, scikit-learn,
+Tuning set: the bundled real photos (filter_dev.photos.CLEAN_PHOTOS: scikit-image, scikit-learn,
 matplotlib, ultralytics) plus skimage's clock_motion.png (real motion blur). The method's
 constants and threshold (filters/blur.py) were chosen on this set only. Held-out set: the 20
 clean OpenCV sample photos of bench/filter_quality.py plus its two real blurred photos
 (licenseplate_motion.jpg, text_defocus.jpg); skipped when --opencv-data is missing.
 
 Every photo is stored as the pipeline stores it (long side 512, JPEG q90); every degraded
-copy is stored again (a camera blurs before it compresses). Kinds (filters/blur_degradations.py):
+copy is stored again (a camera blurs before it compresses). Kinds (filter_dev/blur_degradations.py):
 - keep: clean; fog / dusk / snow (in focus, low contrast); dof (sharp centre ellipse, ~16 %
   of the frame, background blurred sigma 4 px at 256); mild softness (3 px motion blur at a
   random angle, Gaussian sigma 0.8 px, vertical resolution x0.6).
@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
+from filter_dev.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
+from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.blur import BlurFilter
-from filters.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
-from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
-from filters.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, machine, readme_section
 
 KEEP = ("clean", "fog", "dusk", "snow", "dof", "mild")

@@ -3,10 +3,10 @@
     apt-get install opencv-doc          # or: apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb /tmp/ocv
     python bench/filter_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--only watermark] [--readme]
 
-Source of the clean photos: OpenCV's sample images (filters/heldout_photos.py). No filter
+Source of the clean photos: OpenCV's sample images (filter_dev/heldout_photos.py). No filter
 was trained or tuned on them: the
 watermark model trained on scikit-image/scikit-learn/ultralytics photos and Debian's
-desktop backgrounds (filters.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
+desktop backgrounds (filter_dev.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
 (long side 512, JPEG q90). Labels were set by looking at each image.
 
 Labelled sets, per filter (a sample is "positive" when the filter should reject it):
@@ -40,12 +40,12 @@ import time
 
 import numpy as np
 
-from filters.blur_degradations import fog, gauss, motion, motion_px
-from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, REAL_WATERMARK, load, stored
-from filters.photos import load_photo
-from filters.quality_metrics import binary_metrics
-from filters.synth.text import add_text_overlay
-from filters.synth.watermarks import add_watermark
+from filter_dev.blur_degradations import fog, gauss, motion, motion_px
+from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, REAL_WATERMARK, load, stored
+from filter_dev.photos import load_photo
+from filter_dev.quality_metrics import binary_metrics
+from filter_dev.synth.text import add_text_overlay
+from filter_dev.synth.watermarks import add_watermark
 from pipeline.bench_report import add_readme_option, machine, readme_section
 
 

@@ -25,7 +25,7 @@ from pipeline.stage_chain import new_verdict
 def _images(n: int) -> list[np.ndarray]:
     import cv2
 
-    from filters.photos import load_rgb, skimage_photos
+    from filter_dev.photos import load_rgb, skimage_photos
 
     photos = [cv2.resize(load_rgb(p), (512, 384)) for p in skimage_photos()[:8]]
     return [photos[i % len(photos)] for i in range(n)]

@@ -20,7 +20,7 @@ straight edge) does not count as a dip elsewhere. Being ratios of the image's ow
 the score ignores contrast: a sharp foggy, dusk or snow scene scores like the clear one.
 
 Reject when the score < `threshold` (default 0.26, midway between the blurred and the kept
-images of the tuning set). Tuned ONLY on the bundled photos (filters/photos.py); measured by
+images of the tuning set). Tuned ONLY on the bundled photos (filter_dev/photos.py); measured by
 `python bench/blur_quality.py` on them and on 20 held-out OpenCV photos (bench/README.md),
 every image stored as the pipeline does (512 px, JPEG q90). Held-out: AUC 0.997, no clean
 photo rejected (lowest 0.33), fog/dusk/snow copies all kept (>= 0.33); Gaussian blur

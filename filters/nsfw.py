@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, ort_providers, require_file
+from stages.devices import model_load_error, ort_providers, require_file
 from stages.registry import register_stage
 
 DEFAULT_NSFW_THRESHOLD = 0.8

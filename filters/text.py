@@ -36,8 +36,8 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, require_file
 from filters.text_detectors import CraftDetector, PpocrDetector, drop_blobs
+from stages.devices import model_load_error, require_file
 from stages.registry import register_stage
 
 DEFAULT_TEXT_THRESHOLD = 0.03
@@ -110,7 +110,7 @@ class TextFilter(Filter):
         if c.recognize:
             import easyocr
 
-            from filters.devices import torch_device
+            from stages.devices import torch_device
 
             try:
                 self.reader = easyocr.Reader(["en"], gpu=torch_device(c.device).type == "cuda", model_storage_directory=model_dir,

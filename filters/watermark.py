@@ -3,8 +3,8 @@
 Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 
 - "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU (about 50 min on
-  2 cores: `python -m filters.watermark_train`, synthetic watermarks over real photos; see
-  filters/synth/watermarks.py). Its weights ship in the repository
+  2 cores: `python -m filter_dev.watermark_train`, synthetic watermarks over real photos; see
+  filter_dev/synth/watermarks.py). Its weights ship in the repository
   (filters/weights/watermark_default.safetensors, config + held-out metrics in the .json
   beside it). Input: the image squashed to `input_size` square (cv2 INTER_AREA),
   ImageNet mean/std; one logit, P = sigmoid.
@@ -46,7 +46,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, require_file, torch_device
+from stages.devices import model_load_error, require_file, torch_device
 from stages.registry import register_stage
 
 DEFAULT_WATERMARK_THRESHOLD = 0.8  # see the module docstring
@@ -91,7 +91,7 @@ class WatermarkFilter(Filter):
             self.text = TextFilter.ready(device=c.device)
         self.device = torch_device(c.device)
         if c.arch == "default":
-            hint = ("set it to a WatermarkNet .safetensors (python -m filters.watermark_train writes one) "
+            hint = ("set it to a WatermarkNet .safetensors (python -m filter_dev.watermark_train writes one) "
                     "or remove it to use the bundled default")
             path = require_file(c.model_path or DEFAULT_WEIGHTS, f"{_SETTING}.model_path", hint)
             loader = load_watermark_net

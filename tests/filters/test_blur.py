@@ -7,9 +7,9 @@ rejected; textures kept."""
 import numpy as np
 import pytest
 
+from filter_dev.blur_degradations import dusk, fog, gauss, motion_px, shallow_dof, snow
+from filter_dev.photos import load_photo
 from filters.blur import BlurFilter, direction_profile
-from filters.blur_degradations import dusk, fog, gauss, motion_px, shallow_dof, snow
-from filters.photos import load_photo
 
 SHARP = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "china", "grace_hopper")
 

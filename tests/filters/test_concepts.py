@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from filter_dev.photos import load_photo
 from filters.clip_encoder import get_clip_encoder
 from filters.concepts import DEFAULT_PROMPTS, ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
-from filters.photos import load_photo
 from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwFilter, save_clip_head
-from filters.photos import CLEAN_PHOTOS, load_photo
 from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 

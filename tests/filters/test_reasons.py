@@ -5,9 +5,9 @@ are kept. Text boxes are detected once and shared by both filters."""
 import numpy as np
 import pytest
 
-from filters.photos import load_photo
-from filters.synth.text import add_text_overlay
-from filters.synth.watermarks import add_watermark
+from filter_dev.photos import load_photo
+from filter_dev.synth.text import add_text_overlay
+from filter_dev.synth.watermarks import add_watermark
 from filters.text import TextFilter
 from filters.watermark import WatermarkFilter
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from filters.photos import load_photo
-from filters.synth.fonts import font
-from filters.synth.text import add_text_overlay
+from filter_dev.photos import load_photo
+from filter_dev.synth.fonts import font
+from filter_dev.synth.text import add_text_overlay
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
 
 TEXT_HEAVY = ("page", "text")

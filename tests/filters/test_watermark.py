@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from filters.photos import WATERMARK_SPLIT, load_photo
-from filters.synth.watermarks import LAYOUTS, add_watermark
+from filter_dev.photos import WATERMARK_SPLIT, load_photo
+from filter_dev.synth.watermarks import LAYOUTS, add_watermark
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from pipeline.config import FiltersConfig
@@ -108,7 +108,7 @@ def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
 
 def test_training_command_end_to_end(tmp_path, heldout):
     out = tmp_path / "wm.safetensors"
-    cmd = [sys.executable, "-m", "filters.watermark_train", "--out", str(out), "--train-pairs", "12",
+    cmd = [sys.executable, "-m", "filter_dev.watermark_train", "--out", str(out), "--train-pairs", "12",
            "--eval-pairs", "6", "--steps", "3", "--batch-size", "8", "--input-size", "64",
            "--widths", "8", "16", "--depths", "0", "1", "--workers", "1", "--log-every", "1", "--bundled-photos-only"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
@@ -128,8 +128,8 @@ def test_training_photos_come_from_the_makefile_packages(monkeypatch):
     missing package stops the trainer with the command that installs it."""
     import re
 
-    from filters import photos
-    from filters.watermark_train import training_photos
+    from filter_dev import photos
+    from filter_dev.watermark_train import training_photos
 
     makefile = open(os.path.join(ROOT, "Makefile")).read()
     listed = re.search(r"^WATERMARK_PHOTO_PACKAGES := (.+)$", makefile, re.M).group(1).split()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from filters.photos import load_rgb, skimage_photos
+from filter_dev.photos import load_rgb, skimage_photos
 from tests.pipeline.conftest import photo_folder
 
 ROOT = Path(__file__).resolve().parents[2]

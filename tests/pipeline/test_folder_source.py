@@ -6,7 +6,7 @@ import shutil
 
 import webdataset as wds
 
-from filters.photos import skimage_photos
+from filter_dev.photos import skimage_photos
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
 from pipeline.stage_plan import build_chain
