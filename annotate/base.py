@@ -1,5 +1,5 @@
 """The Annotator stage: describes each kept sample; the result lands in
-`json.annotations[name]` of its shard sample (shape in README, "Sample format").
+`json.annotations[name]` of its shard sample (shapes in README, "Captions").
 
 Annotators are Stages (stages/base.py): plain Python objects, no Ray, each testable
 alone. `annotate` gets a batch of stored RGB images and one meta dict per image; meta

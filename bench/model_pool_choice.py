@@ -19,7 +19,7 @@ import numpy as np
 import ray
 
 from pipeline.bench_report import add_readme_option, readme_section
-from pipeline.stage_chain import new_verdict
+from pipeline.verdict import Verdict
 
 
 def _images(n: int) -> list[np.ndarray]:
@@ -70,7 +70,7 @@ def with_actors(images, batch: int) -> tuple[float, float]:
     refs = []
     for i in range(0, len(images), batch):
         chunk = images[i:i + batch]
-        refs.append(actor.run.remote(chunk, [{"key": str(j)} for j in range(len(chunk))], [new_verdict() for _ in chunk]))
+        refs.append(actor.run.remote(chunk, [{"key": str(j)} for j in range(len(chunk))], [Verdict() for _ in chunk]))
     ray.get(refs)
     wall = time.perf_counter() - t0
     busy = ray.get(actor.busy_s.remote())

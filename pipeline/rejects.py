@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.output_layout import REJECTS_DIR, atomic_write
 from pipeline.shard_reader import iter_samples
+from pipeline.verdict import Status
 
 THUMB_SIDE = 160  # longest side of a stored thumbnail, pixels
 PER_FILTER = 8  # thumbnails kept per rejecting filter per unit
@@ -50,7 +51,7 @@ def choose(samples: list, per_filter: int = PER_FILTER) -> list:
     """The rejected samples to keep a thumbnail of, per rejecting filter."""
     by_filter: dict[str, list] = {}
     for s in samples:
-        if s.status == "rejected" and s.image is not None and s.image.jpg:
+        if s.status == Status.REJECTED and s.image is not None and s.image.jpg:
             by_filter.setdefault(s.reason, []).append(s)
     chosen = []
     for reason, group in sorted(by_filter.items()):

@@ -2,8 +2,8 @@
 workers (cheap filters, caption fusion) and in the model actors (model filters,
 annotators).
 
-Work crosses process boundaries as "verdicts": one JSON-able dict per sample with its
-status, reason, detail, scores, filter outputs and annotations. Filters run in stage
+Work crosses process boundaries as one `Verdict` per sample (pipeline/verdict.py: its
+status, reason, detail, scores, filter outputs and annotations). Filters run in stage
 order; a sample leaves at the first filter that rejects it (unless score_all); then
 annotators describe the samples still kept. A stage that raises fails the samples of
 its batch (recorded, reason `filter_error` / `annotator_error`), never the job.
@@ -16,19 +16,11 @@ import time
 import numpy as np
 
 from pipeline.stage_stats import StageStats
+from pipeline.verdict import Status, Verdict
 from stages.base import Stage
 
 
-def new_verdict(status: str = "pending") -> dict:
-    return {"status": status, "reason": "", "detail": "", "scores": {}, "filter_outputs": {}, "annotations": {}}
-
-
-def _fail(verdict: dict, reason: str, stage: Stage, err: Exception) -> None:
-    if verdict["status"] != "failed":
-        verdict.update(status="failed", reason=reason, detail=f"{stage.name}: {type(err).__name__}: {err}")
-
-
-def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[dict],
+def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[Verdict],
                stats: StageStats, error_reason: str) -> list[dict | None]:
     """The stage on the samples at `idx`, at most `stage.batch_size` per process() call,
     timed; one result per sample, None for the samples of a call that raised (those are failed)."""
@@ -41,39 +33,39 @@ def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], ver
             out += stage.process([images[i] if stage.needs_pixels else None for i in chunk], [meta[i] for i in chunk])
         except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
             for i in chunk:
-                _fail(verdicts[i], error_reason, stage, err)
+                verdicts[i].fail(error_reason, f"{stage.name}: {type(err).__name__}: {err}")
             out += [None] * len(chunk)
         finally:
             stats.add(stage.name, stage.pool, time.perf_counter() - t0, len(chunk))
     return out
 
 
-def run_filters(filters, images: list, meta: list[dict], verdicts: list[dict], score_all: bool, stats: StageStats) -> None:
+def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict], score_all: bool, stats: StageStats) -> None:
     for f in filters:
         idx = [i for i, v in enumerate(verdicts)
-               if v["status"] == "pending" or (score_all and v["status"] == "rejected")]
+               if v.status == Status.PENDING or (score_all and v.status == Status.REJECTED)]
         for i, r in zip(idx, _run_stage(f, idx, images, meta, verdicts, stats, "filter_error")):
             if r is None:
                 continue
             v = verdicts[i]
-            v["scores"].update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
+            v.scores.update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
             if r["outputs"] is not None:
-                v["filter_outputs"][f.name] = r["outputs"]
+                v.filter_outputs[f.name] = r["outputs"]
                 meta[i].setdefault("filter_outputs", {})[f.name] = r["outputs"]
-            if not r["keep"] and v["status"] == "pending":
-                v.update(status="rejected", reason=f.name, detail=r["detail"])
+            if not r["keep"]:
+                v.reject(f.name, r["detail"])
 
 
-def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[dict], stats: StageStats) -> None:
+def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Verdict], stats: StageStats) -> None:
     """Annotate the samples still pending (they pass every filter)."""
     for a in annotators:
-        idx = [i for i, v in enumerate(verdicts) if v["status"] == "pending"]
+        idx = [i for i, v in enumerate(verdicts) if v.status == Status.PENDING]
         if not idx:
             return
         for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error")):
             if r is None:
                 continue
-            verdicts[i]["annotations"][a.name] = r
+            verdicts[i].annotations[a.name] = r
             meta[i].setdefault("annotations", {})[a.name] = r
 
 
@@ -89,7 +81,7 @@ class ModelStageRunner:
     def stages(self) -> list[Stage]:
         return [*self.filters, *self.annotators]
 
-    def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[dict], score_all: bool) -> list[dict]:
+    def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[Verdict], score_all: bool) -> list[Verdict]:
         run_filters(self.filters, images, meta, verdicts, score_all, self.stats)
         run_annotators(self.annotators, images, meta, verdicts, self.stats)
         return verdicts

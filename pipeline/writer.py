@@ -17,6 +17,7 @@ from pipeline.ledger import write_ledger
 from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_write
 from pipeline.rejects import write_rejects
 from pipeline.sample import Sample
+from pipeline.verdict import Status
 from pipeline.version import PIPELINE_VERSION
 
 
@@ -67,7 +68,7 @@ class OutputFullError(OSError):
 def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_columns: list[str]) -> None:
     samples = sorted(samples, key=lambda s: s.index)
     try:
-        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
+        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == Status.KEPT])
         write_rejects(out_dir, unit_name, samples)  # thumbnails of rejected samples, for filter-report
         write_ledger(out_dir, unit_name, samples, shard, score_columns)
     except OSError as err:

@@ -31,7 +31,9 @@ def fsynced(monkeypatch) -> list[str]:
 
 def test_the_ledger_is_fsynced_then_renamed_then_its_folder_fsynced(tmp_path, fsynced):
     (tmp_path / LEDGER_DIR).mkdir()
-    samples = [Sample("k0", 0, {"kind": "url", "url": "http://x/0.jpg"}, status="failed", reason="http_404")]
+    sample = Sample("k0", 0, {"kind": "url", "url": "http://x/0.jpg"})
+    sample.fail("http_404: not found")
+    samples = [sample]
     write_ledger(tmp_path, "00000", samples, None, [])
     final = tmp_path / LEDGER_DIR / "00000.parquet"
     assert pq.read_table(final).column("reason").to_pylist() == ["http_404"]
