@@ -7,7 +7,7 @@ Stages (stages/base.py): plain Python objects, no Ray, each testable alone.
 A filter with `needs_pixels = False` gets None for each image and decides from the
 metadata. One that also sets `decides_from_size` (the resolution filter) is asked before
 any pixel is decoded: when it rejects an image's header size and no filter needing pixels
-runs before it, the image is never decoded (pipeline/stage_plan.py: StageChain.wants_pixels),
+runs before it, the image is never decoded (pipeline/stage_chain.py: StageChain.wants_pixels),
 unless `score_all` is set; the chain then runs it as usual and it rejects the sample.
 """
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 
 from pipeline.sample import Sample
-from pipeline.stage_chain import run_annotators, run_filters
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
+from pipeline.stage_runner import run_annotators, run_filters
 from pipeline.stage_stats import StageStats
 from pipeline.verdict import Status, Verdict
 

@@ -146,7 +146,7 @@ def _stored(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
 class ImageDecoder:
     """Turns a loader's bytes or video frame into a StoredImage, deciding from the size
     first. `wants_pixels(width, height)` is False when the sample will be rejected
-    whatever its pixels (pipeline/stage_plan.py: StageChain.wants_pixels); None decodes all."""
+    whatever its pixels (pipeline/stage_chain.py: StageChain.wants_pixels); None decodes all."""
 
     def __init__(self, max_side: int, quality: int, max_pixels: int,
                  wants_pixels: Callable[[int, int], bool] | None = None):

@@ -24,7 +24,7 @@ from pipeline.output_layout import (
     atomic_write_bytes,
 )
 from pipeline.sources import fingerprint, plan_units
-from pipeline.stage_plan import has_model_stages
+from pipeline.stage_chain import has_model_stages
 from pipeline.unit_scheduler import UnitScheduler
 from pipeline.worker import UnitWorker
 from pipeline.worker_env import worker_env

@@ -16,7 +16,7 @@ from pipeline.local_files import load_file_unit
 from pipeline.sample import Sample
 from pipeline.shard_source import load_shard_unit
 from pipeline.sources import Unit
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
 from pipeline.stage_stats import StageStats
 from pipeline.verdict import Status
 from pipeline.video import load_video_unit

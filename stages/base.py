@@ -13,7 +13,7 @@ plain Python object with no Ray in it, so each can be built and tested alone. It
   `pool="model"` in the model pool (actors that load each model once, one GPU each when
   the cluster has GPUs);
 - `batch_size`: the config's `batch_size` field when it has one: the most samples one
-  `process()` call gets (pipeline/stage_chain.py splits larger batches); None = no limit.
+  `process()` call gets (pipeline/stage_runner.py splits larger batches); None = no limit.
 
 `process` is what a pool calls: images are RGB uint8 HxWx3 arrays (the stored image),
 `meta` one dict per image (sizes, alt text, outputs of earlier stages). It returns one

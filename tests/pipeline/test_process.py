@@ -13,8 +13,8 @@ from filters.resolution import ResolutionFilter
 from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.sample import Sample
-from pipeline.stage_chain import LocalModelPool, ModelStageRunner
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
+from pipeline.stage_runner import LocalModelPool, ModelStageRunner
 from pipeline.stage_stats import StageStats
 from tests.pipeline.hostile import photo
 
