@@ -1,4 +1,4 @@
-"""Filter stages in the stage registry: validation, defaults, build order, resources."""
+"""Filter stages in the stage registry: validation, defaults, build order, pools."""
 
 import pytest
 from pydantic import ValidationError
