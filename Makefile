@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/python -m pipeline.demo
+	$(VENV)/bin/python -m demo.run
 
 # The tests run inside a private network namespace (loopback only) so that Ray and
 # the test HTTP servers never listen beyond this machine; see scripts/netns_run.sh.
@@ -38,14 +38,14 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 # Training the watermark model (not needed to run or test anything): real photos and
-# textures from Debian's desktop-background packages, then `python -m filters.watermark_train`.
+# textures from Debian's desktop-background packages, then `python -m filter_dev.watermark_train`.
 WATERMARK_PHOTO_PACKAGES := gnome-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds
 watermark-photos:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(WATERMARK_PHOTO_PACKAGES)
 
 watermark-model: $(STAMP) watermark-photos
-	$(VENV)/bin/python -m filters.watermark_train
+	$(VENV)/bin/python -m filter_dev.watermark_train
 
 # ruff's configuration is in pyproject.toml; CI runs this before the tests.
 lint: $(STAMP)

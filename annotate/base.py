@@ -1,5 +1,5 @@
 """The Annotator stage: describes each kept sample; the result lands in
-`json.annotations[name]` of its shard sample (shape in README, "Sample format").
+`json.annotations[name]` of its shard sample (shapes in README, "Captions").
 
 Annotators are Stages (stages/base.py): plain Python objects, no Ray, each testable
 alone. `annotate` gets a batch of stored RGB images and one meta dict per image; meta
@@ -13,24 +13,22 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from stages.base import Stage
+from stages.base import Stage, StageConfig
 
 
-class AnnotatorConfig(BaseModel):
+class AnnotatorConfig(StageConfig):
     """Fields every annotator's config section has (subclass it for the rest)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    enabled: bool = False
     required: bool = Field(True, description="false: if the model cannot be loaded, skip this annotator with a warning in the manifest")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="at most this many images per model call")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
 
 
 class Annotator(Stage):
+    Config: ClassVar[type[AnnotatorConfig]] = AnnotatorConfig
     kind = "annotator"
-    name: ClassVar[str] = "annotator"
 
     def annotate(self, images: list[np.ndarray], meta: list[dict]) -> list[dict]:
         """One JSON-able dict per sample, including the `model` that made it."""

@@ -22,8 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from filters.devices import torch_device
-from stages.base import Resources
+from stages.devices import torch_device
 from stages.registry import register_stage
 
 _SETTING = "annotate.caption"
@@ -38,7 +37,6 @@ class CaptionerConfig(AnnotatorConfig):
     max_new_tokens: int = Field(40, ge=1, le=1024)
     num_beams: int = Field(3, ge=1, le=16)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto = bfloat16 (or float16) on GPU, float32 on CPU")
-    batch_size: int = Field(16, ge=1)
 
 
 def pick_dtype(dtype: str, device):
@@ -67,20 +65,19 @@ def load_captioner(name: str, dtype):
     return processor, model
 
 
+@register_stage("caption", order=20)
 class Captioner(Annotator):
-    name = "caption"
+    Config = CaptionerConfig
 
-    def __init__(self, processor, model, model_name: str, prompt: str | None = None, max_new_tokens: int = 40,
-                 num_beams: int = 3, device: str = "auto", dtype: str = "auto"):
-        self.device = torch_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
-        self.processor = processor
+    def setup(self):
+        c = self.cfg
+        self.device = torch_device(c.device)
+        self.dtype = pick_dtype(c.dtype, self.device)
+        self.processor, model = load_captioner(c.model, self.dtype)
         self.model = model.to(self.device, self.dtype).eval()
-        self.model_name = model_name
         cfg = model.config
         self.model_version = getattr(cfg, "_commit_hash", None) or f"{cfg.model_type}"
-        self.prompt = prompt if prompt is not None else DEFAULT_PROMPTS.get(cfg.model_type)
-        self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
+        self.prompt = c.prompt if c.prompt is not None else DEFAULT_PROMPTS.get(cfg.model_type)
 
     def inputs(self, images: list[np.ndarray]):
         kwargs = {"images": list(images), "return_tensors": "pt"}
@@ -97,12 +94,12 @@ class Captioner(Annotator):
             return []
         batch = self.inputs(images)
         with torch.inference_mode():
-            out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams, do_sample=False)
+            out = self.model.generate(**batch, max_new_tokens=self.cfg.max_new_tokens, num_beams=self.cfg.num_beams, do_sample=False)
         if not self.model.config.is_encoder_decoder and "input_ids" in batch and out.shape[1] > batch["input_ids"].shape[1] \
                 and torch.equal(out[:, : batch["input_ids"].shape[1]], batch["input_ids"]):
             out = out[:, batch["input_ids"].shape[1]:]  # decoder-only models (GIT) echo the prompt
         texts = self.processor.batch_decode(out, skip_special_tokens=True)
-        return [{"model": self.model_name, "model_version": self.model_version, "text": self._clean(t)} for t in texts]
+        return [{"model": self.cfg.model, "model_version": self.model_version, "text": self._clean(t)} for t in texts]
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
@@ -110,12 +107,3 @@ class Captioner(Annotator):
         if self.prompt and not self.prompt.startswith("<") and text.lower().startswith(self.prompt.lower()):
             text = text[len(self.prompt):].strip()
         return text
-
-
-@register_stage("caption", kind="annotator", config=CaptionerConfig, order=20)
-def build_captioner(cfg: CaptionerConfig) -> Captioner:
-    device = torch_device(cfg.device)
-    processor, model = load_captioner(cfg.model, pick_dtype(cfg.dtype, device))
-    stage = Captioner(processor, model, cfg.model, cfg.prompt, cfg.max_new_tokens, cfg.num_beams, cfg.device, cfg.dtype)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage

@@ -22,8 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from filters.devices import torch_device
-from stages.base import Resources
+from stages.devices import torch_device
 from stages.registry import register_stage
 
 _SETTING = "annotate.objects"
@@ -81,37 +80,39 @@ def letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float, int, int
     return out, scale, px, py
 
 
+@register_stage("objects", order=10)
 class ObjectDetector(Annotator):
-    name = "objects"
+    Config = DetectorConfig
 
-    def __init__(self, model, model_name: str, conf: float = 0.25, iou: float = 0.7, classes: list[str] | None = None,
-                 max_objects: int = 20, imgsz: int = 640, device: str = "auto"):
+    def setup(self):
         import ultralytics
 
-        self.model, self.model_name = model, model_name
+        c = self.cfg
+        self.model = load_yolo(c.weights)
+        self.model_name = Path(c.weights).name
         self.model_version = f"ultralytics {ultralytics.__version__}"
-        self.conf, self.iou, self.max_objects, self.imgsz = conf, iou, max_objects, imgsz
-        self.device = torch_device(device)
-        self.names = {int(k): str(v) for k, v in model.names.items()}
+        self.device = torch_device(c.device)
+        self.names = {int(k): str(v) for k, v in self.model.names.items()}
         self.class_ids = None
-        if classes:
+        if c.classes:
             by_name = {v: k for k, v in self.names.items()}
-            unknown = [c for c in classes if c not in by_name]
+            unknown = [n for n in c.classes if n not in by_name]
             if unknown:
-                raise ValueError(f"{_SETTING}.classes: {unknown} are not classes of {model_name}; it has: {', '.join(self.names.values())}")
-            self.class_ids = [by_name[c] for c in classes]
+                raise ValueError(f"{_SETTING}.classes: {unknown} are not classes of {self.model_name}; it has: {', '.join(self.names.values())}")
+            self.class_ids = [by_name[n] for n in c.classes]
 
     def annotate(self, images, meta):
         import torch
 
         if not images:
             return []
-        boxed = [letterbox(im, self.imgsz) for im in images]
+        c = self.cfg
+        boxed = [letterbox(im, c.imgsz) for im in images]
         batch = torch.from_numpy(np.stack([b[0] for b in boxed])).permute(0, 3, 1, 2).float().div_(255.0)
         threads = torch.get_num_threads()
         try:
-            results = self.model.predict(batch, conf=self.conf, iou=self.iou, classes=self.class_ids, max_det=self.max_objects,
-                                         imgsz=self.imgsz, device=self.device, quantize=16 if self.device.type == "cuda" else None,
+            results = self.model.predict(batch, conf=c.conf, iou=c.iou, classes=self.class_ids, max_det=c.max_objects,
+                                         imgsz=c.imgsz, device=self.device, quantize=16 if self.device.type == "cuda" else None,
                                          verbose=False)
         finally:
             # ultralytics' device selection sets torch to min(8, cores - 1) CPU threads for the whole
@@ -128,15 +129,7 @@ class ObjectDetector(Annotator):
         # letterbox coordinates -> stored-image pixels -> 0..1
         xyxy = (xyxy - [px, py, px, py]) / scale / [w, h, w, h]
         xyxy = np.clip(xyxy, 0.0, 1.0)
-        order = np.argsort(-conf, kind="stable")[: self.max_objects]
+        order = np.argsort(-conf, kind="stable")[: self.cfg.max_objects]
         items = [{"label": self.names[int(cls[i])], "confidence": round(float(conf[i]), 4),
                   "box": [round(float(v), 4) for v in xyxy[i]]} for i in order]
         return {"model": self.model_name, "model_version": self.model_version, "items": items}
-
-
-@register_stage("objects", kind="annotator", config=DetectorConfig, order=10)
-def build_detector(cfg: DetectorConfig) -> ObjectDetector:
-    stage = ObjectDetector(load_yolo(cfg.weights), Path(cfg.weights).name, cfg.conf, cfg.iou, cfg.classes,
-                           cfg.max_objects, cfg.imgsz, cfg.device)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage

@@ -27,7 +27,6 @@ from typing import Literal
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from stages.base import Resources
 from stages.registry import register_stage
 
 PartName = Literal["alt", "caption", "objects", "ocr"]
@@ -244,24 +243,17 @@ def fuse(alt: str | None, annotations: dict, cfg: FusedConfig) -> dict:
     return {"template": template, "parts": [p for p in cfg.parts if parts[p]], "text": text}
 
 
+@register_stage("fused", order=90, pool="cpu")
 class CaptionFuser(Annotator):
     """Runs in the CPU worker after the model pool: no model, reads earlier annotations."""
 
-    name = "fused"
+    Config = FusedConfig
     needs_pixels = False
 
-    def __init__(self, cfg: FusedConfig):
-        self.cfg = cfg
-        fill_template(cfg.effective_template(), dict.fromkeys(PARTS, "x"))  # a bad template fails at build
-        if cfg.tokenizer:
-            load_tokenizer(cfg.tokenizer)
+    def setup(self):
+        fill_template(self.cfg.effective_template(), dict.fromkeys(PARTS, "x"))  # a bad template fails at build
+        if self.cfg.tokenizer:
+            load_tokenizer(self.cfg.tokenizer)
 
     def annotate(self, images, meta):
         return [fuse(m.get("caption"), m.get("annotations") or {}, self.cfg) for m in meta]
-
-
-@register_stage("fused", kind="annotator", config=FusedConfig, order=90, pool="cpu")
-def build_fuser(cfg: FusedConfig) -> CaptionFuser:
-    stage = CaptionFuser(cfg)
-    stage.resources = Resources(pool="cpu", batch_size=cfg.batch_size)
-    return stage

@@ -22,8 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from filters.devices import model_load_error, require_file, torch_device
-from stages.base import Resources
+from stages.devices import model_load_error, require_file, torch_device
 from stages.registry import register_stage
 
 _SETTING = "annotate.ocr"
@@ -38,7 +37,6 @@ class OcrConfig(AnnotatorConfig):
     canvas_size: int = Field(1280, ge=64, description="detector input long side, when OCR detects itself")
     text_threshold: float = Field(0.7, ge=0, le=1, description="CRAFT character score threshold (own detection)")
     low_text: float = Field(0.4, ge=0, le=1, description="CRAFT text region lower bound (own detection)")
-    batch_size: int = Field(16, ge=1)
 
 
 def default_model_dir() -> str:
@@ -53,19 +51,15 @@ def _is_axis_aligned(poly: np.ndarray) -> bool:
     return np.allclose(poly[:, 1], [y0, y0, y1, y1]) and np.allclose(poly[:, 0], [x0, x1, x1, x0])
 
 
+@register_stage("ocr", order=30)
 class OcrAnnotator(Annotator):
-    name = "ocr"
+    Config = OcrConfig
 
-    def __init__(self, model_dir: str | None = None, min_confidence: float = 0.4, reuse_text_boxes: bool = True,
-                 canvas_size: int = 1280, text_threshold: float = 0.7, low_text: float = 0.4, device: str = "auto",
-                 batch_size: int = 16):
+    def setup(self):
         import easyocr
 
-        self.min_confidence, self.reuse_text_boxes = min_confidence, reuse_text_boxes
-        self.canvas_size, self.text_threshold, self.low_text = canvas_size, text_threshold, low_text
-        self.batch_size = batch_size
-        self.device = torch_device(device)
-        model_dir = model_dir or default_model_dir()
+        self.device = torch_device(self.cfg.device)
+        model_dir = self.cfg.model_dir or default_model_dir()
         for f in ("craft_mlt_25k.pth", "english_g2.pth"):  # check both before loading either
             require_file(os.path.join(model_dir, f), f"{_SETTING}.model_dir", _HINT)
         try:
@@ -79,7 +73,7 @@ class OcrAnnotator(Annotator):
     def _filter_polys(self, meta: dict) -> list[np.ndarray] | None:
         """The text filter's line polygons for this sample, or None when it did not run."""
         text = (meta.get("filter_outputs") or {}).get("text")
-        if not self.reuse_text_boxes or not text or "boxes" not in text:
+        if not self.cfg.reuse_text_boxes or not text or "boxes" not in text:
             return None
         if text.get("polygons") is not None and len(text["polygons"]) == len(text["boxes"]):
             return [np.asarray(p, dtype=np.float64).reshape(4, 2) for p in text["polygons"]]
@@ -87,8 +81,8 @@ class OcrAnnotator(Annotator):
 
     def _detect(self, image: np.ndarray) -> tuple[list, list]:
         """EasyOCR's own detection: (horizontal [x0, x1, y0, y1] boxes, free polygons)."""
-        horizontal, free = self.reader.detect(image, canvas_size=self.canvas_size, text_threshold=self.text_threshold,
-                                              low_text=self.low_text)
+        c = self.cfg
+        horizontal, free = self.reader.detect(image, canvas_size=c.canvas_size, text_threshold=c.text_threshold, low_text=c.low_text)
         return horizontal[0], free[0]
 
     def _read(self, image: np.ndarray, meta: dict) -> dict:
@@ -112,7 +106,7 @@ class OcrAnnotator(Annotator):
         lines = []
         if horizontal or free:
             grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            found = self.reader.recognize(grey, horizontal, free, detail=1, reformat=False, batch_size=self.batch_size)
+            found = self.reader.recognize(grey, horizontal, free, detail=1, reformat=False, batch_size=self.cfg.batch_size)
             for box, text, conf in found:
                 pts = np.asarray(box, dtype=np.float64).reshape(-1, 2)
                 x0, y0 = pts.min(0)
@@ -120,15 +114,7 @@ class OcrAnnotator(Annotator):
                 norm = np.clip([x0 / w, y0 / h, x1 / w, y1 / h], 0.0, 1.0)
                 lines.append({"text": str(text), "confidence": round(float(conf), 4), "box": [round(float(v), 4) for v in norm]})
         return {"model": self.model_name, "model_version": self.model_version, "lines": lines,
-                "min_confidence": self.min_confidence, "boxes_from": source}
+                "min_confidence": self.cfg.min_confidence, "boxes_from": source}
 
     def annotate(self, images, meta):
         return [self._read(im, m) for im, m in zip(images, meta)]
-
-
-@register_stage("ocr", kind="annotator", config=OcrConfig, order=30)
-def build_ocr(cfg: OcrConfig) -> OcrAnnotator:
-    stage = OcrAnnotator(cfg.model_dir, cfg.min_confidence, cfg.reuse_text_boxes, cfg.canvas_size, cfg.text_threshold,
-                         cfg.low_text, cfg.device, cfg.batch_size)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage

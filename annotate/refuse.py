@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import re
 import sys
 import tarfile
 import time
@@ -30,25 +28,8 @@ import pyarrow.parquet as pq
 
 from annotate.figures import ledger_figures
 from annotate.fuse import PARTS, FusedConfig, fuse
-
-# webdataset's split of a member name: key = up to the first dot of the file name
-_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
-def _replace_atomically(path: Path, write) -> None:
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from pipeline.output_layout import LEDGER_DIR, MANIFEST_FILE, SHARD_DIR, atomic_write, atomic_write_bytes
+from pipeline.shard_reader import member_key_ext
 
 
 def refuse_shard(path: Path, cfg: FusedConfig) -> dict[str, int]:
@@ -57,9 +38,9 @@ def refuse_shard(path: Path, cfg: FusedConfig) -> dict[str, int]:
         members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
     by_key: dict[str, dict[str, int]] = {}
     for i, (m, _) in enumerate(members):
-        match = _MEMBER.match(m.name)
-        if match:
-            by_key.setdefault(match.group(1), {})[match.group(2)] = i
+        split = member_key_ext(m.name) if m.isfile() else None
+        if split:
+            by_key.setdefault(split[0], {})[split[1]] = i
     data = [d for _, d in members]
     words: dict[str, int] = {}
     for key, exts in by_key.items():
@@ -73,16 +54,13 @@ def refuse_shard(path: Path, cfg: FusedConfig) -> dict[str, int]:
             data[exts["txt"]] = annotations["fused"]["text"].encode("utf-8")
         words[key.rsplit("/", 1)[-1]] = ledger_figures(annotations)["caption_words"]
 
-    def write(fh):
-        with tarfile.open(fileobj=fh, mode="w") as out:
-            for (m, _), d in zip(members, data):
-                if d is None:
-                    out.addfile(m)
-                else:
-                    m.size = len(d)
-                    out.addfile(m, io.BytesIO(d))
-
-    _replace_atomically(path, write)
+    with atomic_write(path) as fh, tarfile.open(fileobj=fh, mode="w") as out:
+        for (m, _), d in zip(members, data):
+            if d is None:
+                out.addfile(m)
+            else:
+                m.size = len(d)
+                out.addfile(m, io.BytesIO(d))
     return words
 
 
@@ -102,12 +80,13 @@ def refuse_ledger(path: Path, caption_words: dict[str, int]) -> int:
         table = table.set_column(table.column_names.index("caption_words"), "caption_words", column)
     else:
         table = table.append_column("caption_words", column)
-    _replace_atomically(path, lambda fh: pq.write_table(table, fh))
+    with atomic_write(path) as fh:
+        pq.write_table(table, fh)
     return changed
 
 
 def build_config(out_dir: Path, overrides: dict) -> FusedConfig:
-    manifest = out_dir / "manifest.json"
+    manifest = out_dir / MANIFEST_FILE
     base = {}
     if manifest.is_file():
         base = ((json.loads(manifest.read_text()).get("config") or {}).get("annotate") or {}).get("fused") or {}
@@ -116,19 +95,19 @@ def build_config(out_dir: Path, overrides: dict) -> FusedConfig:
 
 def refuse(out_dir: str | Path, cfg: FusedConfig) -> dict:
     out_dir = Path(out_dir)
-    shards = sorted((out_dir / "shards").glob("*.tar"))
+    shards = sorted((out_dir / SHARD_DIR).glob("*.tar"))
     if not shards:
-        raise FileNotFoundError(f"{out_dir} has no shards/*.tar; give a build_dataset output folder")
+        raise FileNotFoundError(f"{out_dir} has no {SHARD_DIR}/*.tar; give a build_dataset output folder")
     caption_words: dict[str, int] = {}
     for shard in shards:
         caption_words.update(refuse_shard(shard, cfg))
-    rows = sum(refuse_ledger(p, caption_words) for p in sorted((out_dir / "ledger").glob("*.parquet")))
-    manifest = out_dir / "manifest.json"
+    rows = sum(refuse_ledger(p, caption_words) for p in sorted((out_dir / LEDGER_DIR).glob("*.parquet")))
+    manifest = out_dir / MANIFEST_FILE
     if manifest.is_file():  # provenance: the captions no longer come from the build's own config
         m = json.loads(manifest.read_text())
         m.setdefault("refused", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                             "fused": cfg.model_dump(mode="json")})
-        _replace_atomically(manifest, lambda fh: fh.write(json.dumps(m, indent=2).encode("utf-8")))
+        atomic_write_bytes(manifest, json.dumps(m, indent=2).encode("utf-8"))
     return {"shards": len(shards), "samples": len(caption_words), "ledger_rows": rows}
 
 
@@ -146,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "tokenizer": a.tokenizer, "max_tokens": a.max_tokens})
         from annotate.fuse import CaptionFuser
 
-        CaptionFuser(cfg)  # a bad template or tokenizer fails before any file is touched
+        CaptionFuser.ready(cfg)  # a bad template or tokenizer fails before any file is touched
         done = refuse(a.output, cfg)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"annotate.refuse: {err}", file=sys.stderr)

@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 
-from filters.photos import CLEAN_PHOTOS, load_photo
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 
 
@@ -46,7 +46,15 @@ def _bart_tokenizer(vocab_size: int):
     return BartTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})  # <image> = last id
 
 
-def build_blip(device, args):
+def _saved(processor, model) -> str:
+    """Save a random-weight model and its processor, so it loads through the captioner's own path."""
+    path = tempfile.mkdtemp(prefix="bench-ann-model-")
+    processor.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
+
+def config_blip(device, args):
     from transformers import (
         BlipConfig,
         BlipForConditionalGeneration,
@@ -54,17 +62,18 @@ def build_blip(device, args):
         BlipProcessor,
     )
 
-    from annotate.captioner import Captioner
+    from annotate.captioner import Captioner, CaptionerConfig
 
     cfg = BlipConfig()  # the blip-image-captioning-base architecture
     tok = _bert_tokenizer(cfg.text_config.vocab_size)
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 384, "width": 384}), tokenizer=tok)
     model = BlipForConditionalGeneration(cfg)
     model.generation_config.min_new_tokens = args.new_tokens
-    return Captioner(processor, model, "blip-base (random)", None, args.new_tokens, args.num_beams, device)
+    return Captioner, CaptionerConfig(model=_saved(processor, model), max_new_tokens=args.new_tokens, num_beams=args.num_beams,
+                                      device=device, batch_size=max(args.batch_sizes))
 
 
-def build_florence2(device, args):
+def config_florence2(device, args):
     from transformers import (
         CLIPImageProcessor,
         Florence2Config,
@@ -72,7 +81,7 @@ def build_florence2(device, args):
         Florence2Processor,
     )
 
-    from annotate.captioner import Captioner
+    from annotate.captioner import Captioner, CaptionerConfig
 
     vocab = 51289
     tok = _bart_tokenizer(vocab)
@@ -86,31 +95,34 @@ def build_florence2(device, args):
         vision_config=dict(projection_dim=768), image_token_id=tok.image_token_id)
     model = Florence2ForConditionalGeneration(cfg)
     model.generation_config.min_new_tokens = args.new_tokens
-    return Captioner(processor, model, "florence2-base (random)", None, args.new_tokens, args.num_beams, device)
+    return Captioner, CaptionerConfig(model=_saved(processor, model), max_new_tokens=args.new_tokens, num_beams=args.num_beams,
+                                      device=device, batch_size=max(args.batch_sizes))
 
 
-def build_yolo(device, args):
+def config_yolo(device, args):
     from ultralytics import YOLO
 
-    from annotate.detector import ObjectDetector
+    from annotate.detector import DetectorConfig, ObjectDetector
 
-    return ObjectDetector(YOLO("yolo11n.yaml"), "yolo11n (random)", device=device)
-
-
-def build_ocr(device, args):
-    from annotate.ocr import OcrAnnotator
-
-    return OcrAnnotator(device=device)
+    path = os.path.join(tempfile.mkdtemp(prefix="bench-ann-yolo-"), "yolo11n-random.pt")
+    YOLO("yolo11n.yaml").save(path)
+    return ObjectDetector, DetectorConfig(weights=path, device=device, batch_size=max(args.batch_sizes))
 
 
-def build_fused(device, args):
+def config_ocr(device, args):
+    from annotate.ocr import OcrAnnotator, OcrConfig
+
+    return OcrAnnotator, OcrConfig(device=device)
+
+
+def config_fused(device, args):
     from annotate.fuse import CaptionFuser, FusedConfig
 
-    return CaptionFuser(FusedConfig())
+    return CaptionFuser, FusedConfig()
 
 
-BUILDERS = {"objects": build_yolo, "caption-blip": build_blip, "caption-florence2": build_florence2,
-            "ocr": build_ocr, "ocr-boxes": build_ocr, "fused": build_fused}
+CONFIGS = {"objects": config_yolo, "caption-blip": config_blip, "caption-florence2": config_florence2,
+           "ocr": config_ocr, "ocr-boxes": config_ocr, "fused": config_fused}
 
 
 def make_meta(name, images):
@@ -154,7 +166,7 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.0, help="minimum timed seconds per cell")
     ap.add_argument("--new-tokens", type=int, default=20, help="tokens each captioner generates")
     ap.add_argument("--num-beams", type=int, default=1)
-    ap.add_argument("--only", nargs="+", default=list(BUILDERS), choices=list(BUILDERS))
+    ap.add_argument("--only", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
     with readme_section(args.readme, __file__):
@@ -173,8 +185,9 @@ def run(args) -> None:
     print("|---|---|" + "---|" * len(args.batch_sizes))
     rows = {}
     for name in args.only:
+        cls, cfg = CONFIGS[name](dev, args)  # random weights saved to a temporary folder
         t = time.perf_counter()
-        stage = BUILDERS[name](dev, args)
+        stage = cls.ready(cfg)  # loaded as a build loads them
         load = time.perf_counter() - t
         rows[name] = [measure(stage, name, images, b, args.seconds) for b in args.batch_sizes]
         print(f"| {name} | {load:.1f} | " + " | ".join(f"{w:.2f} ({c:.2f})" for w, c in rows[name]) + " |", flush=True)

@@ -2,14 +2,14 @@
 
     python bench/blur_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--angles 12]
 
-Tuning set: the bundled real photos (filters.photos.CLEAN_PHOTOS: scikit-image, scikit-learn,
+Tuning set: the bundled real photos (filter_dev.photos.CLEAN_PHOTOS: scikit-image, scikit-learn,
 matplotlib, ultralytics) plus skimage's clock_motion.png (real motion blur). The method's
 constants and threshold (filters/blur.py) were chosen on this set only. Held-out set: the 20
 clean OpenCV sample photos of bench/filter_quality.py plus its two real blurred photos
 (licenseplate_motion.jpg, text_defocus.jpg); skipped when --opencv-data is missing.
 
 Every photo is stored as the pipeline stores it (long side 512, JPEG q90); every degraded
-copy is stored again (a camera blurs before it compresses). Kinds (filters/blur_degradations.py):
+copy is stored again (a camera blurs before it compresses). Kinds (filter_dev/blur_degradations.py):
 - keep: clean; fog / dusk / snow (in focus, low contrast); dof (sharp centre ellipse, ~16 %
   of the frame, background blurred sigma 4 px at 256); mild softness (3 px motion blur at a
   random angle, Gaussian sigma 0.8 px, vertical resolution x0.6).
@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
+from filter_dev.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
+from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.blur import BlurFilter
-from filters.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
-from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
-from filters.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, machine, readme_section
 
 KEEP = ("clean", "fog", "dusk", "snow", "dof", "mild")
@@ -65,7 +65,7 @@ def evaluate(items, f: BlurFilter):
     t = time.perf_counter()
     s = f.score(list(ims), [{} for _ in ims])["sharpness"]
     ips = len(ims) / (time.perf_counter() - t)
-    kinds, rejected = np.array(kinds), s < f.threshold
+    kinds, rejected = np.array(kinds), s < f.cfg.threshold
     y = np.isin(kinds, REJECT)
     # the any-angle row is scored per photo at its worst (highest-scoring) angle
     rows, misses = [], []
@@ -79,7 +79,7 @@ def evaluate(items, f: BlurFilter):
                 per_photo.setdefault(n.split("@")[0], []).append(v)
             worst = np.array([max(v) for v in per_photo.values()])
             rows.append((k, "reject", f"{len(per_photo)} photos x {len(next(iter(per_photo.values())))} angles",
-                         f"{int((s[m] < f.threshold).sum())}/{int(m.sum())} (all angles of a photo: {int((worst < f.threshold).sum())}/{len(worst)})",
+                         f"{int((s[m] < f.cfg.threshold).sum())}/{int(m.sum())} (all angles of a photo: {int((worst < f.cfg.threshold).sum())}/{len(worst)})",
                          worst))
         else:
             n_rej = int(rejected[m].sum())
@@ -119,7 +119,7 @@ def main(argv=None):
 
 
 def run(args):
-    f = BlurFilter()
+    f = BlurFilter.ready()
     sets = [("Tuning set: bundled photos (tuned on these)",
              {n: stored(load_photo(n)) for n in CLEAN_PHOTOS}, {"clock_motion.png": stored(load_photo("clock_motion"))})]
     if os.path.isdir(args.opencv_data):
@@ -130,7 +130,7 @@ def run(args):
     result = {}
     for k, (title, clean, real) in enumerate(sets):
         rows, misses, summary = evaluate(labelled(clean, real, np.random.default_rng([args.seed, k]), args.angles), f)
-        print_table(title, rows, summary, f.threshold)
+        print_table(title, rows, summary, f.cfg.threshold)
         print(f"Wrong decisions: {', '.join(misses) or 'none'}\n")
         result[title.split(":")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
     print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px)\n")

@@ -24,11 +24,11 @@ from pathlib import Path
 import cv2
 import ray
 
-from filters.photos import load_rgb, skimage_photos
+from demo.inputs import with_shop_sign
+from demo.loopback_server import LoopbackServer
+from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.bench_report import add_readme_option, readme_section
 from pipeline.config import parse_workflow
-from pipeline.demo_data import with_shop_sign
-from pipeline.loopback_server import LoopbackServer
 from pipeline.runner import run_build
 
 

@@ -3,10 +3,10 @@
     apt-get install opencv-doc          # or: apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb /tmp/ocv
     python bench/filter_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--only watermark] [--readme]
 
-Source of the clean photos: OpenCV's sample images (filters/heldout_photos.py). No filter
+Source of the clean photos: OpenCV's sample images (filter_dev/heldout_photos.py). No filter
 was trained or tuned on them: the
 watermark model trained on scikit-image/scikit-learn/ultralytics photos and Debian's
-desktop backgrounds (filters.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
+desktop backgrounds (filter_dev.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
 (long side 512, JPEG q90). Labels were set by looking at each image.
 
 Labelled sets, per filter (a sample is "positive" when the filter should reject it):
@@ -40,12 +40,12 @@ import time
 
 import numpy as np
 
-from filters.blur_degradations import fog, gauss, motion, motion_px
-from filters.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, REAL_WATERMARK, load, stored
-from filters.photos import load_photo
-from filters.quality_metrics import binary_metrics
-from filters.synth.text import add_text_overlay
-from filters.synth.watermarks import add_watermark
+from filter_dev.blur_degradations import fog, gauss, motion, motion_px
+from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, REAL_WATERMARK, load, stored
+from filter_dev.photos import load_photo
+from filter_dev.quality_metrics import binary_metrics
+from filter_dev.synth.text import add_text_overlay
+from filter_dev.synth.watermarks import add_watermark
 from pipeline.bench_report import add_readme_option, machine, readme_section
 
 
@@ -64,7 +64,7 @@ def metrics(y, score, rejected, names, clean_mask):
 def bench_blur(d, clean, rng):
     from filters.blur import BlurFilter
 
-    f = BlurFilter()
+    f = BlurFilter.ready()
     items = [(im, 0, short(n), True) for n, im in clean.items()]
     items += [(fog(im), 0, f"{short(n)}+fog", False) for n, im in clean.items()]
     items += [(load(d, n), 1, short(n), False) for n in REAL_BLUR]
@@ -76,13 +76,13 @@ def bench_blur(d, clean, rng):
         items.append((motion_px(im, 9, b), 1, f"{short(n)}+motion9px@{b:.0f}", False))
     ims, y, names, cm = zip(*items)
     s = f.score(list(ims), [{} for _ in ims])
-    return metrics(y, -s["sharpness"], ~f.keep(s), names, np.array(cm)), f"sharpness < {f.threshold:g}"
+    return metrics(y, -s["sharpness"], ~f.keep(s), names, np.array(cm)), f"sharpness < {f.cfg.threshold:g}"
 
 
 def bench_text(d, clean, rng):
     from filters.text import TextFilter
 
-    f = TextFilter()
+    f = TextFilter.ready()
     items = [(im, 0, short(n), True) for n, im in clean.items()]
     items += [(load(d, n), 1, n, False) for n in REAL_TEXT] + [(load_photo("page", 512), 1, "skimage/page.png", False)]
     for k, (n, im) in enumerate(clean.items()):
@@ -92,16 +92,18 @@ def bench_text(d, clean, rng):
     t = time.perf_counter()
     s = f.score(list(ims), [{} for _ in ims])
     ips = len(ims) / (time.perf_counter() - t)
-    rule = f"text area > {f.threshold:g} ({f.detector_name}, {ips:.1f} img/s here)"
+    rule = f"text area > {f.cfg.threshold:g} ({f.cfg.detector}, {ips:.1f} img/s here)"
     return metrics(y, s["area_frac"], ~f.keep(s), names, np.array(cm)), rule
 
 
 def bench_watermark(d, clean, rng, model_path=None):
     from filters.text import TextFilter
-    from filters.watermark import WatermarkFilter
+    from filters.watermark import WatermarkConfig, WatermarkFilter
 
-    text = TextFilter()
-    f = WatermarkFilter(model_path=model_path, text_filter=text)
+    text = TextFilter.ready()
+    f = WatermarkFilter(WatermarkConfig(model_path=model_path))
+    f.text = text  # share the detector instead of loading a second one
+    f.setup()
     items = [(im, int(n in REAL_WATERMARK), short(n), n not in REAL_WATERMARK) for n, im in clean.items()]
     for n, im in clean.items():
         for k in range(3):
@@ -109,19 +111,19 @@ def bench_watermark(d, clean, rng, model_path=None):
     ims, y, names, cm = zip(*items)
     meta = [{} for _ in ims]
     s = f.score(list(ims), meta)
-    model_alone = s["prob"] >= f.threshold
+    model_alone = s["prob"] >= f.cfg.threshold
     text_rejects = ~text.keep(text.score(list(ims), meta))  # reuses the boxes the watermark filter left in meta
     both = ~f.keep(s) | text_rejects
-    return [(metrics(y, s["prob"], ~f.keep(s), names, np.array(cm)), f"P >= {f.threshold:g}, text filter off (text images kept)"),
+    return [(metrics(y, s["prob"], ~f.keep(s), names, np.array(cm)), f"P >= {f.cfg.threshold:g}, text filter off (text images kept)"),
             (metrics(y, s["prob"], both, names, np.array(cm)),
              f"rejected by watermark or text (both on; {int((both & f.keep(s)).sum())} as `text`)"),
-            (metrics(y, s["prob"], model_alone, names, np.array(cm)), f"P >= {f.threshold:g} (model alone, no text rule)")]
+            (metrics(y, s["prob"], model_alone, names, np.array(cm)), f"P >= {f.cfg.threshold:g} (model alone, no text rule)")]
 
 
 def bench_nsfw(d, clean, rng):
     from filters.nsfw import NsfwFilter
 
-    f = NsfwFilter()
+    f = NsfwFilter.ready()
     ims, names = [], []
     for n, im in clean.items():
         ims += [im, im[:, ::-1].copy(), im[im.shape[0] // 8:, im.shape[1] // 8:].copy()]
@@ -130,7 +132,7 @@ def bench_nsfw(d, clean, rng):
     y = np.zeros(len(ims), int)
     m = metrics(np.r_[y, 1], np.r_[s["prob"], 1.0], np.r_[~f.keep(s), True], names + ["_"], np.r_[np.ones(len(ims), bool), False])
     m.update(pos=0, neg=len(ims), auc=float("nan"), fn=[], max=float(s["prob"].max()))
-    return m, f"P(nsfw) >= {f.threshold:g} (max P {m['max']:.3f})"
+    return m, f"P(nsfw) >= {f.cfg.threshold:g} (max P {m['max']:.3f})"
 
 
 def main(argv=None):

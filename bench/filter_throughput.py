@@ -4,7 +4,7 @@
     python bench/filter_throughput.py --device cpu --batch-sizes 1 16 --seconds 20
     python bench/filter_throughput.py --device cpu --threads 1 --only text text_craft --batch-sizes 8
 
-Images: the real photos of filters/photos.py resized so the long side is 512 (aspect
+Images: the real photos of filter_dev/photos.py resized so the long side is 512 (aspect
 kept), like the pipeline's stored images. Each (filter, batch size) runs one
 warm-up batch, then batches for at least `--seconds` (and at least 2 batches); model load
 time is reported separately (it is paid once per worker).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from filters.photos import CLEAN_PHOTOS, load_photo
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 
 
@@ -26,11 +26,11 @@ def builders(device, threads=0):
     from filters.watermark import WatermarkFilter
 
     return {
-        "blur": lambda: BlurFilter(),
-        "watermark": lambda: WatermarkFilter(device=device),
-        "nsfw": lambda: NsfwFilter(device=device),
-        "text": lambda: TextFilter(device=device, num_threads=threads),  # PP-OCR det (default)
-        "text_craft": lambda: TextFilter(detector="craft", device=device),
+        "blur": lambda: BlurFilter.ready(),
+        "watermark": lambda: WatermarkFilter.ready(device=device),
+        "nsfw": lambda: NsfwFilter.ready(device=device),
+        "text": lambda: TextFilter.ready(device=device, num_threads=threads),  # PP-OCR det (default)
+        "text_craft": lambda: TextFilter.ready(detector="craft", device=device),
     }
 
 

@@ -19,22 +19,22 @@ import numpy as np
 import ray
 
 from pipeline.bench_report import add_readme_option, readme_section
-from pipeline.stage_chain import new_verdict
+from pipeline.verdict import Verdict
 
 
 def _images(n: int) -> list[np.ndarray]:
     import cv2
 
-    from filters.photos import load_rgb, skimage_photos
+    from filter_dev.photos import load_rgb, skimage_photos
 
     photos = [cv2.resize(load_rgb(p), (512, 384)) for p in skimage_photos()[:8]]
     return [photos[i % len(photos)] for i in range(n)]
 
 
 def _stage():
-    from filters.watermark import WatermarkConfig, build_watermark_filter
+    from filters.watermark import WatermarkConfig, WatermarkFilter
 
-    return build_watermark_filter(WatermarkConfig(enabled=True, device="cpu"))
+    return WatermarkFilter.ready(WatermarkConfig(enabled=True, device="cpu"))
 
 
 @ray.remote(num_cpus=1)
@@ -70,7 +70,7 @@ def with_actors(images, batch: int) -> tuple[float, float]:
     refs = []
     for i in range(0, len(images), batch):
         chunk = images[i:i + batch]
-        refs.append(actor.run.remote(chunk, [{"key": str(j)} for j in range(len(chunk))], [new_verdict() for _ in chunk]))
+        refs.append(actor.run.remote(chunk, [{"key": str(j)} for j in range(len(chunk))], [Verdict() for _ in chunk]))
     ray.get(refs)
     wall = time.perf_counter() - t0
     busy = ray.get(actor.busy_s.remote())

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import ray
 
-from filters.photos import skimage_photos
+from demo.loopback_server import LoopbackServer
+from filter_dev.photos import skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import parse_workflow
-from pipeline.loopback_server import LoopbackServer
 from pipeline.runner import run_build
 
 

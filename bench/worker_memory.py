@@ -33,10 +33,10 @@ import cv2
 import psutil
 import ray
 
-from filters.photos import load_rgb, skimage_photos
+from demo.loopback_server import LoopbackServer
+from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow
-from pipeline.loopback_server import LoopbackServer
 from pipeline.runner import run_build
 
 MB = 2**20

@@ -7,7 +7,7 @@ Stages (stages/base.py): plain Python objects, no Ray, each testable alone.
 A filter with `needs_pixels = False` gets None for each image and decides from the
 metadata. One that also sets `decides_from_size` (the resolution filter) is asked before
 any pixel is decoded: when it rejects an image's header size and no filter needing pixels
-runs before it, the image is never decoded (pipeline/stage_plan.py: StageChain.wants_pixels),
+runs before it, the image is never decoded (pipeline/stage_chain.py: StageChain.wants_pixels),
 unless `score_all` is set; the chain then runs it as usual and it rejects the sample.
 """
 
@@ -16,29 +16,41 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from stages.base import Stage
+from stages.base import Stage, StageConfig
 
 DEVICE_FIELD = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
 
 
-class FilterConfig(BaseModel):
+class FilterConfig(StageConfig):
     """Base of every filter's config section: unknown fields fail, naming the field."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class Filter(Stage):
+    Config: ClassVar[type[FilterConfig]] = FilterConfig
     kind = "filter"
-    name: ClassVar[str] = "filter"
     # Names of the arrays `score` returns; the ledger gets one column per name,
-    # written as f"{filter.name}_{score_name}".
+    # written as f"{filter.name}_{score_name}". (A property when the config decides them.)
     score_names: ClassVar[tuple[str, ...]] = ()
+    # score name -> the config field that is its threshold. keep() must decide from the
+    # scores and the config alone: filter-report replays it on stored scores, with real
+    # instances built from the build's config (no setup(), no model), and its what-if
+    # changes exactly these fields.
+    threshold_fields: ClassVar[dict[str, str]] = {}
     # True when keep() depends on the original size alone (meta's original_width and
     # original_height, e.g. filters/resolution.py): the loaders ask such a filter, through
     # keeps_size, before decoding, and skip the pixels of a size it rejects.
     decides_from_size: ClassVar[bool] = False
+
+    @classmethod
+    def check_declarations(cls) -> None:
+        """At registration: every declared threshold is a config field of a declared score."""
+        for score, field in cls.threshold_fields.items():
+            if field not in cls.Config.model_fields:
+                raise TypeError(f"filter {cls.name}: threshold_fields names {field!r}, which is not a field of {cls.Config.__name__}")
+            if isinstance(cls.score_names, tuple) and score not in cls.score_names:
+                raise TypeError(f"filter {cls.name}: threshold_fields names the score {score!r}, not one of score_names {cls.score_names}")
 
     def score(self, images: list[np.ndarray], meta: list[dict]) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -20,7 +20,7 @@ straight edge) does not count as a dip elsewhere. Being ratios of the image's ow
 the score ignores contrast: a sharp foggy, dusk or snow scene scores like the clear one.
 
 Reject when the score < `threshold` (default 0.26, midway between the blurred and the kept
-images of the tuning set). Tuned ONLY on the bundled photos (filters/photos.py); measured by
+images of the tuning set). Tuned ONLY on the bundled photos (filter_dev/photos.py); measured by
 `python bench/blur_quality.py` on them and on 20 held-out OpenCV photos (bench/README.md),
 every image stored as the pipeline does (512 px, JPEG q90). Held-out: AUC 0.997, no clean
 photo rejected (lowest 0.33), fog/dusk/snow copies all kept (>= 0.33); Gaussian blur
@@ -52,7 +52,6 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import Filter, FilterConfig
-from stages.base import Resources
 from stages.registry import register_stage
 
 DEFAULT_BLUR_THRESHOLD = 0.26
@@ -128,35 +127,27 @@ def directional_sharpness(image: np.ndarray, analysis_side: int = DEFAULT_ANALYS
     return float(np.clip(r.min() - ANISOTROPY_WEIGHT * dip, 0.0, 1.0))
 
 
-class BlurFilter(Filter):
-    name = "blur"
-    score_names = ("sharpness", "laplacian_var")
-
-    def __init__(self, threshold: float = DEFAULT_BLUR_THRESHOLD, analysis_side: int = DEFAULT_ANALYSIS_SIDE):
-        self.threshold = threshold
-        self.analysis_side = analysis_side
-
-    def score(self, images, meta):
-        return {
-            "sharpness": np.array([directional_sharpness(im, self.analysis_side) for im in images], dtype=np.float64),
-            "laplacian_var": np.array([laplacian_variance(im, self.analysis_side) for im in images], dtype=np.float64),
-        }
-
-    def keep(self, scores):
-        return scores["sharpness"] >= self.threshold
-
-    def details(self, scores, keep):
-        return ["" if k else f"sharpness {v:.2f} < {self.threshold:g}" for k, v in zip(keep, scores["sharpness"])]
-
-
 class BlurConfig(FilterConfig):
     enabled: bool = True
     threshold: float = Field(DEFAULT_BLUR_THRESHOLD, ge=0, le=1, description="reject if the directional sharpness (0..1) is lower")
     analysis_side: int = Field(DEFAULT_ANALYSIS_SIDE, ge=16, description="images are shrunk (never enlarged) to this long side before scoring")
 
 
-@register_stage("blur", kind="filter", config=BlurConfig, order=20, pool="cpu")
-def build_blur_filter(cfg: BlurConfig) -> BlurFilter:
-    stage = BlurFilter(cfg.threshold, cfg.analysis_side)
-    stage.resources = Resources(pool="cpu", batch_size=256)
-    return stage
+@register_stage("blur", order=20, pool="cpu")
+class BlurFilter(Filter):
+    Config = BlurConfig
+    score_names = ("sharpness", "laplacian_var")
+    threshold_fields = {"sharpness": "threshold"}
+
+    def score(self, images, meta):
+        side = self.cfg.analysis_side
+        return {
+            "sharpness": np.array([directional_sharpness(im, side) for im in images], dtype=np.float64),
+            "laplacian_var": np.array([laplacian_variance(im, side) for im in images], dtype=np.float64),
+        }
+
+    def keep(self, scores):
+        return scores["sharpness"] >= self.cfg.threshold
+
+    def details(self, scores, keep):
+        return ["" if k else f"sharpness {v:.2f} < {self.cfg.threshold:g}" for k, v in zip(keep, scores["sharpness"])]

@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from filters.devices import model_load_error, require_file, torch_device
+from stages.devices import model_load_error, require_file, torch_device
 
 _ENCODERS: dict = {}
 _LOCK = threading.Lock()

@@ -25,7 +25,6 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from stages.base import Resources
 from stages.registry import register_stage
 
 _SETTING = "filters.concepts"
@@ -37,66 +36,6 @@ DEFAULT_PROMPTS = {
 }
 DEFAULT_NEUTRAL = ["a photo", "an ordinary photo of everyday life", "a photo of a landscape",
                    "a photo of people", "a photo of an object", "a picture"]
-
-
-class ConceptFilter(Filter):
-    name = "concepts"
-
-    def __init__(self, prompts: dict[str, list[str]] | None = None, neutral_prompts: list[str] | None = None,
-                 threshold: float = DEFAULT_CONCEPT_THRESHOLD, thresholds: dict[str, float] | None = None,
-                 clip_model: str = "ViT-B-32", clip_weights: str | None = None, clip_config: str | None = None,
-                 device: str = "auto", batch_size: int = 32):
-        from filters.clip_encoder import get_clip_encoder
-
-        self.prompts = dict(prompts or DEFAULT_PROMPTS)
-        self.neutral = list(neutral_prompts or DEFAULT_NEUTRAL)
-        self.concepts = list(self.prompts)
-        self.score_names = tuple(self.concepts) + ("max",)
-        # Stored as the config holds them (default + per-concept overrides): keep() reads only
-        # these, so filter-report can replay and what-if it from the ledger's scores.
-        self.threshold = threshold
-        self.thresholds = dict(thresholds or {})
-        self.batch_size = batch_size
-        self.encoder = get_clip_encoder(clip_model, clip_weights, device, clip_config, setting=_SETTING)
-        texts = [p for c in self.concepts for p in self.prompts[c]] + self.neutral
-        emb = self.encoder.embed_texts(texts)
-        sizes = [len(self.prompts[c]) for c in self.concepts]
-        bounds = np.cumsum([0] + sizes)
-        self._concept_emb = [emb[bounds[k]:bounds[k + 1]] for k in range(len(sizes))]
-        self._neutral_emb = emb[bounds[-1]:]
-
-    def _probs(self, images) -> np.ndarray:
-        import torch
-
-        e = self.encoder.embed_images(images)  # N x D, normalised
-        t = self.encoder.logit_scale
-        neutral = (e @ self._neutral_emb.T).max(1).values
-        cols = []
-        for ce in self._concept_emb:
-            s = (e @ ce.T).max(1).values
-            cols.append(torch.softmax(t * torch.stack([s, neutral], 1), 1)[:, 0])
-        return torch.stack(cols, 1).cpu().numpy().astype(np.float64)
-
-    def score(self, images, meta):
-        n = len(images)
-        p = np.concatenate([self._probs(images[i:i + self.batch_size]) for i in range(0, n, self.batch_size)]) if n \
-            else np.zeros((0, len(self.concepts)))
-        out = {c: p[:, k] for k, c in enumerate(self.concepts)}
-        out["max"] = p.max(1) if n else np.zeros(0)
-        return out
-
-    def _fired(self, scores) -> dict[str, np.ndarray]:
-        """concept -> rows at or above its threshold; the concepts are the score names
-        other than `max` (so this works from stored ledger scores alone)."""
-        return {c: np.asarray(v) >= self.thresholds.get(c, self.threshold) for c, v in scores.items() if c != "max"}
-
-    def keep(self, scores):
-        fired = list(self._fired(scores).values())
-        return ~np.logical_or.reduce(fired) if fired else np.ones(len(scores["max"]), dtype=bool)
-
-    def details(self, scores, keep):
-        fired = self._fired(scores)
-        return ["" if k else ",".join(c for c in fired if fired[c][i]) for i, k in enumerate(keep)]
 
 
 class ConceptsConfig(FilterConfig):
@@ -126,9 +65,59 @@ class ConceptsConfig(FilterConfig):
         return self
 
 
-@register_stage("concepts", kind="filter", config=ConceptsConfig, order=45)
-def build_concept_filter(cfg: ConceptsConfig) -> ConceptFilter:
-    stage = ConceptFilter(cfg.prompts, cfg.neutral_prompts, cfg.threshold, cfg.thresholds, cfg.clip_model,
-                          cfg.clip_weights, cfg.clip_config, cfg.device, cfg.batch_size)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage
+@register_stage("concepts", order=45)
+class ConceptFilter(Filter):
+    Config = ConceptsConfig
+    # the default threshold; per-concept overrides (`thresholds`) stay as built
+    threshold_fields = {"max": "threshold"}
+
+    @property
+    def concepts(self) -> list[str]:
+        return list(self.cfg.prompts)
+
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return tuple(self.concepts) + ("max",)
+
+    def setup(self):
+        from filters.clip_encoder import get_clip_encoder
+
+        c = self.cfg
+        self.encoder = get_clip_encoder(c.clip_model, c.clip_weights, c.device, c.clip_config, setting=_SETTING)
+        texts = [p for k in self.concepts for p in c.prompts[k]] + list(c.neutral_prompts)
+        emb = self.encoder.embed_texts(texts)
+        bounds = np.cumsum([0] + [len(c.prompts[k]) for k in self.concepts])
+        self._concept_emb = [emb[bounds[k]:bounds[k + 1]] for k in range(len(self.concepts))]
+        self._neutral_emb = emb[bounds[-1]:]
+
+    def _probs(self, images) -> np.ndarray:
+        import torch
+
+        e = self.encoder.embed_images(images)  # N x D, normalised
+        t = self.encoder.logit_scale
+        neutral = (e @ self._neutral_emb.T).max(1).values
+        cols = []
+        for ce in self._concept_emb:
+            s = (e @ ce.T).max(1).values
+            cols.append(torch.softmax(t * torch.stack([s, neutral], 1), 1)[:, 0])
+        return torch.stack(cols, 1).cpu().numpy().astype(np.float64)
+
+    def score(self, images, meta):
+        n = len(images)
+        p = self._probs(images) if n else np.zeros((0, len(self.concepts)))
+        out = {c: p[:, k] for k, c in enumerate(self.concepts)}
+        out["max"] = p.max(1) if n else np.zeros(0)
+        return out
+
+    def _fired(self, scores) -> dict[str, np.ndarray]:
+        """concept -> rows at or above its threshold; the concepts are the score names
+        other than `max` (so this works from stored ledger scores alone)."""
+        return {c: np.asarray(v) >= self.cfg.thresholds.get(c, self.cfg.threshold) for c, v in scores.items() if c != "max"}
+
+    def keep(self, scores):
+        fired = list(self._fired(scores).values())
+        return ~np.logical_or.reduce(fired) if fired else np.ones(len(scores["max"]), dtype=bool)
+
+    def details(self, scores, keep):
+        fired = self._fired(scores)
+        return ["" if k else ",".join(c for c in fired if fired[c][i]) for i, k in enumerate(keep)]

@@ -28,8 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, ort_providers, require_file
-from stages.base import Resources
+from stages.devices import model_load_error, ort_providers, require_file
 from stages.registry import register_stage
 
 DEFAULT_NSFW_THRESHOLD = 0.8
@@ -193,31 +192,6 @@ class ClipNsfw:
         return p.float().cpu().numpy().astype(np.float64)
 
 
-class NsfwFilter(Filter):
-    name = "nsfw"
-    score_names = ("prob",)
-
-    def __init__(self, threshold: float = DEFAULT_NSFW_THRESHOLD, backend: str = "open_nsfw",
-                 model_path: str | None = None, clip_model: str = "ViT-L-14", clip_weights: str | None = None,
-                 head_path: str | None = None, device: str = "auto", batch_size: int = 32):
-        self.threshold = threshold
-        self.batch_size = batch_size
-        if backend == "open_nsfw":
-            self.model = OpenNsfwOnnx(model_path, device)
-        elif backend == "clip":
-            self.model = ClipNsfw(clip_model, clip_weights, head_path, device)
-        else:
-            raise ValueError(f"{_SETTING}.backend: {backend!r} is not one of 'open_nsfw', 'clip'")
-        self.backend = backend
-
-    def score(self, images, meta):
-        probs = [self.model(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
-        return {"prob": np.concatenate(probs) if probs else np.zeros(0, dtype=np.float64)}
-
-    def keep(self, scores):
-        return scores["prob"] < self.threshold
-
-
 class NsfwConfig(FilterConfig):
     enabled: bool = False
     threshold: float = Field(DEFAULT_NSFW_THRESHOLD, ge=0, le=1, description="reject if P(nsfw) >= threshold")
@@ -230,9 +204,21 @@ class NsfwConfig(FilterConfig):
     batch_size: int = Field(32, ge=1)
 
 
-@register_stage("nsfw", kind="filter", config=NsfwConfig, order=40)
-def build_nsfw_filter(cfg: NsfwConfig) -> NsfwFilter:
-    stage = NsfwFilter(cfg.threshold, cfg.backend, cfg.model_path, cfg.clip_model, cfg.clip_weights,
-                    cfg.head_path, cfg.device, cfg.batch_size)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage
+@register_stage("nsfw", order=40)
+class NsfwFilter(Filter):
+    Config = NsfwConfig
+    score_names = ("prob",)
+    threshold_fields = {"prob": "threshold"}
+
+    def setup(self):
+        c = self.cfg
+        if c.backend == "open_nsfw":
+            self.model = OpenNsfwOnnx(c.model_path, c.device)
+        else:
+            self.model = ClipNsfw(c.clip_model, c.clip_weights, c.head_path, c.device)
+
+    def score(self, images, meta):
+        return {"prob": self.model(images)}
+
+    def keep(self, scores):
+        return scores["prob"] < self.cfg.threshold

@@ -16,20 +16,23 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import Filter, FilterConfig
-from stages.base import Resources
 from stages.registry import register_stage
 
 
+class ResolutionConfig(FilterConfig):
+    enabled: bool = True
+    min_side: int = Field(256, ge=0, description="reject if the original shorter side is smaller")
+    min_pixels: int = Field(0, ge=0, description="reject if original width*height is smaller")
+    max_aspect_ratio: float = Field(3.0, ge=1.0, description="reject if long side / short side is larger")
+
+
+@register_stage("resolution", order=10, pool="cpu")
 class ResolutionFilter(Filter):
-    name = "resolution"
+    Config = ResolutionConfig
     needs_pixels = False
     decides_from_size = True
     score_names = ("min_side", "pixels", "aspect_ratio")
-
-    def __init__(self, min_side: int = 256, min_pixels: int = 0, max_aspect_ratio: float = 3.0):
-        self.min_side = min_side
-        self.min_pixels = min_pixels
-        self.max_aspect_ratio = max_aspect_ratio
+    threshold_fields = {"min_side": "min_side", "pixels": "min_pixels", "aspect_ratio": "max_aspect_ratio"}
 
     def score(self, images, meta):
         w = np.array([m["original_width"] for m in meta], dtype=np.float64)
@@ -40,10 +43,11 @@ class ResolutionFilter(Filter):
         return {"min_side": short, "pixels": w * h, "aspect_ratio": aspect}
 
     def _checks(self, s):
+        c = self.cfg
         return {
-            "min_side": s["min_side"] >= self.min_side,
-            "min_pixels": s["pixels"] >= self.min_pixels,
-            "max_aspect_ratio": s["aspect_ratio"] <= self.max_aspect_ratio,
+            "min_side": s["min_side"] >= c.min_side,
+            "min_pixels": s["pixels"] >= c.min_pixels,
+            "max_aspect_ratio": s["aspect_ratio"] <= c.max_aspect_ratio,
         }
 
     def keep(self, scores):
@@ -58,16 +62,3 @@ class ResolutionFilter(Filter):
             out.append("" if k else ",".join(failed))
         return out
 
-
-class ResolutionConfig(FilterConfig):
-    enabled: bool = True
-    min_side: int = Field(256, ge=0, description="reject if the original shorter side is smaller")
-    min_pixels: int = Field(0, ge=0, description="reject if original width*height is smaller")
-    max_aspect_ratio: float = Field(3.0, ge=1.0, description="reject if long side / short side is larger")
-
-
-@register_stage("resolution", kind="filter", config=ResolutionConfig, order=10, pool="cpu")
-def build_resolution_filter(cfg: ResolutionConfig) -> ResolutionFilter:
-    stage = ResolutionFilter(cfg.min_side, cfg.min_pixels, cfg.max_aspect_ratio)
-    stage.resources = Resources(pool="cpu", batch_size=256)
-    return stage

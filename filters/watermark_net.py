@@ -1,6 +1,6 @@
 """WatermarkNet (the project's own watermark classifier) and LAION's watermark detector
 architecture: model definitions, weight files, preprocessing. Used by filters/watermark.py
-(inference) and filters/watermark_train.py (training)."""
+(inference) and filter_dev/watermark_train.py (training)."""
 
 from __future__ import annotations
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import time
 
 from pipeline.sample import Sample
-from pipeline.stage_chain import new_verdict, run_annotators, run_filters
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
+from pipeline.stage_runner import run_annotators, run_filters
 from pipeline.stage_stats import StageStats
+from pipeline.verdict import Status, Verdict
 
 MAX_BATCHES_IN_POOL = 4
 
@@ -32,7 +33,7 @@ class SampleBatcher:
         self.waited_s = 0.0  # time spent waiting for the model pool's verdicts
 
     def add(self, sample: Sample) -> None:
-        if sample.status != "pending":
+        if sample.status != Status.PENDING:
             return
         self.pending.append(sample)
         if len(self.pending) >= self.chain.batch_size:
@@ -44,17 +45,17 @@ class SampleBatcher:
             return
         t0 = time.perf_counter()
         meta = [s.stage_meta() for s in batch]
-        verdicts = [new_verdict() for _ in batch]
+        verdicts = [Verdict() for _ in batch]
         run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats)
         for s, v in zip(batch, verdicts):
             s.apply(v)
-            if s.status == "pending" and s.image is not None and not s.image.decoded:  # chain.wants_pixels asked these same filters
+            if s.status == Status.PENDING and s.image is not None and not s.image.decoded:  # chain.wants_pixels asked these same filters
                 s.fail("internal_error: a sample left undecoded by its size passed the filters that rejected that size")
         if self.chain.pool is not None:
-            sent = [s for s in batch if s.status == "pending" or (self.chain.score_all and s.status == "rejected")]
+            sent = [s for s in batch if s.status == Status.PENDING or (self.chain.score_all and s.status == Status.REJECTED)]
             if sent:
                 handle = self.chain.pool.submit(
-                    [s.rgb for s in sent], [s.stage_meta() for s in sent], [s.verdict() for s in sent], self.chain.score_all
+                    [s.rgb for s in sent], [s.stage_meta() for s in sent], [s.verdict.copy() for s in sent], self.chain.score_all
                 )
                 self.in_pool.append((sent, handle))
         for s in batch:
@@ -72,8 +73,9 @@ class SampleBatcher:
             verdicts = self.chain.pool.result(handle)
         except Exception as err:  # noqa: BLE001 - a lost model batch fails its samples, recorded
             msg = str(err).strip().splitlines()[-1] if str(err).strip() else ""
-            verdicts = [dict(s.verdict(), status="failed", reason="model_pool_error",
-                             detail=f"{type(err).__name__}: {msg}") for s in sent]
+            verdicts = [s.verdict.copy() for s in sent]
+            for v in verdicts:
+                v.fail("model_pool_error", f"{type(err).__name__}: {msg}")
         self.waited_s += time.perf_counter() - t0
         for s, v in zip(sent, verdicts):
             s.apply(v)
@@ -88,13 +90,12 @@ class SampleBatcher:
 
     def annotate_kept(self, samples: list[Sample]) -> None:
         """Mark survivors kept, after the CPU annotators (fusion) describe them."""
-        live = [s for s in samples if s.status == "pending"]
+        live = [s for s in samples if s.status == Status.PENDING]
         if self.chain.cpu_annotators and live:
             meta = [s.stage_meta() for s in live]
-            verdicts = [s.verdict() for s in live]
+            verdicts = [s.verdict.copy() for s in live]
             run_annotators(self.chain.cpu_annotators, [None] * len(live), meta, verdicts, self.stats)
             for s, v in zip(live, verdicts):
                 s.apply(v)
         for s in live:
-            if s.status == "pending":
-                s.status = "kept"
+            s.verdict.keep()

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.output_layout import atomic_write_bytes
+
 
 class MarkerError(ValueError):
     """The README lacks a section's markers (or has them twice, or in the wrong order)."""
@@ -55,9 +57,7 @@ def write_section(readme: str | Path, name: str, body: str) -> None:
     if not path.is_file():
         raise MarkerError(f"{path}: no such file; --readme takes the bench/README.md to write into")
     new = replace_section(path.read_text(), name, body, str(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, new.encode("utf-8"))
 
 
 def add_readme_option(parser: argparse.ArgumentParser, script: str) -> None:

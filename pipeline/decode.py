@@ -82,12 +82,6 @@ def _to_rgb8(img: np.ndarray, bgr: bool) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(img)
 
 
-def decode_rgb(data: bytes, max_pixels: int) -> np.ndarray:
-    """Full-resolution RGB uint8 array, or DecodeError."""
-    check_header(data, max_pixels)
-    return _decode_pixels(data)
-
-
 def _decode_pixels(data: bytes) -> np.ndarray:
     """The pixels of an image whose header check_header has passed."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -152,7 +146,7 @@ def _stored(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
 class ImageDecoder:
     """Turns a loader's bytes or video frame into a StoredImage, deciding from the size
     first. `wants_pixels(width, height)` is False when the sample will be rejected
-    whatever its pixels (pipeline/stage_plan.py: StageChain.wants_pixels); None decodes all."""
+    whatever its pixels (pipeline/stage_chain.py: StageChain.wants_pixels); None decodes all."""
 
     def __init__(self, max_side: int, quality: int, max_pixels: int,
                  wants_pixels: Callable[[int, int], bool] | None = None):

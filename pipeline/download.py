@@ -18,6 +18,7 @@ from pipeline.fetch import policy_for
 from pipeline.img2dataset_glue import Img2DatasetResizer, memory_writer_class
 from pipeline.sample import Sample
 from pipeline.sources import InputItem
+from pipeline.verdict import Status
 
 
 def download_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
@@ -60,6 +61,6 @@ def download_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDec
         downloader((0, str(shard_file)))
 
     for s, _ in todo:
-        if s.status == "pending" and s.image is None:  # the downloader lost it: still one ledger row
+        if s.status == Status.PENDING and s.image is None:  # the downloader lost it: still one ledger row
             s.fail("internal_error: img2dataset returned no result for this URL")
     return samples

@@ -8,7 +8,9 @@
   once, with a function that fetches through `pipeline.fetch` when `timeout` is a
   FetchPolicy (which we pass as the Downloader's `timeout`; it reaches only that call)
   and otherwise calls the original, so any other use of img2dataset in the process is
-  unchanged. Import fails loudly if a future img2dataset stops calling that name.
+  unchanged. Import fails, naming the installed and the pinned version, unless the
+  function has exactly the replacement's parameters and `download_shard` passes exactly
+  those keywords (a new keyword upstream would otherwise fail every URL at run time).
 - `Img2DatasetResizer`: its resizer interface, backed by our safe decode-once
   (pipeline/decode.py: ImageDecoder, which skips the pixels of an image whose header
   size is rejected anyway); the decoded array is kept for the filters.
@@ -18,7 +20,9 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+from importlib.metadata import version
 
 import img2dataset.downloader as i2d_downloader
 from img2dataset.downloader import Downloader
@@ -49,17 +53,8 @@ def classify_download_error(message: str) -> str:
     return f"download_error: {message}"
 
 
-def _calls_name(code, name: str) -> bool:
-    return name in code.co_names or any(_calls_name(c, name) for c in code.co_consts if hasattr(c, "co_names"))
-
-
 _I2D_FETCH = "download_image_with_retry"
-if not _calls_name(Downloader.download_shard.__code__, _I2D_FETCH) or not hasattr(i2d_downloader, _I2D_FETCH):
-    raise ImportError(
-        f"img2dataset's Downloader no longer calls {_I2D_FETCH}; the byte/time caps and address checks of "
-        "pipeline/fetch.py cannot be applied. Install the pinned img2dataset (constraints.txt)."
-    )
-_original_fetch = getattr(i2d_downloader, _I2D_FETCH)
+WRITTEN_FOR = "1.47.0"  # the img2dataset this patch was checked against; constraints.txt pins it
 
 
 def _capped_download_image_with_retry(row, timeout, retries, user_agent_token, disallowed_header_directives):
@@ -80,6 +75,42 @@ def _capped_download_image_with_retry(row, timeout, retries, user_agent_token, d
         return key, None, str(err)
 
 
+def _name_tuples(code):
+    """Every tuple of names among the constants of `code` and the code nested in it
+    (a call's keyword names are such a tuple)."""
+    for c in code.co_consts:
+        if hasattr(c, "co_consts"):
+            yield from _name_tuples(c)
+        elif isinstance(c, tuple) and all(isinstance(x, str) for x in c):
+            yield c
+
+
+def check_fetch_target(fetch, download_shard) -> None:
+    """ImportError unless img2dataset's fetch function has exactly the replacement's
+    parameters and `download_shard` calls it by name with exactly those keywords."""
+    ours = list(inspect.signature(_capped_download_image_with_retry).parameters)
+    problems = []
+    if fetch is None:
+        problems.append(f"img2dataset.downloader has no {_I2D_FETCH}")
+    elif list(inspect.signature(fetch).parameters) != ours:
+        problems.append(f"{_I2D_FETCH}{inspect.signature(fetch)} is not ({', '.join(ours)})")
+    code = download_shard.__code__
+    calls = any(_I2D_FETCH in c.co_names for c in [code, *(k for k in code.co_consts if hasattr(k, "co_names"))])
+    if not calls:
+        problems.append(f"Downloader.download_shard no longer calls {_I2D_FETCH}")
+    elif tuple(ours[1:]) not in set(_name_tuples(code)):
+        problems.append(f"Downloader.download_shard does not call it with exactly the keywords {', '.join(ours[1:])}")
+    if problems:
+        raise ImportError(
+            f"img2dataset {version('img2dataset')} is installed, but pipeline/img2dataset_glue.py replaces its fetch for "
+            f"img2dataset {WRITTEN_FOR}: " + "; ".join(problems) + ". Without it the byte/time caps and address checks of "
+            f"pipeline/fetch.py cannot be applied: install img2dataset=={WRITTEN_FOR} (pip install -c constraints.txt -e .) "
+            "or update the replacement to the new signature."
+        )
+
+
+check_fetch_target(getattr(i2d_downloader, _I2D_FETCH, None), Downloader.download_shard)
+_original_fetch = getattr(i2d_downloader, _I2D_FETCH)
 setattr(i2d_downloader, _I2D_FETCH, _capped_download_image_with_retry)
 
 

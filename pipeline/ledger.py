@@ -4,7 +4,6 @@ rejected or failed, and why, with every score). Written here, read here."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotate.figures import LEDGER_FIGURES, ledger_figures
-from pipeline.output_layout import LEDGER_DIR, atomic_path
+from pipeline.output_layout import LEDGER_DIR, atomic_write
 from pipeline.sample import Sample
+from pipeline.verdict import Status
 
 LEDGER_FIELDS = [
     ("key", pa.string()),
@@ -45,7 +45,7 @@ def ledger_schema(score_columns: list[str]) -> pa.Schema:
 
 def caption_figures(s: Sample) -> dict[str, int | None]:
     """The ledger's caption columns (None where the sample has no annotations)."""
-    if s.status != "kept" or not s.annotations:
+    if s.status != Status.KEPT or not s.annotations:
         return dict.fromkeys(LEDGER_FIGURES)
     return ledger_figures(s.annotations, s.source.get("caption"))
 
@@ -58,10 +58,10 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["key"].append(s.key)
         cols["source"].append(s.source.get("url") or s.source.get("path"))
         cols["kind"].append(s.source.get("kind"))
-        cols["status"].append(s.status)
+        cols["status"].append(str(s.status))
         cols["reason"].append(s.reason)
         cols["detail"].append(s.detail)
-        cols["shard"].append(shard if s.status == "kept" else None)
+        cols["shard"].append(shard if s.status == Status.KEPT else None)
         cols["original_width"].append(img.original_width if img else None)
         cols["original_height"].append(img.original_height if img else None)
         cols["width"].append(img.width if img else None)
@@ -78,10 +78,9 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
 
 def write_ledger(out_dir: Path, unit_name: str, samples: list[Sample], shard: str | None, score_columns: list[str]) -> None:
     final = out_dir / LEDGER_DIR / f"{unit_name}.parquet"
-    tmp = atomic_path(final)
     table = pa.table(ledger_rows(samples, shard, score_columns), schema=ledger_schema(score_columns))
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
+    with atomic_write(final) as fh:  # durable: this file's existence marks the unit done
+        pq.write_table(table, fh)
 
 
 def read_ledger_file(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -107,12 +106,12 @@ def ledger_counts(out_dir: Path) -> dict:
     reason = t.column("reason").to_pylist()
     by_reason: dict[str, Counter] = {}
     for st, rs in zip(status, reason):
-        if st != "kept":
+        if st != Status.KEPT:
             by_reason.setdefault(st, Counter())[rs] += 1
     counts = Counter(status)
     return {
         "inputs": len(status),
-        "status": {k: counts.get(k, 0) for k in ("kept", "rejected", "failed")},
+        "status": {str(k): counts.get(k, 0) for k in (Status.KEPT, Status.REJECTED, Status.FAILED)},
         "reasons": {st: dict(c.most_common()) for st, c in sorted(by_reason.items())},
         "shards": sorted({s for s in t.column("shard").to_pylist() if s}),
     }

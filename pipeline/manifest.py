@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pipeline.ledger import ledger_counts
-from pipeline.output_layout import MANIFEST_FILE, atomic_path
+from pipeline.output_layout import MANIFEST_FILE, atomic_write_bytes
 from pipeline.version import PIPELINE_VERSION
 
 VERSIONED = ["img2dataset", "ray", "webdataset", "opencv-python-headless", "av", "pyarrow", "numpy", "pillow", "torch"]
@@ -37,7 +36,5 @@ def write_manifest(out_dir: Path, config: dict, timings: dict, extra: dict) -> d
         **extra,
     }
     path = Path(out_dir) / MANIFEST_FILE
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8"))
     return manifest

@@ -16,7 +16,7 @@ import random
 import ray
 
 from pipeline.config import WorkflowConfig
-from pipeline.stage_plan import build_model_runner, score_columns
+from pipeline.stage_chain import build_model_runner, score_columns
 from pipeline.worker_env import worker_env
 
 

@@ -11,14 +11,15 @@ like the shards, before the unit's ledger (the unit's "done" mark).
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline.output_layout import REJECTS_DIR, atomic_path
+from pipeline.output_layout import REJECTS_DIR, atomic_write
+from pipeline.shard_reader import iter_samples
+from pipeline.verdict import Status
 
 THUMB_SIDE = 160  # longest side of a stored thumbnail, pixels
 PER_FILTER = 8  # thumbnails kept per rejecting filter per unit
@@ -50,7 +51,7 @@ def choose(samples: list, per_filter: int = PER_FILTER) -> list:
     """The rejected samples to keep a thumbnail of, per rejecting filter."""
     by_filter: dict[str, list] = {}
     for s in samples:
-        if s.status == "rejected" and s.image is not None and s.image.jpg:
+        if s.status == Status.REJECTED and s.image is not None and s.image.jpg:
             by_filter.setdefault(s.reason, []).append(s)
     chosen = []
     for reason, group in sorted(by_filter.items()):
@@ -78,17 +79,13 @@ def write_rejects(out_dir: Path, unit_name: str, samples: list, per_filter: int 
     if not records:
         return None
     final = folder / f"{unit_name}.tar"
-    tmp = atomic_path(final)
     import webdataset as wds  # here, not at the top: filter-report reads rejects without torch
 
-    with open(tmp, "wb") as fh:
+    with atomic_write(final) as fh:
         sink = wds.TarWriter(fh)
         for rec in records:
             sink.write(rec)
         sink.close()
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
     return f"{REJECTS_DIR}/{unit_name}.tar"
 
 
@@ -99,11 +96,8 @@ def read_rejects(out_dir: Path) -> dict[str, tuple[bytes, dict]]:
         files: dict[str, dict] = {}
         try:
             with tarfile.open(path) as tar:
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    key, _, ext = m.name.partition(".")
-                    files.setdefault(key, {})[ext] = tar.extractfile(m).read()
+                for key, parts in iter_samples(tar):
+                    files.setdefault(key, {}).update(parts)
         except (tarfile.TarError, OSError):
             continue  # a damaged rejects file only costs thumbnails; --validate checks the shards
         for key, parts in files.items():

@@ -21,10 +21,10 @@ from pipeline.output_layout import (
     SHARD_DIR,
     STATE_FILE,
     TMP_SUFFIX,
-    atomic_path,
+    atomic_write_bytes,
 )
 from pipeline.sources import fingerprint, plan_units
-from pipeline.stage_plan import has_model_stages
+from pipeline.stage_chain import has_model_stages
 from pipeline.unit_scheduler import UnitScheduler
 from pipeline.worker import UnitWorker
 from pipeline.worker_env import worker_env
@@ -52,9 +52,7 @@ def _prepare_output(out: Path, cfg: WorkflowConfig, fp: str, resume: bool) -> No
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(f"*{TMP_SUFFIX}"):  # partial files of a killed run
             stale.unlink()
-    tmp = atomic_path(state_path)
-    tmp.write_text(json.dumps({"fingerprint": fp, "config": config}))
-    os.replace(tmp, state_path)
+    atomic_write_bytes(state_path, json.dumps({"fingerprint": fp, "config": config}).encode("utf-8"))
 
 
 def init_ray(num_cpus: int | None = None) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.decode import StoredImage
+from pipeline.verdict import Status, Verdict
 
 
 @dataclass
@@ -15,20 +16,26 @@ class Sample:
     index: int  # position within its unit: shards and ledgers are written in this order
     source: dict  # url or path, kind, caption, video_time, extra columns
     image: StoredImage | None = None
-    status: str = "pending"  # -> kept | rejected | failed
-    reason: str = ""  # rejecting filter's name, or the error category
-    detail: str = ""  # which criterion, or the full error message
-    scores: dict[str, float] = field(default_factory=dict)
-    filter_outputs: dict = field(default_factory=dict)
-    annotations: dict = field(default_factory=dict)
+    verdict: Verdict = field(default_factory=Verdict)  # its state: status, reason, scores, outputs, annotations
+
+    # read-only views of the verdict, for the loaders, the writer and the ledger
+    status = property(lambda self: self.verdict.status)
+    reason = property(lambda self: self.verdict.reason)
+    detail = property(lambda self: self.verdict.detail)
+    scores = property(lambda self: self.verdict.scores)
+    filter_outputs = property(lambda self: self.verdict.filter_outputs)
+    annotations = property(lambda self: self.verdict.annotations)
 
     def fail(self, error: str) -> None:
         """Record a failure; `error` is 'category: message' (category becomes the reason)."""
-        category, _, message = error.partition(": ")
-        if not message or " " in category:
-            category, message = "error", error
-        self.status, self.reason, self.detail = "failed", category, message
+        self.verdict.fail_with(error)
         self.image = None
+
+    def apply(self, verdict: Verdict) -> None:
+        """Take a stage chain's verdict (Verdict.merge); a failure drops the image."""
+        self.verdict.merge(verdict)
+        if self.verdict.status == Status.FAILED:
+            self.image = None
 
     @property
     def rgb(self) -> np.ndarray:
@@ -47,18 +54,3 @@ class Sample:
             "filter_outputs": dict(self.filter_outputs),
             "annotations": dict(self.annotations),
         }
-
-    def verdict(self) -> dict:
-        """This sample's state as the stage chain passes it around (stage_chain.py)."""
-        return {"status": self.status, "reason": self.reason, "detail": self.detail, "scores": dict(self.scores),
-                "filter_outputs": dict(self.filter_outputs), "annotations": dict(self.annotations)}
-
-    def apply(self, verdict: dict) -> None:
-        """Take a stage chain's verdict; a failure drops the image."""
-        self.scores.update(verdict["scores"])
-        self.filter_outputs.update(verdict["filter_outputs"])
-        self.annotations.update(verdict["annotations"])
-        if verdict["status"] == "failed" and self.status != "failed":
-            self.fail(f"{verdict['reason']}: {verdict['detail']}")
-        elif verdict["status"] != "failed":
-            self.status, self.reason, self.detail = verdict["status"], verdict["reason"], verdict["detail"]

@@ -14,38 +14,17 @@ samples 000000001 do not collide; the original key is kept in `json.source.key`.
 from __future__ import annotations
 
 import json
-import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from pipeline.config import DownloadConfig
 from pipeline.decode import DecodeError, ImageDecoder
 from pipeline.keys import source_key
 from pipeline.sample import Sample
+from pipeline.shard_reader import iter_samples
 from pipeline.sources import InputItem
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-# WebDataset's rule: the key is the member path up to the first dot of its file name.
-_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
-
-
-def _members(tar: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {ext: bytes}) per sample: consecutive members with the same key."""
-    key, parts = None, {}
-    for m in tar:
-        if not m.isfile():
-            continue
-        match = _KEY_EXT.match(m.name)
-        if not match or match.group(1).split("/")[-1].startswith("__"):
-            continue
-        k, ext = match.group(1), match.group(2).lower()
-        if k != key and key is not None:
-            yield key, parts
-            parts = {}
-        key = k
-        parts[ext] = tar.extractfile(m).read()
-    if key is not None:
-        yield key, parts
 
 
 def _source(shard: str, key: str, parts: dict[str, bytes], extra: dict) -> dict:
@@ -78,7 +57,7 @@ def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageD
     seen: dict[str, int] = {}
     try:
         with tarfile.open(shard, mode="r|*") as tar:
-            for key, parts in _members(tar):
+            for key, parts in iter_samples(tar):
                 n = seen.get(key, 0)
                 seen[key] = n + 1
                 s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples),

@@ -1,107 +1,68 @@
-"""Run stages over a batch of samples, without Ray: the same code runs in the CPU
-workers (cheap filters, caption fusion) and in the model actors (model filters,
-annotators).
-
-Work crosses process boundaries as "verdicts": one JSON-able dict per sample with its
-status, reason, detail, scores, filter outputs and annotations. Filters run in stage
-order; a sample leaves at the first filter that rejects it (unless score_all); then
-annotators describe the samples still kept. A stage that raises fails the samples of
-its batch (recorded, reason `filter_error` / `annotator_error`), never the job.
-"""
+"""Which enabled stage runs where: cheap filters in the CPU workers, model filters and
+annotators in the model pool, caption fusion back in the CPU workers (each stage's
+`pool`, declared when it registers)."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
 
-import numpy as np
-
-from pipeline.stage_stats import StageStats
-from stages.base import Stage
-
-
-def new_verdict(status: str = "pending") -> dict:
-    return {"status": status, "reason": "", "detail": "", "scores": {}, "filter_outputs": {}, "annotations": {}}
+from pipeline.config import WorkflowConfig
+from pipeline.stage_runner import LocalModelPool, ModelStageRunner
+from stages.registry import build_stages, enabled_stages
 
 
-def _fail(verdict: dict, reason: str, stage: Stage, err: Exception) -> None:
-    if verdict["status"] != "failed":
-        verdict.update(status="failed", reason=reason, detail=f"{stage.name}: {type(err).__name__}: {err}")
+@dataclass
+class StageChain:
+    """cpu_filters and cpu_annotators run in the worker, the rest behind `pool`
+    (None when no model stage is enabled)."""
+
+    cpu_filters: list
+    pool: object | None
+    cpu_annotators: list
+    score_columns: list[str]
+    score_all: bool = False
+    batch_size: int = 64
+    warnings: list[str] = field(default_factory=list)
+
+    def wants_pixels(self, width: int, height: int) -> bool:
+        """False when a filter that decides from the original size alone, running before
+        any filter that needs pixels, rejects this size: the loaders then skip decoding
+        (pipeline/decode.py) and this chain rejects the sample with that filter's own scores.
+        Always True with score_all, which scores every filter on every sample."""
+        if self.score_all:
+            return True
+        for f in self.cpu_filters:
+            if f.needs_pixels:
+                return True
+            if f.decides_from_size and not f.keeps_size(width, height):
+                return False
+        return True
 
 
-def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[dict],
-               stats: StageStats, error_reason: str) -> list[dict] | None:
-    """The stage on the samples at `idx`, timed; None (and those samples failed) if it raises."""
-    t0 = time.perf_counter()
-    try:
-        return stage.process([images[i] if stage.needs_pixels else None for i in idx], [meta[i] for i in idx])
-    except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
-        for i in idx:
-            _fail(verdicts[i], error_reason, stage, err)
-        return None
-    finally:
-        stats.add(stage.name, stage.resources.pool, time.perf_counter() - t0, len(idx))
+def has_model_stages(cfg: WorkflowConfig) -> bool:
+    return bool(enabled_stages(cfg.filters, "filter", "model") or enabled_stages(cfg.annotate, "annotator", "model"))
 
 
-def run_filters(filters, images: list, meta: list[dict], verdicts: list[dict], score_all: bool, stats: StageStats) -> None:
-    for f in filters:
-        idx = [i for i, v in enumerate(verdicts)
-               if v["status"] == "pending" or (score_all and v["status"] == "rejected")]
-        results = _run_stage(f, idx, images, meta, verdicts, stats, "filter_error") if idx else None
-        for i, r in zip(idx, results or []):
-            v = verdicts[i]
-            v["scores"].update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
-            if r["outputs"] is not None:
-                v["filter_outputs"][f.name] = r["outputs"]
-                meta[i].setdefault("filter_outputs", {})[f.name] = r["outputs"]
-            if not r["keep"] and v["status"] == "pending":
-                v.update(status="rejected", reason=f.name, detail=r["detail"])
+def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStageRunner:
+    """The model stages, loaded here (once per model actor)."""
+    return ModelStageRunner(
+        build_stages(cfg.filters, "filter", warnings, pool="model"),
+        build_stages(cfg.annotate, "annotator", warnings, pool="model"),
+    )
 
 
-def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[dict], stats: StageStats) -> None:
-    """Annotate the samples still pending (they pass every filter)."""
-    for a in annotators:
-        idx = [i for i, v in enumerate(verdicts) if v["status"] == "pending"]
-        if not idx:
-            return
-        for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error") or []):
-            verdicts[i]["annotations"][a.name] = r
-            meta[i].setdefault("annotations", {})[a.name] = r
+def score_columns(filters: list) -> list[str]:
+    return [c for f in filters for c in f.score_columns]
 
 
-class ModelStageRunner:
-    """The model stages (filters, then annotators) of one model actor, on one batch."""
-
-    def __init__(self, filters: list, annotators: list):
-        self.filters, self.annotators = filters, annotators
-        self.stats = StageStats()
-        self.started = time.perf_counter()
-
-    @property
-    def stages(self) -> list[Stage]:
-        return [*self.filters, *self.annotators]
-
-    def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[dict], score_all: bool) -> list[dict]:
-        run_filters(self.filters, images, meta, verdicts, score_all, self.stats)
-        run_annotators(self.annotators, images, meta, verdicts, self.stats)
-        return verdicts
-
-    def stats_dict(self) -> dict:
-        """Busy time per stage, and this runner's lifetime as the model pool's wall time."""
-        s = StageStats()
-        s.merge(self.stats.to_dict())
-        s.add_wall("model", time.perf_counter() - self.started)
-        return s.to_dict()
-
-
-class LocalModelPool:
-    """The model stages in this process, run synchronously (no Ray): tests, and the
-    same interface as the Ray pool (pipeline/model_pool.py)."""
-
-    def __init__(self, runner: ModelStageRunner):
-        self.runner = runner
-
-    def submit(self, images, meta, verdicts, score_all):
-        return self.runner.run(images, meta, verdicts, score_all)
-
-    def result(self, handle):
-        return handle
+def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None) -> StageChain:
+    """The chain a CPU worker runs. Without `pool`, the model stages are built in this
+    process (LocalModelPool: tests, and runs without Ray)."""
+    warnings: list[str] = []
+    cpu_filters = build_stages(cfg.filters, "filter", warnings, pool="cpu")
+    cpu_annotators = build_stages(cfg.annotate, "annotator", warnings, pool="cpu")
+    if pool is None and has_model_stages(cfg):
+        runner = build_model_runner(cfg, warnings)
+        pool, model_columns = LocalModelPool(runner), score_columns(runner.filters)
+    columns = score_columns(cpu_filters) + list(model_columns or [])
+    return StageChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings)

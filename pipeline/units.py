@@ -16,8 +16,9 @@ from pipeline.local_files import load_file_unit
 from pipeline.sample import Sample
 from pipeline.shard_source import load_shard_unit
 from pipeline.sources import Unit
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
 from pipeline.stage_stats import StageStats
+from pipeline.verdict import Status
 from pipeline.video import load_video_unit
 from pipeline.writer import write_unit
 
@@ -49,7 +50,7 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[S
     batcher.annotate_kept(samples)
     if unit.kind in ROWS_PER_ITEM and len(samples) != len(unit.items):  # accounting guard, before anything is written
         raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
-    loaded = sum(1 for s in samples if s.image is not None or s.status != "failed")
+    loaded = sum(1 for s in samples if s.image is not None or s.status != Status.FAILED)
     stats.add("load", "cpu", t_loaded - t0 - batcher.busy_s, loaded)
     stats.waiting_for_models_s += waited
     return samples, stats
@@ -68,4 +69,4 @@ def write_failed_unit(unit: Unit, error: str, out_dir: Path, columns: list[str])
     """A unit whose worker kept raising: every input still gets a failed ledger row."""
     samples = [failed_sample(unit, i, f"worker_error: {error}") for i in range(len(unit.items))]
     write_unit(out_dir, unit.name, samples, columns)
-    return {"unit": unit.name, "counts": {"failed": len(samples)}, "stages": StageStats().to_dict()}
+    return {"unit": unit.name, "counts": {str(Status.FAILED): len(samples)}, "stages": StageStats().to_dict()}

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from pathlib import Path
 
 import webdataset as wds
 
 from pipeline.ledger import write_ledger
-from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_path
+from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_write
 from pipeline.rejects import write_rejects
 from pipeline.sample import Sample
+from pipeline.verdict import Status
 from pipeline.version import PIPELINE_VERSION
 
 
@@ -45,8 +45,7 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
         return None
     rel = f"{SHARD_DIR}/{unit_name}.tar"
     final = out_dir / rel
-    tmp = atomic_path(final)
-    with open(tmp, "wb") as fh:
+    with atomic_write(final) as fh:
         sink = wds.TarWriter(fh)
         for s in kept:
             sink.write(
@@ -58,9 +57,6 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
                 }
             )
         sink.close()
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
     return rel
 
 
@@ -72,7 +68,7 @@ class OutputFullError(OSError):
 def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_columns: list[str]) -> None:
     samples = sorted(samples, key=lambda s: s.index)
     try:
-        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == "kept"])
+        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == Status.KEPT])
         write_rejects(out_dir, unit_name, samples)  # thumbnails of rejected samples, for filter-report
         write_ledger(out_dir, unit_name, samples, shard, score_columns)
     except OSError as err:

@@ -1,6 +1,6 @@
 """Stages: the one interface shared by filters and annotators (see README, "Stages")."""
 
-from stages.base import Resources, Stage
-from stages.registry import StageSpec, build_stages, get_spec, list_stages, register_stage
+from stages.base import Stage, StageConfig
+from stages.registry import build_stages, get_stage, list_stages, register_stage
 
-__all__ = ["Resources", "Stage", "StageSpec", "build_stages", "get_spec", "list_stages", "register_stage"]
+__all__ = ["Stage", "StageConfig", "build_stages", "get_stage", "list_stages", "register_stage"]

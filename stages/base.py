@@ -1,12 +1,19 @@
 """The Stage interface: a batch of decoded images in, one result per sample out.
 
 Filters (`filters/base.py`) and annotators (`annotate/base.py`) are Stages. A stage is a
-plain Python object with no Ray in it, so each can be built and tested alone; the
-pipeline decides where it runs from its `resources`:
+plain Python object with no Ray in it, so each can be built and tested alone. Its shape:
 
-- `pool="cpu"`: inside the CPU workers that download and decode (cheap, no model);
-- `pool="model"`: in the model pool, a separate set of actors that load each model once
-  and get a GPU each when the cluster has GPUs (`gpu=True` marks a stage that uses one).
+- `Config`: the pydantic model of its workflow section (`filters.NAME` / `annotate.NAME`);
+  `__init__(cfg)` stores it as `self.cfg` and does nothing else that costs: no model loads,
+  so the filter report can build real instances to replay `keep()` on stored scores;
+- `setup()`: loads models, once per process that runs the stage (a CPU worker or a model
+  actor), before the first `process()`; `ready(cfg)` is construct + setup in one call;
+- `name`, `order` and `pool` come from `@register_stage` on the class (stages/registry.py):
+  `pool="cpu"` runs inside the CPU workers that download and decode (cheap, no model),
+  `pool="model"` in the model pool (actors that load each model once, one GPU each when
+  the cluster has GPUs);
+- `batch_size`: the config's `batch_size` field when it has one: the most samples one
+  `process()` call gets (pipeline/stage_runner.py splits larger batches); None = no limit.
 
 `process` is what a pool calls: images are RGB uint8 HxWx3 arrays (the stored image),
 `meta` one dict per image (sizes, alt text, outputs of earlier stages). It returns one
@@ -15,28 +22,56 @@ JSON-able dict per sample; its shape is fixed by the subclass (Filter or Annotat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 
-@dataclass(frozen=True)
-class Resources:
-    pool: Literal["cpu", "model"] = "model"
-    batch_size: int = 32  # samples per process() call
-    gpu: bool = False  # runs on a GPU when the model actor has one
+class StageConfig(BaseModel):
+    """Base of every stage's config section: unknown fields fail, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    enabled: bool = False
 
 
 class Stage:
+    Config: ClassVar[type[BaseModel]] = StageConfig
+    kind: ClassVar[str] = "stage"  # "filter" | "annotator": the workflow section it is configured in
+    # set by @register_stage
     name: ClassVar[str] = "stage"
-    kind: ClassVar[str] = "stage"  # "filter" | "annotator"
-    resources: Resources = Resources()
+    order: ClassVar[int] = 0
+    pool: ClassVar[str] = "model"
     # False for stages that decide from metadata alone (e.g. the original size).
     needs_pixels: ClassVar[bool] = True
+
+    def __init__(self, cfg: BaseModel | None = None):
+        if cfg is None:
+            cfg = self.Config()
+        elif not isinstance(cfg, self.Config):
+            raise TypeError(f"{type(self).__name__} takes a {self.Config.__name__}, got {type(cfg).__name__}")
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        """Load models (once per process, before the first process()). Default: nothing to load."""
+
+    @classmethod
+    def ready(cls, cfg: BaseModel | None = None, **fields):
+        """A stage ready to run: `cls(cfg)` (or a Config of `fields`), set up."""
+        if fields:
+            if cfg is not None:
+                raise TypeError("ready(): give a config or its fields, not both")
+            cfg = cls.Config(**fields)
+        stage = cls(cfg)
+        stage.setup()
+        return stage
+
+    @property
+    def batch_size(self) -> int | None:
+        return getattr(self.cfg, "batch_size", None)
 
     def process(self, images: list[np.ndarray | None], meta: list[dict]) -> list[dict]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, {self.resources})"
+        return f"{type(self).__name__}(name={self.name!r}, pool={self.pool!r}, batch_size={self.batch_size})"

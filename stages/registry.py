@@ -1,23 +1,21 @@
-"""Stages register themselves by name, with their config section and run order.
+"""Stages register themselves by name, run order and pool, on the class.
 
-A new filter or annotator is one file: its Stage class, a pydantic config class for its
-section of the workflow (`filters.NAME` or `annotate.NAME`) and a builder decorated with
-`@register_stage(...)`. Nothing central lists them: `discover()` imports every module
-of the `filters` and `annotate` packages that registers a stage, any module named by
-the `ascan_t2i.stages` entry-point group (stages shipped by other packages), and the
-modules listed in $ASCAN_T2I_STAGES (comma-separated; your own stages without packaging
-them: set it where the job starts, Ray workers inherit it).
+A new filter or annotator is one file: its Stage class, holding its pydantic config class
+(`Config`, the workflow's `filters.NAME` or `annotate.NAME` section), decorated with
+`@register_stage(NAME, order=..., pool=...)`. Where stages are found (`discover()`):
+- the modules each stage package lists in its `STAGE_MODULES` (filters/__init__.py,
+  annotate/__init__.py): only those are imported, so training and data code elsewhere
+  never loads in a build;
+- any module named by the `ascan_t2i.stages` entry-point group (stages shipped by other packages);
+- the modules listed in $ASCAN_T2I_STAGES (comma-separated; your own stages without
+  packaging them: set it where the job starts, Ray workers inherit it).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -26,38 +24,45 @@ from stages.base import Stage
 STAGE_PACKAGES = ("filters", "annotate")
 ENTRY_POINT_GROUP = "ascan_t2i.stages"
 MODULES_ENV = "ASCAN_T2I_STAGES"
+POOLS = ("cpu", "model")
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    kind: str  # "filter" | "annotator": the workflow section it is configured in
-    config: type[BaseModel]  # every field has a default; `enabled` switches it on
-    build: Callable[[BaseModel], Stage]
-    order: int  # run order within its kind (cheap first); ties broken by name
-    pool: str = "model"  # "cpu": runs in the CPU workers; "model": in the model pool
-
-
-_REGISTRY: dict[str, StageSpec] = {}
+_REGISTRY: dict[str, type[Stage]] = {}
 _discovered = False
 
 
-def register_stage(name: str, kind: str, config: type[BaseModel], order: int, pool: str = "model"):
-    """Decorator for a builder `fn(config) -> Stage`. `pool` says where the stage runs,
-    known before it is built (building a model stage loads its model)."""
-    if kind not in ("filter", "annotator"):
-        raise ValueError(f"stage {name}: kind must be 'filter' or 'annotator', got {kind!r}")
-    if pool not in ("cpu", "model"):
+def register_stage(name: str, *, order: int, pool: str = "model"):
+    """Class decorator: registers a Filter or Annotator subclass under `name` (its workflow
+    section and its ledger/json key), run `order` within its kind (cheap first; ties by
+    name) and `pool` ("cpu": in the CPU workers; "model": in the model pool)."""
+    if pool not in POOLS:
         raise ValueError(f"stage {name}: pool must be 'cpu' or 'model', got {pool!r}")
 
-    def wrap(build):
+    def wrap(cls: type[Stage]) -> type[Stage]:
+        if not (isinstance(cls, type) and issubclass(cls, Stage)) or cls.kind not in ("filter", "annotator"):
+            raise TypeError(f"@register_stage({name!r}) goes on a Filter or Annotator subclass, not {cls!r}")
+        if "enabled" not in cls.Config.model_fields:
+            raise TypeError(f"stage {name}: {cls.Config.__name__} needs an `enabled` field (subclass FilterConfig or AnnotatorConfig)")
         old = _REGISTRY.get(name)
-        if old is not None and old.build.__module__ != build.__module__:
-            raise ValueError(f"stage name {name!r} registered twice ({old.build.__module__}, {build.__module__})")
-        _REGISTRY[name] = StageSpec(name, kind, config, build, order, pool)
-        return build
+        if old is not None and old.__module__ != cls.__module__:
+            raise ValueError(f"stage name {name!r} registered twice ({old.__module__}, {cls.__module__})")
+        cls.name, cls.order, cls.pool = name, order, pool
+        check = getattr(cls, "check_declarations", None)
+        if check is not None:
+            check()
+        _REGISTRY[name] = cls
+        return cls
 
     return wrap
+
+
+def _modules_to_import() -> list[str]:
+    mods = []
+    for package in STAGE_PACKAGES:
+        pkg = importlib.import_module(package)
+        mods += [f"{package}.{m}" for m in pkg.STAGE_MODULES]
+    mods += [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return mods
 
 
 def discover() -> None:
@@ -66,16 +71,8 @@ def discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for package in STAGE_PACKAGES:
-        pkg = importlib.import_module(package)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            path = Path(pkg.__path__[0]) / f"{mod.name}.py"
-            # Only modules that register stages: training and synthesis helpers in the
-            # same packages import torch and friends at import time, and are not stages.
-            if path.is_file() and "@register_stage(" in path.read_text(encoding="utf-8"):
-                importlib.import_module(f"{package}.{mod.name}")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        importlib.import_module(ep.value)
+    for name in _modules_to_import():
+        importlib.import_module(name)
     for name in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
         try:
             importlib.import_module(name)
@@ -84,44 +81,42 @@ def discover() -> None:
                               "put its folder on PYTHONPATH or fix the name") from err
 
 
-def list_stages(kind: str | None = None) -> list[StageSpec]:
+def list_stages(kind: str | None = None) -> list[type[Stage]]:
     """Registered stages in run order."""
     discover()
-    specs = [s for s in _REGISTRY.values() if kind is None or s.kind == kind]
-    return sorted(specs, key=lambda s: (s.order, s.name))
+    found = [c for c in _REGISTRY.values() if kind is None or c.kind == kind]
+    return sorted(found, key=lambda c: (c.order, c.name))
 
 
-def get_spec(name: str) -> StageSpec:
+def get_stage(name: str) -> type[Stage]:
     discover()
     if name not in _REGISTRY:
         raise KeyError(f"no stage named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
-def enabled_specs(section: BaseModel, kind: str, pool: str | None = None) -> list[StageSpec]:
+def enabled_stages(section: BaseModel, kind: str, pool: str | None = None) -> list[type[Stage]]:
     """The enabled stages of one workflow section (optionally of one pool), in run order."""
     return [s for s in list_stages(kind) if getattr(section, s.name).enabled and (pool is None or s.pool == pool)]
 
 
 def build_stages(section: BaseModel, kind: str, warnings: list[str] | None = None, pool: str | None = None) -> list[Stage]:
-    """Instantiate the enabled stages of one workflow section (models load here).
+    """The enabled stages of one workflow section, set up (models load here).
 
-    A stage whose config says `required: false` and that cannot be built (its model is
+    A stage whose config says `required: false` and that cannot be set up (its model is
     not on this machine) is skipped; why is appended to `warnings`. Any other failure
     raises: a model that cannot be found stops the job at start-up, naming the setting.
     """
     out = []
-    for spec in enabled_specs(section, kind, pool):
-        sub = getattr(section, spec.name)
+    for cls in enabled_stages(section, kind, pool):
+        sub = getattr(section, cls.name)
         try:
-            stage = spec.build(sub)
-            stage.resources = replace(stage.resources, pool=spec.pool)
-            out.append(stage)
+            out.append(cls.ready(sub))
         except Exception as err:  # noqa: BLE001 - optional stages may fail in any way
             if getattr(sub, "required", True):
                 raise
             if warnings is not None:
-                warnings.append(f"{spec.kind} {spec.name} skipped (required: false): {type(err).__name__}: {err}")
+                warnings.append(f"{cls.kind} {cls.name} skipped (required: false): {type(err).__name__}: {err}")
     return out
 
 
@@ -130,5 +125,5 @@ def section_config(kind: str, model_name: str) -> type[BaseModel]:
     optional field per registered stage of that kind, unknown names rejected."""
     from pydantic import ConfigDict, create_model
 
-    fields = {s.name: (s.config, s.config()) for s in list_stages(kind)}
+    fields = {s.name: (s.Config, s.Config()) for s in list_stages(kind)}
     return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)

@@ -74,7 +74,7 @@ def _report(build, args, con, err) -> int:
     from pipeline.report.summary import summarize
     from pipeline.report.terminal import render_summary, render_what_if
 
-    rules = build_rules(build.config, list(build.ledger.columns))
+    rules = build_rules(build.config)
     if args.what_if:
         from pipeline.report.whatif import what_if
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.rejects import read_rejects, thumbnail
 from pipeline.report.rules import FilterRule
+from pipeline.shard_reader import iter_samples
 
 
 def _where(row) -> str:
@@ -36,10 +37,9 @@ def read_shard_samples(out_dir: Path, wanted: dict[str, set[str]]) -> dict[str, 
         path = Path(out_dir) / shard
         try:
             with tarfile.open(path) as tar:
-                for m in tar:
-                    key, _, ext = m.name.partition(".")
-                    if m.isfile() and key in keys:
-                        found.setdefault(key, {})[ext] = tar.extractfile(m).read()
+                for key, parts in iter_samples(tar):
+                    if key in keys:
+                        found.setdefault(key, {}).update(parts)
         except (tarfile.TarError, OSError):
             continue  # a damaged shard costs its images here; --validate names it
     return found

@@ -61,25 +61,16 @@ def failures(ledger: pd.DataFrame) -> list[dict]:
     return out
 
 
-def stages(build: BuildOutput, ledger: pd.DataFrame, rules: list[FilterRule]) -> tuple[list[dict], str]:
-    """Per stage: busy/idle seconds, images, images/s. From manifest `stages` when the build
-    recorded them; else derived from the workers' summed timings (no idle time known)."""
+def stages(build: BuildOutput) -> tuple[list[dict], str]:
+    """Per stage: busy/idle seconds, images, images/s, as the manifest's `stages` records them."""
     m = build.manifest or {}
-    if m.get("stages"):
-        rows = [{"stage": name, **{k: v.get(k) for k in ("busy_s", "idle_s", "images", "images_per_s")}}
-                for name, v in m["stages"].items()]
-        return rows, "manifest stages"
-    t = m.get("timings") or {}
-    if not t:
+    if not m:
         return [], "no timings (the build has not finished)"
-    rows = [{"stage": "download+decode", "busy_s": t.get("workers_load_s"), "images": len(ledger)}]
-    for rule in rules:
-        rows.append({"stage": rule.name, "busy_s": t.get(f"workers_filter_{rule.name}_s"), "images": int(rule.scored(ledger).sum())})
-    rows.append({"stage": "write", "busy_s": t.get("workers_write_s"), "images": int((ledger["status"] == "kept").sum())})
-    for r in rows:
-        r["idle_s"] = None
-        r["images_per_s"] = r["images"] / r["busy_s"] if r.get("busy_s") else None
-    return rows, "worker busy seconds summed over workers (manifest timings)"
+    if not m.get("stages"):
+        return [], "no per-stage times (the last run had no unit left to process)"
+    rows = [{"stage": name, **{k: v.get(k) for k in ("busy_s", "idle_s", "images", "images_per_s")}}
+            for name, v in m["stages"].items()]
+    return rows, "manifest stages"
 
 
 def _describe(values: pd.Series) -> dict | None:
@@ -110,8 +101,8 @@ def annotation_stats(ledger: pd.DataFrame) -> dict[str, dict]:
 
 def summarize(build: BuildOutput, rules: list[FilterRule] | None = None) -> dict:
     ledger = build.ledger
-    rules = rules if rules is not None else build_rules(build.config, list(ledger.columns))
-    stage_rows, stage_source = stages(build, ledger, rules)
+    rules = rules if rules is not None else build_rules(build.config)
+    stage_rows, stage_source = stages(build)
     return {
         "path": str(build.path),
         "state": build.state_line,

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from braceexpand import braceexpand
 
+from pipeline.shard_reader import iter_members
+
 REQUIRED_PARTS = ("jpg", "txt", "json")
 END_OF_ARCHIVE = b"\0" * 1024  # two zero blocks: tarfile writes them on close
 
@@ -82,13 +84,7 @@ def _read_tar(path: Path, rep: ShardReport, problems: list[str]) -> list[tuple[s
     groups: list[tuple[str, dict]] = []
     try:
         with tarfile.open(path, mode="r:") as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                key, _, ext = m.name.partition(".")
-                data = tar.extractfile(m).read()
-                if len(data) != m.size:
-                    raise tarfile.ReadError(f"member {m.name} is cut short")
+            for key, ext, data in iter_members(tar, whole=True):
                 if groups and groups[-1][0] == key:
                     if ext in groups[-1][1]:
                         problems.append(f"{path}: key {key} has two .{ext} files")

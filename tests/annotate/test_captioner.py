@@ -4,7 +4,7 @@ loaded by path through the same builder a hub id or a user's folder goes through
 import pytest
 from skimage import data
 
-from annotate.captioner import CaptionerConfig, build_captioner
+from annotate.captioner import Captioner, CaptionerConfig
 from tests.annotate.tiny_models import save_tiny_blip, save_tiny_florence2
 
 PHOTOS = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
@@ -28,8 +28,8 @@ def saved(tmp_path_factory):
 @pytest.mark.parametrize("kind", list(SAVERS))
 def test_schema_and_batched_equals_one_by_one(saved, kind, beams):
     path = saved(kind)
-    cap = build_captioner(CaptionerConfig(enabled=True, model=path, max_new_tokens=6, num_beams=beams, device="cpu"))
-    assert cap.resources.pool == "model" and cap.resources.gpu
+    cap = Captioner.ready(CaptionerConfig(enabled=True, model=path, max_new_tokens=6, num_beams=beams, device="cpu"))
+    assert cap.pool == "model" and cap.batch_size == 16
     assert cap.prompt == {"blip": None, "florence2": "<MORE_DETAILED_CAPTION>"}[kind]
     batched = cap.annotate(PHOTOS, [{} for _ in PHOTOS])
     assert [set(r) for r in batched] == [{"model", "model_version", "text"}] * len(PHOTOS)
@@ -42,13 +42,13 @@ def test_schema_and_batched_equals_one_by_one(saved, kind, beams):
 
 def test_blip_text_prompt_is_not_repeated_in_the_caption(saved):
     path = saved("blip")
-    cap = build_captioner(CaptionerConfig(model=path, prompt="a photo of", max_new_tokens=4, num_beams=1, device="cpu"))
+    cap = Captioner.ready(CaptionerConfig(model=path, prompt="a photo of", max_new_tokens=4, num_beams=1, device="cpu"))
     (r,) = cap.annotate(PHOTOS[:1], [{}])
     assert r["text"] and not r["text"].startswith("a photo of")
 
 
 def test_missing_model_names_the_setting(tmp_path):
     with pytest.raises(RuntimeError, match=r"(?s)annotate.caption.model: could not load 'Salesforce/blip-image-captioning-base'.*hub cache"):
-        build_captioner(CaptionerConfig())
+        Captioner.ready(CaptionerConfig())
     with pytest.raises(RuntimeError, match=r"(?s)annotate.caption.model: could not load .*nothing-here"):
-        build_captioner(CaptionerConfig(model=str(tmp_path / "nothing-here")))
+        Captioner.ready(CaptionerConfig(model=str(tmp_path / "nothing-here")))

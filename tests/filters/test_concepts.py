@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from filter_dev.photos import load_photo
 from filters.clip_encoder import get_clip_encoder
 from filters.concepts import DEFAULT_PROMPTS, ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
-from filters.photos import load_photo
 from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 
@@ -54,7 +54,7 @@ def _settings(tiny, **kw):
 def test_scores_follow_the_formula(tiny, photos):
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "concepts": _settings(tiny)})
     (f,) = build_stages(cfg, "filter")
-    assert isinstance(f, ConceptFilter) and f.resources.pool == "model" and f.resources.gpu
+    assert isinstance(f, ConceptFilter) and f.pool == "model"
     assert f.score_columns == ["concepts_violence", "concepts_gore", "concepts_weapons", "concepts_max"]
     s = f.score(photos, [{} for _ in photos])
     # by hand, from the saved model
@@ -67,7 +67,7 @@ def test_scores_follow_the_formula(tiny, photos):
         def sim(texts):
             t = torch.nn.functional.normalize(model.encode_text(tok(texts)), dim=-1)
             return (e @ t.T).max(1).values
-        neutral = sim(f.neutral)
+        neutral = sim(f.cfg.neutral_prompts)
         scale = model.logit_scale.exp()
         for c in DEFAULT_PROMPTS:
             expected = torch.softmax(scale * torch.stack([sim(DEFAULT_PROMPTS[c]), neutral], 1), 1)[:, 0].numpy()
@@ -78,21 +78,21 @@ def test_scores_follow_the_formula(tiny, photos):
 
 
 def test_thresholds_and_details(tiny, photos):
-    f = ConceptFilter(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"], clip_weights=tiny["clip_weights"],
-                      device="cpu", threshold=1.0, thresholds={"weapons": 0.0})
+    f = ConceptFilter.ready(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"], clip_weights=tiny["clip_weights"],
+                            device="cpu", threshold=1.0, thresholds={"weapons": 0.0})
     s = f.score(photos, [{} for _ in photos])
     keep = f.keep(s)
     assert not keep.any() and f.details(s, keep) == ["weapons"] * len(photos)
-    f.thresholds = {c: 1.0 for c in f.concepts}
-    assert f.keep(s).all()
+    looser = ConceptFilter(f.cfg.model_copy(update={"thresholds": {c: 1.0 for c in f.concepts}}))  # deciding needs no model
+    assert looser.keep(s).all()
 
 
 def test_embedding_shared_with_nsfw_clip_head(tiny, photos):
     head = tiny["dir"] / "head.safetensors"
     rng = np.random.default_rng(0)
     save_clip_head(str(head), [(rng.normal(0, 0.5, (1, 32)), np.zeros(1))])
-    nsfw = NsfwFilter(backend="clip", clip_model=tiny["clip_model"], clip_weights=tiny["clip_weights"], head_path=str(head), device="cpu")
-    concepts = ConceptFilter(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"],
+    nsfw = NsfwFilter.ready(backend="clip", clip_model=tiny["clip_model"], clip_weights=tiny["clip_weights"], head_path=str(head), device="cpu")
+    concepts = ConceptFilter.ready(clip_model=tiny["clip_model"], clip_config=tiny["clip_config"],
                              clip_weights=tiny["clip_weights"], device="cpu")
     enc = concepts.encoder
     assert nsfw.model.encoder is enc  # one CLIP model object in the process
@@ -105,9 +105,9 @@ def test_embedding_shared_with_nsfw_clip_head(tiny, photos):
 
 def test_missing_model_names_setting(tiny, tmp_path):
     with pytest.raises(ValueError, match=r"filters\.concepts\.clip_weights: required .*no CLIP weights ship"):
-        ConceptFilter(clip_model="ViT-B-32", device="cpu")
+        ConceptFilter.ready(clip_model="ViT-B-32", device="cpu")
     with pytest.raises(FileNotFoundError, match=r"filters\.concepts\.clip_weights: .*gone\.pt does not exist"):
-        ConceptFilter(clip_model="ViT-B-32", clip_weights=str(tmp_path / "gone.pt"), device="cpu")
+        ConceptFilter.ready(clip_model="ViT-B-32", clip_weights=str(tmp_path / "gone.pt"), device="cpu")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match=r"filters\.concepts\.clip_weights: could not load"):
         get_clip_encoder(tiny["clip_model"], str(tmp_path / "bad.pt"), "cpu", tiny["clip_config"])

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwFilter, save_clip_head
-from filters.photos import CLEAN_PHOTOS, load_photo
+from filter_dev.photos import CLEAN_PHOTOS, load_photo
+from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwFilter, save_clip_head
 from pipeline.config import FiltersConfig
 from stages.registry import build_stages
 
 
 @pytest.fixture(scope="module")
 def nsfw():
-    return NsfwFilter()
+    return NsfwFilter.ready()
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,7 @@ def test_safe_photos_kept(nsfw, photos):
     # Not just under the threshold: safe photos are scored as clearly safe.
     assert np.median(s["prob"]) < 0.05
     # keep() follows the threshold
-    strict = NsfwFilter.__new__(NsfwFilter)
-    strict.threshold = float(np.sort(s["prob"])[-1])  # the highest-scoring photo
+    strict = NsfwFilter(NsfwConfig(threshold=float(np.sort(s["prob"])[-1])))  # the highest-scoring photo; no setup needed to decide
     assert (~strict.keep(s)).sum() == 1
 
 
@@ -59,17 +58,17 @@ def test_batch_equals_one_by_one(nsfw, photos):
 def test_missing_model_path_names_setting(tmp_path):
     missing = tmp_path / "nope.onnx"
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.model_path: .*nope\.onnx does not exist"):
-        NsfwFilter(model_path=str(missing))
+        NsfwFilter.ready(model_path=str(missing))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.model_path: could not load"):
-        NsfwFilter(model_path=str(bad))
+        NsfwFilter.ready(model_path=str(bad))
 
 
 def test_registry_builds_default_threshold():
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "nsfw": {"enabled": True}})
     (f,) = build_stages(cfg, "filter")
-    assert isinstance(f, NsfwFilter) and f.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
+    assert isinstance(f, NsfwFilter) and f.cfg.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
 
 
 TINY_CLIP = {
@@ -133,14 +132,14 @@ def test_clip_head_softmax_and_norm(tmp_path):
 def test_clip_backend_errors(tiny_clip, tmp_path):
     d, _, _ = tiny_clip
     with pytest.raises(ValueError, match=r"filters\.nsfw\.head_path: required"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"))
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.head_path: .*missing\.safetensors does not exist"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"),
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"),
                    head_path=str(tmp_path / "missing.safetensors"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.clip_weights: .*gone\.pt does not exist"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"),
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"),
                    head_path=str(d / "head.safetensors"))
     wrong = tmp_path / "wrong.safetensors"
     save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):
-        NsfwFilter(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(wrong))
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(wrong))

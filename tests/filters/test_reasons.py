@@ -5,17 +5,20 @@ are kept. Text boxes are detected once and shared by both filters."""
 import numpy as np
 import pytest
 
-from filters.photos import load_photo
-from filters.synth.text import add_text_overlay
-from filters.synth.watermarks import add_watermark
+from filter_dev.photos import load_photo
+from filter_dev.synth.text import add_text_overlay
+from filter_dev.synth.watermarks import add_watermark
 from filters.text import TextFilter
 from filters.watermark import WatermarkFilter
 
 
 @pytest.fixture(scope="module")
 def filters():
-    text = TextFilter()
-    return {"text": text, "watermark": WatermarkFilter(text_filter=text)}
+    text = TextFilter.ready()
+    watermark = WatermarkFilter()
+    watermark.text = text  # share the detector instead of loading a second one
+    watermark.setup()
+    return {"text": text, "watermark": watermark}
 
 
 def reason(chain, image):
@@ -55,9 +58,9 @@ def test_text_filter_off_keeps_text_images(filters, images):
 
 def test_watermark_model_alone_blames_text_images():
     # Why the rule exists: without it the model rejects the page as a watermark.
-    f = WatermarkFilter(defer_text_area=None)
+    f = WatermarkFilter.ready(defer_text_area=None)
     s = f.score([load_photo("page", 512)], [{}])
-    assert s["prob"][0] >= f.threshold and not f.keep(s)[0]
+    assert s["prob"][0] >= f.cfg.threshold and not f.keep(s)[0]
 
 
 def test_text_boxes_detected_once(filters, images):
@@ -80,7 +83,7 @@ def test_demo_chain_on_real_photos(filters):
     `text`, bus.jpg (a photo with a small shop sign) kept by every filter."""
     from filters.blur import BlurFilter
 
-    chain = [BlurFilter(), filters["watermark"], filters["text"]]
+    chain = [BlurFilter.ready(), filters["watermark"], filters["text"]]
     assert reason(chain, load_photo("gravel", 512)) == "kept"
     assert reason(chain, load_photo("page", 512)) == "text"
     meta = [{}]
@@ -89,5 +92,5 @@ def test_demo_chain_on_real_photos(filters):
     assert filters["text"].keep(s)[0] and 0 < s["area_frac"][0] < 0.03, s
     # the watermark model alone keeps it too (trained with scene-text signs as negatives),
     # not only because the text rule defers it
-    assert filters["watermark"].score([bus], [{}])["prob"][0] < filters["watermark"].threshold
+    assert filters["watermark"].score([bus], [{}])["prob"][0] < filters["watermark"].cfg.threshold
     assert reason(chain, bus) == "kept"

@@ -1,4 +1,4 @@
-"""Filter stages in the stage registry: validation, defaults, build order, resources."""
+"""Filter stages in the stage registry: validation, defaults, build order, pools."""
 
 import pytest
 from pydantic import ValidationError
@@ -9,7 +9,7 @@ from stages.registry import build_stages, list_stages
 
 def test_order_cheapest_first_and_defaults():
     # the project's filters (tests/conftest.py also registers test-only stages)
-    names = [s.name for s in list_stages("filter") if not s.build.__module__.startswith("tests.")]
+    names = [s.name for s in list_stages("filter") if not s.__module__.startswith("tests.")]
     assert names[:2] == ["resolution", "blur"] and {"watermark", "nsfw", "text"} <= set(names)
     cfg = FiltersConfig()
     # model filters are opt-in; the cheap ones stay on
@@ -25,7 +25,7 @@ def test_enabled_model_filters_build_in_order():
     cols = [f"{f.name}_{s}" for f in fs for s in f.score_names]
     assert "watermark_prob" in cols and "nsfw_prob" in cols
     # cheap filters run in the CPU workers, model filters in the model pool
-    assert [f.resources.pool for f in fs] == ["cpu", "cpu", "model", "model"]
+    assert [f.pool for f in fs] == ["cpu", "cpu", "model", "model"]
 
 
 @pytest.mark.parametrize("bad, field", [

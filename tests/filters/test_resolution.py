@@ -11,7 +11,7 @@ def _meta(sizes):
 
 
 def test_decisions_and_details():
-    f = ResolutionFilter(min_side=256, min_pixels=100_000, max_aspect_ratio=3.0)
+    f = ResolutionFilter.ready(min_side=256, min_pixels=100_000, max_aspect_ratio=3.0)
     assert f.needs_pixels is False
     sizes = [(512, 512), (200, 800), (1000, 300), (300, 300), (2000, 500), (0, 100)]
     s = f.score([None] * len(sizes), _meta(sizes))
@@ -28,7 +28,7 @@ def test_decisions_and_details():
 
 
 def test_batch_equals_one_by_one():
-    f = ResolutionFilter()
+    f = ResolutionFilter.ready()
     sizes = [(640, 480), (100, 900), (256, 256), (1024, 255)]
     batch = f.score([None] * 4, _meta(sizes))
     for i, size in enumerate(sizes):
@@ -40,7 +40,7 @@ def test_batch_equals_one_by_one():
 
 def test_keeps_size_is_keep_on_one_size():
     """What the loaders ask before decoding (filters/base.py: decides_from_size)."""
-    f = ResolutionFilter(min_side=256, min_pixels=100_000, max_aspect_ratio=3.0)
+    f = ResolutionFilter.ready(min_side=256, min_pixels=100_000, max_aspect_ratio=3.0)
     sizes = [(512, 512), (200, 800), (1000, 300), (300, 300), (0, 100)]
     assert f.decides_from_size
     assert [f.keeps_size(w, h) for w, h in sizes] == f.keep(f.score([None] * 5, _meta(sizes))).tolist()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from filters.photos import load_photo
-from filters.synth.fonts import font
-from filters.synth.text import add_text_overlay
+from filter_dev.photos import load_photo
+from filter_dev.synth.fonts import font
+from filter_dev.synth.text import add_text_overlay
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
 
 TEXT_HEAVY = ("page", "text")
@@ -16,7 +16,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee")
 
 @pytest.fixture(scope="module")
 def text_filter():
-    return TextFilter()
+    return TextFilter.ready()
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_batch_equals_one_by_one(text_filter, scored, images):
 def test_recognize_reads_rendered_text():
     im = Image.new("RGB", (320, 96), (255, 255, 255))
     ImageDraw.Draw(im).text((12, 24), "HELLO WORLD", font=font("DejaVuSans-Bold.ttf", 36), fill=(0, 0, 0))
-    f = TextFilter(recognize=True)
+    f = TextFilter.ready(recognize=True)
     meta = [{}]
     s = f.score([np.asarray(im)], meta)
     out = meta[0]["filter_outputs"]["text"]
@@ -90,19 +90,19 @@ def test_recognize_reads_rendered_text():
 
 def test_missing_model_names_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*craft_mlt_25k\.pth does not exist"):
-        TextFilter(detector="craft", model_dir=str(tmp_path))
+        TextFilter.ready(detector="craft", model_dir=str(tmp_path))
     (tmp_path / "craft_mlt_25k.pth").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match=r"filters\.text\.model_dir: could not load"):
-        TextFilter(detector="craft", model_dir=str(tmp_path))
+        TextFilter.ready(detector="craft", model_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_path: .*det\.onnx does not exist"):
-        TextFilter(model_path=str(tmp_path / "det.onnx"))
+        TextFilter.ready(model_path=str(tmp_path / "det.onnx"))
     (tmp_path / "det.onnx").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match=r"filters\.text\.model_path: could not load"):
-        TextFilter(model_path=str(tmp_path / "det.onnx"))
+        TextFilter.ready(model_path=str(tmp_path / "det.onnx"))
 
 
 def test_craft_still_selectable(images):
-    f = TextFilter(detector="craft")
+    f = TextFilter.ready(detector="craft")
     meta = [{}, {}]
     s = f.score([images["page"], images["astronaut"]], meta)
     assert list(f.keep(s)) == [False, True]
@@ -125,4 +125,4 @@ def test_recognizer_missing_names_setting(tmp_path):
     # Every file is checked before any model loads, so a placeholder CRAFT file suffices.
     (tmp_path / "craft_mlt_25k.pth").write_bytes(b"placeholder")
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*english_g2\.pth does not exist"):
-        TextFilter(model_dir=str(tmp_path), recognize=True)
+        TextFilter.ready(model_dir=str(tmp_path), recognize=True)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from filters.photos import WATERMARK_SPLIT, load_photo
-from filters.synth.watermarks import LAYOUTS, add_watermark
+from filter_dev.photos import WATERMARK_SPLIT, load_photo
+from filter_dev.synth.watermarks import LAYOUTS, add_watermark
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from pipeline.config import FiltersConfig
@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def wm():
     # the model alone: the text-image rule (defer_text_area) is tested in test_reasons.py
-    return WatermarkFilter(defer_text_area=None)
+    return WatermarkFilter.ready(defer_text_area=None)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_bundled_model_is_small_and_documented(wm):
     assert meta["config"]["input_size"] == wm.model.cfg.input_size
     # regression guard on the metrics recorded when the weights were trained
     held = meta["metrics"]["heldout_photos_heldout_styles"]
-    assert held["auc"] >= 0.96 and held["false_positive_rate"] <= 0.03 and held["threshold"] == wm.threshold
+    assert held["auc"] >= 0.96 and held["false_positive_rate"] <= 0.03 and held["threshold"] == wm.cfg.threshold
     assert meta["metrics"]["heldout_photos_train_styles"]["auc"] >= 0.97
 
 
@@ -77,11 +77,11 @@ def test_missing_model_path_names_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"filters\.watermark\.model_path: .*y\.safetensors does not exist; .*bundled default"):
         build_stages(cfg, "filter")
     with pytest.raises(ValueError, match=r"filters\.watermark\.model_path: required when arch is 'laion'"):
-        WatermarkFilter(arch="laion")
+        WatermarkFilter.ready(arch="laion")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(RuntimeError, match=r"filters\.watermark\.model_path: could not load"):
-        WatermarkFilter(model_path=str(bad))
+        WatermarkFilter.ready(model_path=str(bad))
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -108,7 +108,7 @@ def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
 
 def test_training_command_end_to_end(tmp_path, heldout):
     out = tmp_path / "wm.safetensors"
-    cmd = [sys.executable, "-m", "filters.watermark_train", "--out", str(out), "--train-pairs", "12",
+    cmd = [sys.executable, "-m", "filter_dev.watermark_train", "--out", str(out), "--train-pairs", "12",
            "--eval-pairs", "6", "--steps", "3", "--batch-size", "8", "--input-size", "64",
            "--widths", "8", "16", "--depths", "0", "1", "--workers", "1", "--log-every", "1", "--bundled-photos-only"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
@@ -117,7 +117,7 @@ def test_training_command_end_to_end(tmp_path, heldout):
     meta = json.load(open(tmp_path / "wm.json"))
     assert meta["config"]["input_size"] == 64 and meta["config"]["widths"] == [8, 16]
     assert set(meta["metrics"]) == {"heldout_photos_heldout_styles", "heldout_photos_train_styles"}
-    f = WatermarkFilter(model_path=str(out))
+    f = WatermarkFilter.ready(model_path=str(out))
     assert f.model.cfg.input_size == 64
     p = f.score(heldout[0][:2], [{}, {}])["prob"]
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
@@ -128,8 +128,8 @@ def test_training_photos_come_from_the_makefile_packages(monkeypatch):
     missing package stops the trainer with the command that installs it."""
     import re
 
-    from filters import photos
-    from filters.watermark_train import training_photos
+    from filter_dev import photos
+    from filter_dev.watermark_train import training_photos
 
     makefile = open(os.path.join(ROOT, "Makefile")).read()
     listed = re.search(r"^WATERMARK_PHOTO_PACKAGES := (.+)$", makefile, re.M).group(1).split()

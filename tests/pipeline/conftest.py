@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from demo.loopback_server import LoopbackServer
 from pipeline.config import WorkflowConfig, parse_workflow
-from pipeline.loopback_server import LoopbackServer
 from tests.pipeline import hostile
 
 SLOW_SECONDS = 4.0  # the slow route answers after this; tests use a 1.5 s timeout
@@ -21,7 +21,7 @@ def served(tmp_path_factory):
     """(server, photo names): real photos under /photos/, hostile inputs at the root."""
     root = tmp_path_factory.mktemp("www")
     (root / "photos").mkdir()
-    from filters.photos import skimage_photos
+    from filter_dev.photos import skimage_photos
 
     names = []
     for p in skimage_photos():
@@ -56,7 +56,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def photo_folder(folder: Path, names) -> Path:
     """A folder holding the named scikit-image photos (a folder source for a test build)."""
-    from filters.photos import skimage_photos
+    from filter_dev.photos import skimage_photos
 
     folder.mkdir(parents=True, exist_ok=True)
     for p in skimage_photos():

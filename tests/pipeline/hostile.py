@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from filters.photos import load_rgb, skimage_photos
+from filter_dev.photos import load_rgb, skimage_photos
 from tests.pipeline.hostile_servers import body
 
 PHOTO_NAMES = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from filters.photos import skimage_photos
+from demo.inputs import make_video
+from filter_dev.photos import skimage_photos
 from pipeline.config import DownloadConfig
-from pipeline.demo_data import make_video
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline import hostile_servers as hs

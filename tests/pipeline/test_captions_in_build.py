@@ -14,8 +14,8 @@ import cv2
 import pytest
 import webdataset as wds
 
-from filters.photos import load_rgb, skimage_photos
-from pipeline.demo_data import with_shop_sign
+from demo.inputs import with_shop_sign
+from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.annotate.tiny_models import save_tiny_blip, save_tiny_yolo

@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+from demo.loopback_server import LoopbackServer
 from pipeline.decode import DecodeError, prepare_image
-from pipeline.loopback_server import LoopbackServer
 from pipeline.sample import Sample
 from pipeline.sources import plan_units
-from pipeline.stage_plan import build_chain
+from pipeline.stage_chain import build_chain
 from pipeline.units import run_unit
 from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow, write_jsonl
@@ -81,7 +81,7 @@ def _source(kind: str, folder: Path, server: LoopbackServer | None) -> dict:
 
 
 def astronaut_path() -> Path:
-    from filters.photos import skimage_photos
+    from filter_dev.photos import skimage_photos
 
     return next(p for p in skimage_photos() if p.name == "astronaut.png")
 
@@ -126,7 +126,7 @@ def test_a_size_the_resolution_filter_rejects_is_never_decoded(kind, tmp_path):
 
 
 def test_video_frames_of_a_rejected_size_are_not_converted(tmp_path):
-    from pipeline.demo_data import make_video
+    from demo.inputs import make_video
 
     video = tmp_path / "clip.mp4"
     make_video(video, [astronaut_path()], seconds_per_photo=1.0, fps=4, size=(320, 240))

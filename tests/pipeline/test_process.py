@@ -13,10 +13,9 @@ from filters.resolution import ResolutionFilter
 from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.sample import Sample
-from pipeline.stage_chain import LocalModelPool, ModelStageRunner
-from pipeline.stage_plan import StageChain
+from pipeline.stage_chain import StageChain
+from pipeline.stage_runner import LocalModelPool, ModelStageRunner
 from pipeline.stage_stats import StageStats
-from stages.base import Resources
 from tests.pipeline.hostile import photo
 
 
@@ -33,11 +32,13 @@ class CountingAnnotator(Annotator):
 
     name = "brightness"
 
-    def __init__(self):
-        self.seen = []
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self.seen, self.calls = [], []
 
     def annotate(self, images, meta):
         self.seen += [m["key"] for m in meta]
+        self.calls.append(len(meta))
         return [{"model": "mean", "value": float(im.mean())} for im in images]
 
 
@@ -62,7 +63,7 @@ def _run(cpu_filters, model_filters=(), annotators=(), score_all=False, batch_si
 
 
 def test_first_rejecting_filter_wins_and_later_filters_skip_it():
-    samples, stats, _ = _run([ResolutionFilter(min_side=100), BlurFilter()])
+    samples, stats, _ = _run([ResolutionFilter.ready(min_side=100), BlurFilter.ready()])
     assert [(s.status, s.reason) for s in samples] == [("kept", ""), ("rejected", "blur"), ("rejected", "resolution")]
     assert "blur_laplacian_var" not in samples[2].scores  # left at the first filter
     assert samples[2].detail == "min_side"
@@ -70,22 +71,22 @@ def test_first_rejecting_filter_wins_and_later_filters_skip_it():
 
 
 def test_score_all_scores_every_filter_on_every_sample_across_the_pool():
-    blur = BlurFilter()
-    blur.resources = Resources(pool="model")
-    samples, _, _ = _run([ResolutionFilter(min_side=100)], [blur], score_all=True)
+    blur = BlurFilter.ready()
+    blur.pool = "model"  # this instance runs behind the pool (its stats go there)
+    samples, _, _ = _run([ResolutionFilter.ready(min_side=100)], [blur], score_all=True)
     assert [s.reason for s in samples] == ["", "blur", "resolution"]
     assert all("blur_laplacian_var" in s.scores and "resolution_min_side" in s.scores for s in samples)
 
 
 def test_crashing_model_filter_fails_its_batch_only():
-    samples, _, _ = _run([ResolutionFilter(min_side=0)], [Boom()], batch_size=2)
+    samples, _, _ = _run([ResolutionFilter.ready(min_side=0)], [Boom()], batch_size=2)
     assert {(s.status, s.reason) for s in samples} == {("failed", "filter_error")}
     assert "model exploded" in samples[0].detail and "boom" in samples[0].detail
 
 
 def test_annotators_see_kept_samples_only_and_pixels_are_released():
     ann = CountingAnnotator()
-    samples, _, pool = _run([ResolutionFilter(min_side=100), BlurFilter()], annotators=[ann])
+    samples, _, pool = _run([ResolutionFilter.ready(min_side=100), BlurFilter.ready()], annotators=[ann])
     assert ann.seen == ["k0"]
     assert samples[0].annotations["brightness"]["model"] == "mean"
     assert samples[0].annotations["brightness"]["value"] > 10
@@ -125,8 +126,21 @@ def test_a_worker_keeps_at_most_a_few_batches_in_the_pool():
     assert pool.outstanding == 0 and all(s.status == "kept" and "brightness" in s.annotations for s in samples)
 
 
+def test_the_pool_splits_a_batch_at_the_stage_batch_size():
+    ann = CountingAnnotator(CountingAnnotator.Config(batch_size=2))
+    pool = LocalModelPool(ModelStageRunner([], [ann]))
+    samples = [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(photo("astronaut.png"), 64, 90)) for i in range(5)]
+    batcher = SampleBatcher(StageChain([], pool, [], [], False, batch_size=64), StageStats())
+    for s in samples:
+        batcher.add(s)
+    batcher.finish()
+    batcher.annotate_kept(samples)
+    assert ann.calls == [2, 2, 1] and ann.seen == [f"k{i}" for i in range(5)]
+    assert all(s.status == "kept" and "brightness" in s.annotations for s in samples)
+
+
 def test_pixels_are_skipped_only_where_a_size_filter_runs_before_any_pixel_filter():
-    res, blur = ResolutionFilter(min_side=100), BlurFilter()
+    res, blur = ResolutionFilter.ready(min_side=100), BlurFilter.ready()
     assert StageChain([res, blur], None, [], []).wants_pixels(50, 50) is False
     assert StageChain([res, blur], None, [], []).wants_pixels(150, 150) is True
     assert StageChain([blur, res], None, [], []).wants_pixels(50, 50) is True  # blur would judge it first

@@ -166,7 +166,7 @@ def test_resume_and_filter_report_read_an_output_folder_written_before_the_renam
     assert sorted(Path(s).name for s in ledger["source"]) == sorted(p.name for p in folder.iterdir())
     report = load_build(out)
     assert report.finished and report.ledger.set_index("key")["source"].to_dict() == ledger.set_index("key")["source"].to_dict()
-    grids = {g["filter"]: g for g in near_threshold(out, report.ledger, build_rules(report.config, list(report.ledger.columns)))}
+    grids = {g["filter"]: g for g in near_threshold(out, report.ledger, build_rules(report.config))}
     rejected = grids["resolution"]["rejected"]
     assert len(rejected) == 3 and all(Path(im["source"]).name.startswith("small") for im in rejected)
     assert report_main([str(out)]) == 0

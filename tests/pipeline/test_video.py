@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from filters.photos import skimage_photos
-from pipeline.demo_data import make_video
+from demo.inputs import make_video
+from filter_dev.photos import skimage_photos
 from pipeline.keys import frame_key
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
-from pipeline.stage_plan import build_chain
+from pipeline.stage_chain import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import workflow
 
@@ -67,7 +67,7 @@ def test_truncated_video_keeps_frames_and_records_failure(tmp_path, video):
 
 
 def test_video_over_http(tmp_path, video):
-    from pipeline.loopback_server import LoopbackServer
+    from demo.loopback_server import LoopbackServer
 
     with LoopbackServer(video.parent) as server:
         ledger, _ = _run(tmp_path, {"type": "video", "path": server.url(video.name), "every_seconds": 2.0})

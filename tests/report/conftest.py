@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from filters.photos import load_rgb, skimage_photos
-from pipeline.loopback_server import LoopbackServer
+from demo.loopback_server import LoopbackServer
+from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
 from tests.pipeline.hostile import closed_port

@@ -42,7 +42,8 @@ def test_choose_caps_and_spreads():
     samples = []
     for i in range(20):
         s = Sample(f"k{i:02d}", i, {"url": f"http://x/{i}"}, image=StoredImage(np.zeros((4, 4, 3), np.uint8), b"jpg", 4, 4))
-        s.status, s.reason, s.scores = "rejected", "blur", {"blur_sharpness": float(100 - i)}
+        s.scores["blur_sharpness"] = float(100 - i)
+        s.verdict.reject("blur", "")
         samples.append(s)
     chosen = rejects.choose(samples, per_filter=5)
     scores = sorted(s.scores["blur_sharpness"] for s in chosen)

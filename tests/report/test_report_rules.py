@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.report.rules import FilterRule, build_rules, filter_class
-from stages.registry import get_spec
+from pipeline.report.rules import FilterRule, build_rules
+from stages.registry import get_stage
 
 RNG = np.random.default_rng(0)
 
@@ -19,10 +19,9 @@ def _scores(rule: FilterRule, n=200) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", ["resolution", "blur"])
 def test_rule_matches_the_built_filter(name):
-    spec = get_spec(name)
-    cfg = spec.config()
-    built = spec.build(cfg)  # cheap filters build without a model
-    rule = FilterRule(name, cfg.model_dump(), filter_class(name), filter_class(name).score_names)
+    cls = get_stage(name)
+    built = cls.ready()  # cheap filters set up without a model
+    rule = FilterRule(cls(cls.Config()))
     scores = _scores(rule)
     assert (rule.keep(scores) == built.keep(scores)).all()
 
@@ -32,10 +31,10 @@ REPLAYED = ["resolution", "blur", "watermark", "nsfw", "text"]  # concepts: belo
 
 @pytest.mark.parametrize("name", REPLAYED)
 def test_filters_decide_from_their_config_alone(name):
-    """Catches a filter whose keep() starts reading something its config does not hold."""
-    spec = get_spec(name)
-    cls = filter_class(name)
-    rule = FilterRule(name, spec.config().model_dump(), cls, cls.score_names)
+    """Catches a filter whose keep() starts reading something its config does not hold,
+    or that loads a model when constructed (the report builds real instances)."""
+    cls = get_stage(name)
+    rule = FilterRule(cls(cls.Config()))  # no setup(): no model
     assert rule.replayable
     keep = rule.keep(_scores(rule))
     assert keep.dtype == bool and keep.shape == (200,)
@@ -43,38 +42,43 @@ def test_filters_decide_from_their_config_alone(name):
 
 
 def test_concepts_replay_from_ledger_columns():
-    """`concepts` has one score per concept of its config: the rule takes them from the
-    ledger's columns and replays the default threshold and per-concept overrides."""
+    """`concepts` has one score per concept of its config: the rule's instance takes them
+    from the build's config and replays the default threshold and per-concept overrides."""
     from pipeline.report.rules import apply_overrides
 
-    cols = ["concepts_violence", "concepts_gore", "concepts_max"]
-    cfg = {"filters": {"concepts": {"enabled": True, "thresholds": {"gore": 0.99}}, "blur": {"enabled": True}}}
-    (concepts,) = [r for r in build_rules(cfg, cols) if r.name == "concepts"]
+    prompts = {"violence": ["a photo of violence"], "gore": ["a photo of gore"]}
+    cfg = {"filters": {"concepts": {"enabled": True, "prompts": prompts, "thresholds": {"gore": 0.99}}, "blur": {"enabled": True}}}
+    (concepts,) = [r for r in build_rules(cfg) if r.name == "concepts"]
     assert concepts.replayable and concepts.score_names == ("violence", "gore", "max")
     scores = {"violence": np.array([0.9, 0.1, 0.5]), "gore": np.array([0.1, 0.95, 0.5]), "max": np.array([0.9, 0.95, 0.5])}
     assert concepts.keep(scores).tolist() == [False, True, True]  # gore 0.95 < its own 0.99
-    (looser,) = [r for r in apply_overrides(build_rules(cfg, cols), ["concepts=0.4"]) if r.name == "concepts"]
+    (looser,) = [r for r in apply_overrides(build_rules(cfg), ["concepts=0.4"]) if r.name == "concepts"]
     assert looser.keep(scores).tolist() == [False, True, False]
 
 
 def test_a_filter_that_cannot_be_replayed_reads_its_verdict_from_the_ledger():
-    """A (user's) filter whose keep() reads state its __init__ derives."""
+    """A (user's) filter whose keep() reads state its setup() makes."""
     import pandas as pd
 
-    from filters.base import Filter
+    from filters.base import Filter, FilterConfig
     from pipeline.report.rules import WhatIfError, apply_overrides
 
+    class DerivedConfig(FilterConfig):
+        threshold: float = 0.5
+
     class DerivedCut(Filter):
+        Config = DerivedConfig
         name = "derived"
         score_names = ("x",)
+        threshold_fields = {"x": "threshold"}
 
-        def __init__(self, threshold: float):
-            self._cut = threshold * 2  # derived: not a config field
+        def setup(self):
+            self._cut = self.cfg.threshold * 2  # derived when set up: not a config field
 
         def keep(self, scores):
             return scores["x"] < self._cut
 
-    rule = FilterRule("derived", {"enabled": True, "threshold": 0.5}, DerivedCut, ("x",), later=("text",))
+    rule = FilterRule(DerivedCut(DerivedConfig(enabled=True)), later=("text",))
     assert not rule.replayable
     ledger = pd.DataFrame({"status": ["kept", "rejected", "rejected", "rejected", "failed"],
                            "reason": ["", "derived", "blur", "text", "timeout"]})

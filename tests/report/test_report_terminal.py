@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.report.load import load_build
-from stages.registry import get_spec
+from stages.registry import get_stage
 from tests.report.conftest import FILTERS, annotate_copy, filter_report
 
 
@@ -54,8 +54,8 @@ def test_filter_statistics_match_the_ledger(report_build):
     config = json.loads((out / "manifest.json").read_text())["config"]["filters"]
     for name in FILTERS:
         # the filter as a build makes it (models load), deciding on the ledger's scores
-        spec = get_spec(name)
-        real = spec.build(spec.config.model_validate(config[name]))
+        cls = get_stage(name)
+        real = cls.ready(cls.Config.model_validate(config[name]))
         cols = [f"{name}_{n}" for n in real.score_names]
         scored = ledger[cols].notna().all(axis=1)
         ok = pd.Series(False, index=ledger.index)

@@ -25,7 +25,7 @@ def rerun(report_build, tmp_path_factory):
 
 def _predict(out, args):
     b = load_build(out)
-    w = what_if(b.ledger, apply_overrides(build_rules(b.config, list(b.ledger.columns)), args))
+    w = what_if(b.ledger, apply_overrides(build_rules(b.config), args))
     return b.ledger, w
 
 
@@ -79,7 +79,7 @@ def test_unscored_samples_give_bounds_that_hold(report_build, rerun):
 def test_what_if_settings_are_checked(report_build):
     out, _, _ = report_build
     b = load_build(out)
-    rules = build_rules(b.config, list(b.ledger.columns))
+    rules = build_rules(b.config)
     for bad, says in [("blurr=3", "is not a filter"), ("nsfw=0.5", "did not run in this build"), ("blur=abc", "valid number"),
                       ("watermark=1.5", "less than or equal to 1"), ("resolution=5", "resolution.min_side"),
                       ("blur.analysis_side=64", "change the scores"), ("blur", "FILTER=VALUE")]:

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from filters.photos import load_rgb, skimage_photos
+from filter_dev.photos import load_rgb, skimage_photos
 from tests.train.conftest import tiny_config
 from train import checkpoint as ckpt_io
 from train.config import VAEConfig, parse_config

@@ -1,11 +1,11 @@
 """The watermark model's training and evaluation data: pairs of (clean view, the same view
-with a synthetic watermark) cut from real photos (filters/photos.py WATERMARK_SPLIT), plus
+with a synthetic watermark) cut from real photos (filter_dev/photos.py WATERMARK_SPLIT), plus
 per-cell labels of where the mark is.
 
 Training views are augmented so a few dozen photos look like many: crops and rescales,
 rotations, colour and gamma changes, haze, sprinkled dots, 2x2 collages, synthetic
 dead-leaves backgrounds, and ORDINARY SCENE TEXT (signs, rows of ads, labels:
-filters/synth/text.py) drawn into the view BEFORE the mark, so both images of a pair carry
+filter_dev/synth/text.py) drawn into the view BEFORE the mark, so both images of a pair carry
 it and only the overlay differs: the model learns that signs and labels are not marks.
 Evaluation views stay plain photos.
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from filters.photos import load_photo
-from filters.synth.backgrounds import dead_leaves
-from filters.synth.text import add_scene_text
-from filters.synth.watermarks import add_watermark
+from filter_dev.photos import load_photo
+from filter_dev.synth.backgrounds import dead_leaves
+from filter_dev.synth.text import add_scene_text
+from filter_dev.synth.watermarks import add_watermark
 
 DEAD_LEAVES_FRACTION = 0.2  # training views that are synthetic dead-leaves images
 SCENE_TEXT_FRACTION = 0.35  # training pairs whose view carries scene text (a hard negative)
@@ -34,7 +34,7 @@ _SPLIT_ID = {"train": 0, "heldout": 1}
 @dataclass(frozen=True)
 class PairSpec:
     seed: int
-    photos: tuple[str, ...]  # photo names (filters/photos.py) to cut views from
+    photos: tuple[str, ...]  # photo names (filter_dev/photos.py) to cut views from
     photo_split: str  # "train": augmented views; "heldout": plain views
     style_split: str  # the watermark style pool
     size: int  # model input side

@@ -1,14 +1,14 @@
 """Train the default watermark model (WatermarkNet) on CPU, reproducibly.
 
-    python -m filters.watermark_train                      # the committed default (see defaults below)
-    python -m filters.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
+    python -m filter_dev.watermark_train                      # the committed default (see defaults below)
+    python -m filter_dev.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
 
-1. Data (filters/watermark_data.py): augmented views of the TRAINING photos
-   (filters.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
+1. Data (filter_dev/watermark_data.py): augmented views of the TRAINING photos
+   (filter_dev.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
    from Debian's background packages, `make watermark-photos`), some with ordinary scene
    text drawn in (a hard negative), plus synthetic dead-leaves images; each view gives a
    PAIR: the clean view and the same view with a synthetic watermark in a TRAINING style
-   (filters/synth/watermarks.py), each then JPEG-compressed and squashed to the model's
+   (filter_dev/synth/watermarks.py), each then JPEG-compressed and squashed to the model's
    input size. Pairs force the model to learn the overlay, not the photo.
 2. Train WatermarkNet (filters/watermark_net.py) with AdamW + one-cycle LR: BCE on the
    image label plus BCE on per-cell labels (which 32x32-px cells of the input the mark
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from filters.photos import BUNDLED_TRAIN_PHOTOS, DEBIAN_PACKAGES, DEBIAN_PHOTOS, PHOTOS, WATERMARK_SPLIT, missing_debian_photos
-from filters.quality_metrics import binary_metrics
+from filter_dev.photos import BUNDLED_TRAIN_PHOTOS, DEBIAN_PACKAGES, DEBIAN_PHOTOS, PHOTOS, WATERMARK_SPLIT, missing_debian_photos
+from filter_dev.quality_metrics import binary_metrics
+from filter_dev.watermark_data import PairSpec, make_set
 from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
-from filters.watermark_data import PairSpec, make_set
 from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
 
 

@@ -45,5 +45,5 @@ def load(data_dir: str, name: str) -> np.ndarray:
     """One OpenCV sample photo, stored as the pipeline stores it."""
     path = os.path.join(data_dir, name)
     if not os.path.isfile(path):
-        raise SystemExit(f"--opencv-data: {path} not found; install Debian's opencv-doc (filters/heldout_photos.py)")
+        raise SystemExit(f"--opencv-data: {path} not found; install Debian's opencv-doc (filter_dev/heldout_photos.py)")
     return stored(np.asarray(Image.open(path).convert("RGB")))

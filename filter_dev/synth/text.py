@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from filters.synth.fonts import FONTS, font, pick_font_name, random_brand, scene_words
+from filter_dev.synth.fonts import FONTS, font, pick_font_name, random_brand, scene_words
 
 _OVERLAY_WORDS = ("the", "best", "day", "ever", "when", "you", "realize", "it", "is", "monday", "again", "summer",
                   "sale", "now", "open", "free", "shipping", "on", "all", "orders", "new", "collection", "coffee",

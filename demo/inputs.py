@@ -1,4 +1,4 @@
-"""Inputs made from the bundled real photos (filters/photos.py): a photo with a shop sign
+"""Inputs made from the bundled real photos (filter_dev/photos.py): a photo with a shop sign
 and a short video, for the demo, the benchmarks and the tests."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 
-from filters.photos import load_rgb
+from filter_dev.photos import load_rgb
 
 
 def with_shop_sign(rgb: np.ndarray, text: str = "BAKERY OPEN") -> np.ndarray:

@@ -4,10 +4,10 @@ from its own style pool, and scene-text signs are small, opaque and reproducible
 import numpy as np
 import pytest
 
-from filters.photos import load_photo
-from filters.synth.fonts import FONTS
-from filters.synth.text import add_scene_text
-from filters.synth.watermarks import LAYOUTS, add_watermark
+from filter_dev.photos import load_photo
+from filter_dev.synth.fonts import FONTS
+from filter_dev.synth.text import add_scene_text
+from filter_dev.synth.watermarks import LAYOUTS, add_watermark
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 
-from filters.photos import load_rgb, skimage_photos
-from pipeline.demo_data import make_video, with_shop_sign
-from pipeline.loopback_server import LoopbackServer
+from demo.inputs import make_video, with_shop_sign
+from demo.loopback_server import LoopbackServer
+from filter_dev.photos import load_rgb, skimage_photos
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / "build" / "demo"  # workflows/demo.yaml reads its inputs here

@@ -1,7 +1,7 @@
 """Render realistic visible watermarks onto photos (the watermark model's positives).
 
 Styles come in a "train" pool and a disjoint "heldout" pool (fonts and texts:
-filters/synth/fonts.py; layouts below): train = centred text, tiled text, corner
+filter_dev/synth/fonts.py; layouts below): train = centred text, tiled text, corner
 copyright line, corner logo, bottom banner; heldout = stock-photo lattice (diagonal lines
 + repeated brand), outlined text with a ring logo, vertical edge text, scattered small
 marks, embossed text.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from filters.synth.fonts import SPLITS, font, pick_font_name, random_brand, random_text
+from filter_dev.synth.fonts import SPLITS, font, pick_font_name, random_brand, random_text
 
 
 @dataclass
