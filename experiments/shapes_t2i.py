@@ -31,8 +31,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), 
 
 def build_shards(rows: list[tuple[Path, str]], out: Path) -> str:
     """The pipeline's build of a URL list (served on 127.0.0.1) with these captions -> shard glob."""
-    from pipeline.config import parse_workflow
     from demo.loopback_server import LoopbackServer
+    from pipeline.config import parse_workflow
     from pipeline.runner import run_build
 
     out.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ N_PHOTOS = 12
 
 
 def build_shards(root: Path, shard_size: int = 4) -> Path:
+    from demo.loopback_server import LoopbackServer
     from filter_dev.photos import load_rgb, skimage_photos
     from pipeline.config import parse_workflow
-    from demo.loopback_server import LoopbackServer
     from pipeline.runner import run_build
 
     images = root / "images"
