@@ -21,7 +21,6 @@ prompt x 2 seeds, raw weights) at half and all of the steps. Whatever it shows.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -32,8 +31,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from experiments.shapes_t2i import build_shards, run, sample_accuracy, train_config
-from pipeline.bench_report import add_readme_option, machine, readme_section
+from experiments.shapes_t2i import bench_main, build_shards, run, sample_accuracy, train_config
+from pipeline.bench_report import machine
 from train import checkpoint as ckpt_io
 from train.make_digits import write_digits
 from train.toy_shapes import write_dataset
@@ -142,23 +141,13 @@ def report(res: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--per-prompt", type=int, default=40)
-    p.add_argument("--vae-steps", type=int, default=300)
-    p.add_argument("--stage1-steps", type=int, default=100)
-    p.add_argument("--steps", type=int, default=240, help="stage-2 steps per run")
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--work", default="build/stage1_pretraining")
-    p.add_argument("--json", help="also write the results here")
-    add_readme_option(p, __file__)
-    a = p.parse_args(argv)
-    with readme_section(a.readme, __file__):
-        res = experiment(a)
-        report(res)
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return 0
+    def options(p):
+        p.add_argument("--seeds", type=int, default=3)
+        p.add_argument("--stage1-steps", type=int, default=100)
+        p.add_argument("--steps", type=int, default=240, help="stage-2 steps per run")
+
+    return bench_main(argv, __doc__, __file__, {"vae_steps": 300, "work": "build/stage1_pretraining"}, options,
+                      experiment, report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Everything runs as a user would run it (subprocesses of the documented commands)
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -32,6 +31,7 @@ import yaml
 from experiments.shapes_t2i import (
     ATTRS,
     CHANCE,
+    bench_main,
     build_shards,
     caption_losses,
     checker_accuracy,
@@ -39,7 +39,7 @@ from experiments.shapes_t2i import (
     sample_accuracy,
     train_config,
 )
-from pipeline.bench_report import add_readme_option, machine, readme_section
+from pipeline.bench_report import machine
 from train.toy_shapes import write_dataset
 
 
@@ -98,22 +98,12 @@ def report(res: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--per-prompt", type=int, default=40, help="training images per prompt")
-    p.add_argument("--vae-steps", type=int, default=400)
-    p.add_argument("--steps", type=int, default=1200, help="stage-2 optimizer steps")
-    p.add_argument("--seeds", type=int, default=4, help="samples per prompt")
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--work", default="build/t2i_learning")
-    p.add_argument("--json", help="also write the results here")
-    add_readme_option(p, __file__)
-    a = p.parse_args(argv)
-    with readme_section(a.readme, __file__):
-        res = experiment(a)
-        report(res)
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return 0
+    def options(p):
+        p.add_argument("--steps", type=int, default=1200, help="stage-2 optimizer steps")
+        p.add_argument("--seeds", type=int, default=4, help="samples per prompt")
+
+    return bench_main(argv, __doc__, __file__, {"vae_steps": 400, "work": "build/t2i_learning"}, options, experiment,
+                      report)
 
 
 if __name__ == "__main__":

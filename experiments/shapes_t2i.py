@@ -7,6 +7,7 @@ the trainer learn to follow prompts?", bench/stage1_pretraining.py "does stage 1
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -132,3 +133,25 @@ def caption_losses(config: Path, stage_dir: Path, heldout: list[tuple[Path, str]
 def checker_accuracy(rows) -> dict[str, float]:
     hits = [score(Image.open(p), c) for p, c in rows]
     return {k: sum(h[k] for h in hits) / len(hits) for k in ATTRS}
+
+
+def bench_main(argv, doc: str, script: str, defaults: dict, add_arguments, experiment, report) -> int:
+    """The command line both shapes benches share: the data and VAE sizes, guidance, --work,
+    --json (the raw results) and --readme (the printed tables into bench/README.md)."""
+    from pipeline.bench_report import add_readme_option, readme_section
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-prompt", type=int, default=40, help="training images per prompt")
+    p.add_argument("--vae-steps", type=int, default=defaults["vae_steps"])
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--work", default=defaults["work"])
+    p.add_argument("--json", help="also write the results here")
+    add_arguments(p)
+    add_readme_option(p, script)
+    a = p.parse_args(argv)
+    with readme_section(a.readme, script):
+        res = experiment(a)
+        report(res)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return 0

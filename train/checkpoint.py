@@ -139,3 +139,13 @@ def final_checkpoint(stage_dir: Path) -> Path | None:
 
 def read_state(ckpt: Path) -> dict:
     return json.loads((ckpt / "state.json").read_text())
+
+
+def load_same_task(model, ckpt: Path, prev_task: str, task: str, what: str) -> tuple[str, list[str]]:
+    """Load `model` from a checkpoint of the same task (the classifier from a classify stage, the
+    VAE from a vae stage) -> (log line, tensor names); another task's checkpoint is refused."""
+    if prev_task != task:
+        raise ValueError(f"a {task} stage cannot start from a {prev_task} checkpoint ({ckpt}); set init_from: none")
+    sd = load_weights(ckpt / "model.safetensors")
+    model.load_state_dict(sd)
+    return f"loaded the {what} ({len(sd)} tensors) from {ckpt}", sorted(sd)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import ascan
-from train.checkpoint import load_weights
+from train.checkpoint import load_same_task, load_weights
 from train.config import ClassifyStage, T2IStage, TrainConfig
 from train.diffusion import diffusion_loss, make_sampler, make_scheduler, sample_images
 from train.encoders import (
@@ -64,11 +64,7 @@ class ClassifyTask:
 
     def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
         """-> (log line, names of the tensors loaded)."""
-        if prev_task != "classify":
-            raise ValueError(f"a classify stage cannot start from a {prev_task} checkpoint ({ckpt}); set init_from: none")
-        sd = load_weights(ckpt / "model.safetensors")
-        self.model.load_state_dict(sd)
-        return f"loaded the classifier ({len(sd)} tensors) from {ckpt}", sorted(sd)
+        return load_same_task(self.model, ckpt, prev_task, "classify", "classifier")
 
 
 class T2ITask:

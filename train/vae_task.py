@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from train.checkpoint import load_weights
+from train.checkpoint import load_same_task
 from train.config import TrainConfig, VAEStage
 from train.encoders import LATENT_STATS, vae_factor, vae_location
 
@@ -86,11 +86,7 @@ class VAETask:
 
     def init_from(self, ckpt: Path, prev_task: str) -> tuple[str, list[str]]:
         """-> (log line, names of the tensors loaded). Only a previous vae run's checkpoint fits."""
-        if prev_task != "vae":
-            raise ValueError(f"a vae stage cannot start from a {prev_task} checkpoint ({ckpt}); set init_from: none")
-        sd = load_weights(ckpt / "model.safetensors")
-        self.model.load_state_dict(sd)
-        return f"loaded the VAE ({len(sd)} tensors) from {ckpt}", sorted(sd)
+        return load_same_task(self.model, ckpt, prev_task, "vae", "VAE")
 
     @torch.no_grad()
     def export(self, model, batches, path, max_batches: int = 8) -> dict:
