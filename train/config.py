@@ -70,6 +70,9 @@ class AccelerateConfig(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     grad_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile the trained network (the UNet); each bucket shape "
+                          "compiles once, the recompile limit is raised to the bucket count")
+    channels_last: bool = Field(False, description="NHWC weights and inputs for the trained network (faster convs on GPU)")
 
 
 class WandbConfig(_Strict):

@@ -326,12 +326,14 @@ def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: 
     """A DataLoader of ready batches (the dataset batches; batch_size=None here)."""
     if not train:
         num_workers = 0  # finite, in order: every validation sample once
+    decode = make_decoder(task, train, min_crop_scale)
     ds = SampleStream(source, kind, lambda h, w: assign_bucket(h, w, bucket_table),
-                      make_decoder(task, train, min_crop_scale), batch_size, seed=seed, rank=rank, world=world,
+                      decode, batch_size, seed=seed, rank=rank, world=world,
                       shuffle_buffer=shuffle_buffer, start_batch=start_batch, infinite=train, max_upscale=max_upscale)
     # Its own generator: by default every iter() draws the workers' base seed from the
     # global torch RNG, which the training step (drop path) also draws from, so a resumed
     # run (one more iter()) would go on with another drop-path stream.
+    # pin_memory on CUDA: the step's host-to-device copies are then asynchronous.
     return DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None,
+                      prefetch_factor=4 if num_workers else None, pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator().manual_seed(seed * 7919 + rank))
