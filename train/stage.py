@@ -154,7 +154,10 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         log.info("aspect-ratio buckets (%d): %s", len(table), " ".join(f"{h}x{w}" for h, w in table))
     forward = compiled(model, len(table)) if cfg.accelerate.compile else model  # the training step's network
     max_upscale = getattr(sc, "max_upscale", None)  # image-generating stages never learn enlarged images
-    if max_upscale is not None:
+    latents_dir = getattr(sc.data, "latents", None)
+    if latents_dir is not None:  # precomputed: no VAE or text-encoder forward in the step
+        train_src, src_kind = use_latents(cfg, sc, stage, task, table, train_src, src_kind), "latents"
+    elif max_upscale is not None:
         check_source_sizes(train_src, src_kind, table, sc, stage)
     loader = make_loader(train_src, src_kind, task=sc.task, train=True, batch_size=sc.batch_size, bucket_table=table,
                          seed=cfg.seed, rank=rank, world=world, num_workers=sc.data.num_workers,
@@ -263,6 +266,20 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         keys_file.close()
     acc.end_training()
     return 0
+
+
+def use_latents(cfg, sc, stage: int, task, table, train_src, src_kind) -> list[str]:
+    """The latent shards for the stage's training shards, checked against the stage."""
+    from train.latents import identity, latent_shards
+
+    setting = f"stages.{stage}.data.latents"
+    if sc.task != "t2i" or src_kind != "shards":
+        raise DataError(f"{setting}: precomputed latents are for t2i stages reading shards (stage {stage} is "
+                        f"{sc.task} on {src_kind}); remove the setting")
+    found = latent_shards(sc.data.latents, train_src, identity(cfg, sc, table), setting)
+    task.use_latents(sc.data.latents)
+    log.info("training on precomputed latents: %d shards in %s", len(found), sc.data.latents)
+    return found
 
 
 def compiled(model, n_shapes: int):

@@ -108,12 +108,29 @@ class T2ITask:
     def encode(self, batch, gen, dropout: float):
         """Pixels and captions -> (latents, tokens, mask), float32, the frozen encoders under
         autocast when mixed precision is on. Draws from `gen`: the posterior sample, then the
-        caption dropout."""
+        caption dropout (precomputed latents draw the same, in the same order)."""
         with self.autocast():
             pixels = batch["pixels"].to(self.device, non_blocking=True)
             latents = self.vae.encode(pixels).latent_dist.sample(generator=gen).float() * self.scaling
             tokens, mask = self.text_encoder(list(batch["txt"]))
         return (latents, *self.drop_captions(tokens.float(), mask, gen, dropout))
+
+    def from_latents(self, batch, gen, dropout: float):
+        """A precomputed batch (train/latents.py) -> what `encode` returns, with the same draws from
+        `gen` in the same order: so with equal generators the two give the same loss."""
+        mean, std = (batch[k].to(self.device, non_blocking=True).float() for k in ("mean", "std"))
+        eps = torch.randn(mean.shape, generator=gen, device=gen.device).to(mean.device)
+        latents = (mean + std * eps) * self.scaling
+        tokens = batch["tokens"].to(self.device, non_blocking=True).float()
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        return (latents, *self.drop_captions(tokens, mask, gen, dropout))
+
+    def use_latents(self, folder) -> None:
+        """Training batches come precomputed: caption dropout uses the stored empty caption."""
+        from train.latents import load_empty_caption
+
+        tokens, mask = load_empty_caption(folder)
+        self._empty = tokens.to(self.device), mask.to(self.device)
 
     def drop_captions(self, tokens, mask, gen, dropout: float):
         """Classifier-free guidance: each caption is replaced by the empty caption's embedding
@@ -138,7 +155,8 @@ class T2ITask:
         return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype is not None)
 
     def loss(self, model, batch, gen):
-        latents, tokens, mask = self.encode(batch, gen, self.cfg.diffusion.caption_dropout)
+        prepare = self.from_latents if "mean" in batch else self.encode
+        latents, tokens, mask = prepare(batch, gen, self.cfg.diffusion.caption_dropout)
         return diffusion_loss(model, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen, self.memory_format)
 
     @torch.no_grad()
