@@ -87,9 +87,11 @@ def precompute(cfg, stage: int, out: str | None, batch_size: int | None) -> int:
     table = bucket_table(sc.resolution, multiple) if sc.buckets else [(sc.resolution, sc.resolution)]
     ident = identity(cfg, sc, table)
 
+    # Every process checks (so a refusal stops them all, none waits for the others); the main one writes.
+    check_manifest(out, ident)
+    check_source_sizes(src, kind, table, sc, stage)
     if acc.is_main_process:
-        start_manifest(out, ident, src)
-        check_source_sizes(src, kind, table, sc, stage)
+        write_json(out / MANIFEST, {**ident, "source": src, "format": "train/latents.py", "shards": {}})
         if not (out / EMPTY_CAPTION).is_file():
             save_empty_caption(text, acc, out / EMPTY_CAPTION)
     acc.wait_for_everyone()
@@ -110,7 +112,7 @@ def precompute(cfg, stage: int, out: str | None, batch_size: int | None) -> int:
     return 0
 
 
-def start_manifest(out: Path, ident: dict, src: list[str]) -> None:
+def check_manifest(out: Path, ident: dict) -> None:
     """A rerun must have been started with the same models and settings: no mixed latents."""
     path = out / MANIFEST
     if path.is_file():
@@ -118,7 +120,6 @@ def start_manifest(out: Path, ident: dict, src: list[str]) -> None:
         if diff:
             raise StartError(f"{out} holds latents computed with other settings:\n  " + "\n  ".join(diff) +
                              "\nwrite to another folder (--out) or delete this one")
-    write_json(path, {**ident, "source": src, "format": "train/latents.py", "shards": {}})
 
 
 def finish_manifest(out: Path, src: list[str]) -> None:

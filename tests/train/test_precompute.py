@@ -179,3 +179,16 @@ def test_killed_precompute_resumes_skipping_finished_shards(tmp_path, shards, va
     assert sorted(a) == sorted(b) and len(a) == n
     for key in a:
         assert all(torch.equal(x, y) for x, y in zip(a[key], b[key])), key
+
+
+def test_precompute_refuses_to_mix_settings_in_one_folder(latents):
+    from train.stage import StartError
+
+    cfg_dict, folder = latents
+    cfg = copy.deepcopy(cfg_dict)
+    cfg["text_encoder"]["max_length"] = 8
+    before = (folder / "manifest.json").read_text()
+    with pytest.raises(StartError, match="holds latents computed with other settings") as err:
+        precompute(parse_config(cfg), 2, None, None)
+    assert "'max_length': 16" in str(err.value) and "'max_length': 8" in str(err.value)
+    assert (folder / "manifest.json").read_text() == before
