@@ -51,3 +51,31 @@ def test_fast_step_matches_the_eager_step(eager, tmp_path, shards, vae_dir, acce
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
     if accelerate.get("compile"):
         assert "accelerate.compile: torch.compile" in (tmp_path / "stage2" / "train.log").read_text()
+
+
+def test_frozen_encoders_run_under_autocast_with_mixed_precision(shards, vae_dir, tmp_path):
+    """bf16 on: the VAE encoder and the text encoder's matmuls compute in bf16; the UNet gets float32."""
+    import torch
+
+    from train.data import make_loader
+    from train.tasks import T2ITask
+
+    cfg = tiny_config(tmp_path, vae_dir, shards=shards)
+    cfg["accelerate"] = {"mixed_precision": "bf16"}
+    parsed = parse_config(cfg)
+    task = T2ITask(parsed, parsed.stages[2], "cpu")
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):  # returns None: the output is left as it is
+            seen.setdefault(name, out.dtype)
+        return hook
+
+    task.vae.encoder.register_forward_hook(record("vae"))
+    # its first Linear: the last hidden state leaves a LayerNorm, which autocast keeps in float32
+    next(m for m in task.text_encoder.model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(record("text"))
+    batch = next(iter(make_loader([str(shards / "00000.tar")], "shards", task="t2i", train=False, batch_size=2,
+                                  bucket_table=[(64, 64)], seed=0, rank=0, world=1, num_workers=0)))
+    latents, tokens, mask = task.encode(batch, torch.Generator().manual_seed(0), 0.5)
+    assert seen == {"vae": torch.bfloat16, "text": torch.bfloat16}
+    assert latents.dtype == tokens.dtype == torch.float32 and mask.dtype == torch.bool
