@@ -8,8 +8,11 @@ train.diffusion). Without --shards it writes shards in the pipeline's sample for
 (jpg + txt + json with the stored size) from scikit-image's photos. The tiny configs are
 workflows/train_tiny.yaml's models; --real adds the real-size models (ascan_b /
 ascan_unet_b, the SD VAE architecture) with random weights and the offline MiniLM text
-encoder (no hub weights here; the compute is the same shape). Runs on CUDA when present
-(fp32); model FLOPs utilisation is not reported yet.
+encoder (no hub weights here; the compute is the same shape). --latents adds the training
+step at 256 px with online encoding vs precomputed latents (train/precompute.py), with the
+SD-VAE architecture and a CLIP-L-sized text encoder (random weights) around ascan_unet_b,
+and precompute's images/s. Runs on CUDA when present (fp32); model FLOPs utilisation is not
+reported yet.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -56,11 +60,37 @@ def write_shards(folder: Path, n_shards: int = 4, per_shard: int = 32) -> str:
     return str(folder / "*.tar")
 
 
+# CLIP ViT-L/14's text tower (openai/clip-vit-large-patch14): 123M params, 768-d tokens, 77 positions.
+CLIP_L_TEXT = {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+               "num_attention_heads": 12, "max_position_embeddings": 77, "projection_dim": 768}
+
+
+def clip_l_text_encoder(folder: Path) -> Path:
+    """A random CLIPTextModel of CLIP-L's size, saved to load by path like the real one. The
+    tokenizer maps bytes to ids (no BPE merges offline); captions are padded to 77 tokens
+    either way, so the encoder's compute is CLIP-L's."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    tok = CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[])
+    torch.manual_seed(0)
+    model = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                         pad_token_id=tok.pad_token_id))
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 def tiny_cfg(vae_dir: Path, shards: str, real: bool = False) -> dict:
     import yaml
 
     cfg = yaml.safe_load((ROOT / "workflows" / "train_tiny.yaml").read_text())
     cfg["vae"]["path"] = str(vae_dir / ("sd-vae-arch" if real else "tiny"))
+    # A random VAE built from init_config at first use: no stage 0 here, so no measured scale.
+    cfg["stages"].pop(0, None)
+    cfg["vae"]["scaling_factor"] = None
     if real:
         cfg["vae"]["init_config"] = SD_VAE
         cfg["models"] = {"classifier": {"name": "ascan_b", "overrides": {"c_norm": "group"}}, "unet": {"name": "ascan_unet_b"}}
@@ -179,12 +209,85 @@ def unet_rows(cfg_dict, shards, steps, batch, device, pairs) -> list[str]:
     return rows
 
 
+def latents_rows(tmp: Path, steps: int, batch: int, device) -> list[str]:
+    """ascan_unet_b at 256 px: the step encoding online vs reading precomputed latents, and precompute."""
+    from accelerate import Accelerator
+
+    from train.encoders import TextEncoder, load_vae
+    from train.latents import EMPTY_CAPTION
+    from train.precompute import encode_shard, save_empty_caption
+    from train.tasks import T2ITask
+
+    src = tmp / "latent-src"
+    src.mkdir()
+    shards = write_shards(src, n_shards=1, per_shard=batch * (steps + 1))
+    cfg = tiny_cfg(tmp, shards, real=True)
+    cfg["vae"]["scaling_factor"] = 0.18215  # SD's; random weights have no measured one
+    cfg["text_encoder"] = {"path": str(clip_l_text_encoder(tmp / "clip-l-text")), "kind": "clip", "max_length": 77}
+    cfg["stages"] = {2: {**cfg["stages"][2], "batch_size": batch, "data": {"train": shards}}}
+    parsed = parse_config(cfg)
+    sc = parsed.stages[2]
+    table = [(sc.resolution, sc.resolution)]
+
+    # precompute: both encoders over the shard, timed without model loading
+    acc = Accelerator(cpu=device.type == "cpu")
+    vae, text = load_vae(parsed.vae, device), TextEncoder(parsed.text_encoder, device)
+    out = tmp / "latents"
+    out.mkdir()
+    save_empty_caption(text, acc, out / EMPTY_CAPTION)
+    _sync(device)
+    t0 = time.perf_counter()
+    counts = encode_shard(expand_shards(shards, "bench")[0], out, vae, text, table, sc, batch, acc)
+    _sync(device)
+    pre_rate = counts["samples"] / (time.perf_counter() - t0)
+    del vae, text
+
+    task = T2ITask(parsed, sc, device)
+    model = task.model.to(device).train()
+    batches = {}
+    for kind, source in (("shards", shards), ("latents", str(out / "00000.tar"))):
+        loader = make_loader(expand_shards(source, "bench"), kind, task="t2i", train=True, batch_size=batch,
+                             bucket_table=table, seed=0, rank=0, world=1, num_workers=0)
+        it = iter(loader)
+        batches[kind] = [next(it) for _ in range(steps + 1)]
+    # The machine is shared: the two kinds alternate step by step (ABBA), after one warm-up step
+    # each, and each reports its median step, so a change in load hits both alike.
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    empty = task.empty_caption()  # the online path's, encoded; the latents' is stored
+    times = {"shards": [], "latents": []}
+    order = [("shards", "latents"), ("latents", "shards")]
+    for i in range(steps + 1):
+        for kind in order[i % 2]:
+            task._empty = empty if kind == "shards" else None
+            if kind == "latents":
+                task.use_latents(out)
+            b = batches[kind][i]
+            _sync(device)
+            t0 = time.perf_counter()
+            task.loss(model, b, gen).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            _sync(device)
+            if i:  # step 0 warms up
+                times[kind].append((time.perf_counter() - t0) / b["size"])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
+    for kind, label in (("shards", "online: VAE encoder + text encoder in the step"),
+                        ("latents", "precomputed latents (train/precompute.py)")):
+        rows.append(f"| {label} | {1 / med[kind]:.3f} | {1000 * med[kind]:.0f} | {med['shards'] / med[kind]:.2f}x |")
+    rows.append(f"| precompute: VAE encoder + text encoder, batch {batch} | {pre_rate:.3f} | {1000 / pre_rate:.0f} | - |")
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=3, help="timed optimizer steps per cell (after one warm-up)")
     p.add_argument("--shards", help="shard pattern (default: written from scikit-image photos)")
     p.add_argument("--real", action="store_true", help="also the real-size models (slow on CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: no spinning on a shared machine)")
+    p.add_argument("--latents", action="store_true", help="also online encoding vs precomputed latents (real sizes, slow on CPU)")
+    p.add_argument("--latents-only", action="store_true", help="only that table")
     add_readme_option(p, __file__)
     a = p.parse_args(argv)
     with readme_section(a.readme, __file__):
@@ -199,6 +302,16 @@ def run(a) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     shards = a.shards or write_shards(tmp)
     print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; {a.steps} timed steps per cell\n")
+    if a.latents or a.latents_only:
+        batch = 2 if device.type == "cpu" else 32
+        print(f"| ascan_unet_b step, 256 px, batch {batch}, SD-VAE + CLIP-L-sized text encoder (random weights), "
+              f"median of {max(a.steps, 4)} alternating steps | images/s | ms/image | vs online |")
+        print("|---|---|---|---|")
+        for row in latents_rows(tmp, max(a.steps, 4), batch, device):
+            print(row)
+        print(f"\nload average after: {os.getloadavg()[0]:.1f}\n")
+        if a.latents_only:
+            return
 
     # 1. loader vs consumption (tiny stage 2: 64 px, batch 4)
     cfg = tiny_cfg(tmp, shards)

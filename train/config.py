@@ -70,6 +70,9 @@ class AccelerateConfig(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
     grad_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile the trained network (the UNet); each bucket shape "
+                          "compiles once, the recompile limit is raised to the bucket count")
+    channels_last: bool = Field(False, description="NHWC weights and inputs for the trained network (faster convs on GPU)")
 
 
 class WandbConfig(_Strict):
@@ -96,6 +99,8 @@ class DataConfig(_Strict):
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
     shuffle_buffer: int = Field(1000, ge=1)
     record_keys: bool = Field(False, description="write every consumed sample key to keys_rankR.txt (audits the rank split)")
+    latents: str | None = Field(None, description="t2i: train on the latents train/precompute.py wrote to this folder "
+                                "for the `train` shards (no VAE or text encoder in the step); validation stays online")
 
     @model_validator(mode="after")
     def _lists_not_empty(self):

@@ -294,12 +294,22 @@ class SampleStream(IterableDataset):
             yield {"keys": [], "bucket": None, "bad": counters.bad, "too_small": counters.too_small, "size": 0}
 
     def _bucketed(self, slot, slots, counters) -> Iterator[tuple[tuple[int, int], dict]]:
-        read = shard_records if self.kind == "shards" else folder_records
+        read = folder_records if self.kind == "folder" else shard_records
         for epoch in count() if self.infinite else (None,):
             recs = read(self.source, slot, slots, self.seed, epoch, counters)
             if self.infinite:
                 recs = wds.filters._shuffle(recs, self.shuffle_buffer, min(100, self.shuffle_buffer),
                                             rng=random.Random(f"{self.seed}/{epoch}/{slot}/shuffle"))
+            if self.kind == "latents":  # precomputed: the bucket is stored, too-small samples were left out
+                from train.latents import record_bucket
+
+                for rec in recs:
+                    bucket = record_bucket(rec)
+                    if bucket is None:
+                        counters.bad += 1
+                    else:
+                        yield bucket, rec
+                continue
             for rec in recs:
                 size = image_size(rec)
                 if size is None:
@@ -323,15 +333,21 @@ def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
 def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: int, bucket_table, seed: int,
                 rank: int, world: int, num_workers: int, shuffle_buffer: int = 1000, start_batch: int = 0,
                 min_crop_scale: float = 0.35, max_upscale: float | None = None) -> DataLoader:
-    """A DataLoader of ready batches (the dataset batches; batch_size=None here)."""
+    """A DataLoader of ready batches (the dataset batches; batch_size=None here). kind "latents":
+    train/precompute.py's shards (train/latents.py), batches of stored latents and text tokens."""
     if not train:
         num_workers = 0  # finite, in order: every validation sample once
+    if kind == "latents":
+        from train.latents import decode_latents as decode
+    else:
+        decode = make_decoder(task, train, min_crop_scale)
     ds = SampleStream(source, kind, lambda h, w: assign_bucket(h, w, bucket_table),
-                      make_decoder(task, train, min_crop_scale), batch_size, seed=seed, rank=rank, world=world,
+                      decode, batch_size, seed=seed, rank=rank, world=world,
                       shuffle_buffer=shuffle_buffer, start_batch=start_batch, infinite=train, max_upscale=max_upscale)
     # Its own generator: by default every iter() draws the workers' base seed from the
     # global torch RNG, which the training step (drop path) also draws from, so a resumed
     # run (one more iter()) would go on with another drop-path stream.
+    # pin_memory on CUDA: the step's host-to-device copies are then asynchronous.
     return DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None,
+                      prefetch_factor=4 if num_workers else None, pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator().manual_seed(seed * 7919 + rank))

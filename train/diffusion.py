@@ -31,13 +31,15 @@ def make_sampler(cfg: DiffusionConfig, train_scheduler):
     return DPMSolverMultistepScheduler.from_config(train_scheduler.config, timestep_spacing="trailing")
 
 
-def diffusion_loss(unet, scheduler, latents, tokens, mask, cfg: DiffusionConfig, gen: torch.Generator):
-    """Per-batch loss: noise the latents at random timesteps, predict the target."""
+def diffusion_loss(unet, scheduler, latents, tokens, mask, cfg: DiffusionConfig, gen: torch.Generator,
+                   memory_format=torch.contiguous_format):
+    """Per-batch loss: noise the latents at random timesteps, predict the target. Noise and
+    timesteps come from `gen` on its own device (on a GPU: no host round trip)."""
     noise = torch.randn(latents.shape, generator=gen, device=gen.device).to(latents.device, latents.dtype)
     t = torch.randint(0, cfg.num_train_timesteps, (latents.shape[0],), generator=gen, device=gen.device).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
     target = noise if cfg.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, t)
-    pred = unet(noisy, t, tokens, mask)
+    pred = unet(noisy.contiguous(memory_format=memory_format), t, tokens, mask)
     mse = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if cfg.min_snr_gamma is None:
         return mse.mean()

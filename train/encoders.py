@@ -106,6 +106,6 @@ class TextEncoder(torch.nn.Module):
     @torch.no_grad()
     def forward(self, captions: list[str]):
         tok = self.tokenizer(list(captions), padding="max_length", truncation=True, max_length=self.max_length,
-                             return_tensors="pt").to(self.device)
+                             return_tensors="pt").to(self.device, non_blocking=True)
         out = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
         return out.last_hidden_state, tok.attention_mask.bool()

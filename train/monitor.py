@@ -1,7 +1,11 @@
 """What a run reports: a progress bar (loss, steps/s, images/s, lr), TensorBoard (and
 wandb when configured) through accelerate's trackers, `metrics.jsonl` (one line per
 logged step, every rank's own loss: the resume test compares these), a log file, and
-sample grids as PNGs."""
+sample grids as PNGs.
+
+Losses and gradient norms stay on the device between log steps (reading one is a host
+sync that stalls a GPU's queue): rows are buffered and written, all values read back in
+one transfer, at each log step, before each checkpoint and at the end."""
 
 from __future__ import annotations
 
@@ -44,15 +48,16 @@ class Monitor:
         self.bar = tqdm(total=max_steps, initial=start_step, desc=stage_dir.name, unit="step",
                         disable=not (show_bar and accelerator.is_main_process), dynamic_ncols=True)
         self.t0, self.steps, self.images = time.time(), 0, 0
+        self.pending: list[dict] = []  # rows whose tensors are not read back yet
 
-    def step(self, step: int, loss: float, lr: float, images: int, log_now: bool, extra: dict | None = None) -> None:
-        """Called once per optimizer step with this rank's loss."""
+    def step(self, step: int, loss, lr: float, images: int, log_now: bool, extra: dict | None = None) -> None:
+        """Called once per optimizer step with this rank's loss (a device tensor or a number)."""
         self.steps += 1
         self.images += images
-        self.metrics.write(json.dumps({"step": step, "loss": loss, "lr": lr, **(extra or {})}) + "\n")
-        self.metrics.flush()  # a killed run keeps every logged step (the resume test reads these)
+        self.pending.append({"step": step, "loss": loss, "lr": lr, **(extra or {})})
         self.bar.update(1)
         if log_now:
+            loss = self.write_pending()[-1]["loss"]
             dt = max(time.time() - self.t0, 1e-9)
             rates = {"steps_per_s": self.steps / dt, "images_per_s": self.images * self.acc.num_processes / dt}
             self.bar.set_postfix(loss=f"{loss:.4f}", **{k: f"{v:.2f}" for k, v in rates.items()}, lr=f"{lr:.2e}")
@@ -81,9 +86,24 @@ class Monitor:
         log.info("step %d: sample grid %s", step, path)
         return path
 
-    def flush(self) -> None:
+    def write_pending(self) -> list[dict]:
+        """Reads the buffered rows' tensors back in one transfer and appends the rows to
+        metrics_rankR.jsonl (flushed: a killed run keeps every row up to its last checkpoint)."""
+        rows, self.pending = self.pending, []
+        slots = [(r, k) for r in rows for k, v in r.items() if torch.is_tensor(v)]
+        if slots:
+            values = torch.stack([rows_v.detach().float().reshape(()) for rows_v in (r[k] for r, k in slots)]).tolist()
+            for (r, k), v in zip(slots, values):
+                r[k] = v
+        for r in rows:
+            self.metrics.write(json.dumps(r) + "\n")
         self.metrics.flush()
+        return rows
+
+    def flush(self) -> None:
+        self.write_pending()
 
     def close(self) -> None:
+        self.write_pending()
         self.bar.close()
         self.metrics.close()

@@ -117,10 +117,15 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         task.ema.to(acc.device)
     if cfg.accelerate.grad_checkpointing and hasattr(task.model, "set_grad_checkpointing"):
         task.model.set_grad_checkpointing()
+    if cfg.accelerate.channels_last:  # NHWC conv weights (the inputs follow in task.loss)
+        for net in (task.model, task.ema):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(task.model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
     schedule = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}[sc.lr_schedule]
     lr_sched = get_scheduler(schedule, optimizer, num_warmup_steps=sc.warmup_steps, num_training_steps=sc.max_steps)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)  # noise, timesteps, caption dropout
+    # noise, timesteps, caption dropout: drawn on the device, saved and restored with checkpoints
+    gen = torch.Generator(acc.device).manual_seed(cfg.seed * 1000 + rank)
     set_seed(cfg.seed * 1000 + rank + 1)  # drop-path and anything else on the global RNG
 
     # Where to start: this stage's own latest checkpoint (--resume), else the previous stage.
@@ -147,8 +152,12 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
              else [(sc.resolution, sc.resolution)])
     if len(table) > 1:
         log.info("aspect-ratio buckets (%d): %s", len(table), " ".join(f"{h}x{w}" for h, w in table))
+    forward = compiled(model, len(table)) if cfg.accelerate.compile else model  # the training step's network
     max_upscale = getattr(sc, "max_upscale", None)  # image-generating stages never learn enlarged images
-    if max_upscale is not None:
+    latents_dir = getattr(sc.data, "latents", None)
+    if latents_dir is not None:  # precomputed: no VAE or text-encoder forward in the step
+        train_src, src_kind = use_latents(cfg, sc, stage, task, table, train_src, src_kind), "latents"
+    elif max_upscale is not None:
         check_source_sizes(train_src, src_kind, table, sc, stage)
     loader = make_loader(train_src, src_kind, task=sc.task, train=True, batch_size=sc.batch_size, bucket_table=table,
                          seed=cfg.seed, rank=rank, world=world, num_workers=sc.data.num_workers,
@@ -193,7 +202,8 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     stop_at = max_steps or sc.max_steps
     monitor = Monitor(acc, stage_dir, step, stop_at, cfg.logging.progress_bar)
     keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None  # noqa: SIM115
-    bucket_batches, skipped, micro_losses, images = Counter(), Counter(), [], 0
+    # The step's loss is summed on the device: no host sync per step (the monitor reads it back at log steps).
+    bucket_batches, skipped, loss_sum, micro, images = Counter(), Counter(), torch.zeros((), device=acc.device), 0, 0
     batches = iter(loader)
     model.train()
     while step < stop_at:
@@ -206,13 +216,14 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         if keys_file:
             keys_file.write("".join(k + "\n" for k in batch["keys"]))
         with acc.accumulate(model):
-            loss = task.loss(model, batch, gen)
+            loss = task.loss(forward, batch, gen)
             acc.backward(loss)
             if acc.sync_gradients:  # the norm before clipping, logged (inf: measure without clipping)
                 grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.accelerate.max_grad_norm or float("inf"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        micro_losses.append(loss.item())
+        loss_sum += loss.detach().float()
+        micro += 1
         images += batch["size"]
         if not acc.sync_gradients:
             continue
@@ -220,12 +231,13 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         lr_sched.step()
         if task.ema is not None:
             update_ema(task.ema, acc.unwrap_model(model), ema_decay_at(step, cfg.diffusion.ema_decay))
-        monitor.step(step, sum(micro_losses) / len(micro_losses), lr_sched.get_last_lr()[0], images,
+        monitor.step(step, loss_sum / micro, lr_sched.get_last_lr()[0], images,
                      log_now=step % cfg.logging.log_every == 0,
-                     extra={"grad_norm": float(grad_norm), "skipped": sum(skipped.values()),
+                     extra={"grad_norm": grad_norm, "skipped": sum(skipped.values()),
                             **{f"skipped_{k}": v for k, v in skipped.items()}})
-        micro_losses, images = [], 0
+        loss_sum, micro, images = torch.zeros((), device=acc.device), 0, 0
         if step % sc.checkpoint_every == 0:
+            monitor.flush()  # every step up to a checkpoint is on disk before it
             save()
             log.info("bucket fill (batches per bucket on rank %d): %s; skipped samples: %s", rank,
                      ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())), describe_skips(skipped))
@@ -254,6 +266,31 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         keys_file.close()
     acc.end_training()
     return 0
+
+
+def use_latents(cfg, sc, stage: int, task, table, train_src, src_kind) -> list[str]:
+    """The latent shards for the stage's training shards, checked against the stage."""
+    from train.latents import identity, latent_shards
+
+    setting = f"stages.{stage}.data.latents"
+    if sc.task != "t2i" or src_kind != "shards":
+        raise DataError(f"{setting}: precomputed latents are for t2i stages reading shards (stage {stage} is "
+                        f"{sc.task} on {src_kind}); remove the setting")
+    found = latent_shards(sc.data.latents, train_src, identity(cfg, sc, table), setting)
+    task.use_latents(sc.data.latents)
+    log.info("training on precomputed latents: %d shards in %s", len(found), sc.data.latents)
+    return found
+
+
+def compiled(model, n_shapes: int):
+    """torch.compile of the training network. Each bucket shape may compile once (dynamo's
+    automatic dynamic shapes usually fold them into one graph after the second); the
+    recompile limit is raised above the bucket count so no shape falls back to eager."""
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, n_shapes + 4)
+    log.info("accelerate.compile: torch.compile of %s (%d bucket shape(s))", type(model).__name__, n_shapes)
+    return torch.compile(model)
 
 
 def describe_skips(skipped: Counter) -> str:

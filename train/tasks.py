@@ -39,6 +39,7 @@ class ClassifyTask:
         self.model = ascan.create_model(ref.name, **{**ref.overrides, "num_classes": stage.num_classes})
         self.cfg, self.stage, self.device, self.ema = cfg, stage, device, None
         self.pixel_multiple = 32  # the classifier's total stride
+        self.memory_format = torch.channels_last if cfg.accelerate.channels_last else torch.contiguous_format
 
     def describe(self) -> dict:
         ref = self.cfg.models.classifier
@@ -46,8 +47,9 @@ class ClassifyTask:
                 "num_classes": self.stage.num_classes, "resolution": self.stage.resolution}
 
     def loss(self, model, batch, gen):
-        logits = model(batch["pixels"].to(self.device))
-        return F.cross_entropy(logits.float(), batch["label"].to(self.device), label_smoothing=self.stage.label_smoothing)
+        pixels = batch["pixels"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        label = batch["label"].to(self.device, non_blocking=True)
+        return F.cross_entropy(model(pixels).float(), label, label_smoothing=self.stage.label_smoothing)
 
     @torch.no_grad()
     def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
@@ -88,6 +90,8 @@ class T2ITask:
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.scheduler = make_scheduler(cfg.diffusion)
         self.pixel_multiple = vae_factor(self.vae) * self.model.cfg.downsample_factor
+        self.memory_format = torch.channels_last if cfg.accelerate.channels_last else torch.contiguous_format
+        self._empty = None
 
     def describe(self) -> dict:
         """What sample.py needs to rebuild the pipeline from a checkpoint alone."""
@@ -98,24 +102,64 @@ class T2ITask:
 
     @torch.no_grad()
     def encode(self, batch, gen, dropout: float):
-        pixels = batch["pixels"].to(self.device)
-        latents = self.vae.encode(pixels).latent_dist.sample(generator=gen) * self.scaling
-        txt = list(batch["txt"])
-        if dropout > 0:
-            drop = torch.rand(len(txt), generator=gen) < dropout
-            txt = ["" if d else t for t, d in zip(txt, drop.tolist())]
-        tokens, mask = self.text_encoder(txt)
-        return latents, tokens, mask
+        """Pixels and captions -> (latents, tokens, mask), float32, the frozen encoders under
+        autocast when mixed precision is on. Draws from `gen`: the posterior sample, then the
+        caption dropout (precomputed latents draw the same, in the same order)."""
+        with self.autocast():
+            pixels = batch["pixels"].to(self.device, non_blocking=True)
+            latents = self.vae.encode(pixels).latent_dist.sample(generator=gen).float() * self.scaling
+            tokens, mask = self.text_encoder(list(batch["txt"]))
+        return (latents, *self.drop_captions(tokens.float(), mask, gen, dropout))
+
+    def from_latents(self, batch, gen, dropout: float):
+        """A precomputed batch (train/latents.py) -> what `encode` returns, with the same draws from
+        `gen` in the same order: so with equal generators the two give the same loss."""
+        mean, std = (batch[k].to(self.device, non_blocking=True).float() for k in ("mean", "std"))
+        eps = torch.randn(mean.shape, generator=gen, device=gen.device).to(mean.device)
+        latents = (mean + std * eps) * self.scaling
+        tokens = batch["tokens"].to(self.device, non_blocking=True).float()
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        return (latents, *self.drop_captions(tokens, mask, gen, dropout))
+
+    def use_latents(self, folder) -> None:
+        """Training batches come precomputed: caption dropout uses the stored empty caption."""
+        from train.latents import load_empty_caption
+
+        tokens, mask = load_empty_caption(folder)
+        self._empty = tokens.to(self.device), mask.to(self.device)
+
+    def drop_captions(self, tokens, mask, gen, dropout: float):
+        """Classifier-free guidance: each caption is replaced by the empty caption's embedding
+        with probability `dropout`, decided on the device (no host round trip)."""
+        if dropout <= 0:
+            return tokens, mask
+        drop = (torch.rand(len(tokens), generator=gen, device=gen.device) < dropout).to(tokens.device)
+        null_tokens, null_mask = self.empty_caption()
+        return torch.where(drop[:, None, None], null_tokens, tokens), torch.where(drop[:, None], null_mask, mask)
+
+    @torch.no_grad()
+    def empty_caption(self):
+        """(tokens (1, L, D) float32, mask (1, L)) of "", encoded once."""
+        if self._empty is None:
+            with self.autocast():
+                tokens, mask = self.text_encoder([""])
+            self._empty = tokens.float(), mask
+        return self._empty
+
+    def autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.accelerate.mixed_precision)
+        return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype is not None)
 
     def loss(self, model, batch, gen):
-        latents, tokens, mask = self.encode(batch, gen, self.cfg.diffusion.caption_dropout)
-        return diffusion_loss(model, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen)
+        prepare = self.from_latents if "mean" in batch else self.encode
+        latents, tokens, mask = prepare(batch, gen, self.cfg.diffusion.caption_dropout)
+        return diffusion_loss(model, self.scheduler, latents, tokens, mask, self.cfg.diffusion, gen, self.memory_format)
 
     @torch.no_grad()
     def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
         """Diffusion loss of `model` (the caller passes the raw weights and the EMA in turn) on
         held-out batches with fixed noise and timesteps, so values compare across steps."""
-        gen = torch.Generator("cpu").manual_seed(1234)
+        gen = torch.Generator(self.device).manual_seed(1234)
         total = torch.zeros(2, device=self.device)
         for i, batch in enumerate(batches):
             if i >= self.stage.val_batches:
