@@ -1,7 +1,7 @@
 """Does the trainer learn text-to-image? Prompt-following measured on coloured shapes.
 
     python bench/t2i_learning.py [--per-prompt 40] [--vae-steps 400] [--steps 1200] [--seeds 4]
-                                 [--work build/t2i_learning] [--json results.json] [--readme]
+                                 [--latents] [--work build/t2i_learning] [--json results.json] [--readme]
 
 1. A captioned toy set ("a red triangle on the left": 3 colours x 2 shapes x 2 positions,
    train/toy_shapes.py) is served on 127.0.0.1 and built into shards by the pipeline
@@ -59,6 +59,9 @@ def experiment(a) -> dict:
         configs[name] = work / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(train_config(work / "runs" / name, shards[name], vae_dir, a)))
     timings["stage 0 (vae)"] = run(["train/stage.py", "--stage", "0", "--config", str(configs["true"])])
+    if a.latents:  # the frozen encoders once, not every step
+        timings["precompute (true and control)"] = run(
+            *(["train/precompute.py", "--stage", "2", "--config", str(configs[name])] for name in ("true", "control")))
     results = {"checker on training images": checker_accuracy(rows)}
     timings["stage 2 (true and control, side by side)"] = run(
         *(["train/stage.py", "--stage", "2", "--config", str(configs[name])] for name in ("true", "control")))
@@ -71,14 +74,15 @@ def experiment(a) -> dict:
     vae_val = [json.loads(line) for line in (work / "runs" / "true" / "stage0" / "val.jsonl").read_text().splitlines()]
     timings["total"] = time.time() - t0
     return {"accuracy": results, "losses": losses, "timings": timings, "vae_psnr": vae_val[-1].get("val/psnr"),
-            "settings": {k: getattr(a, k) for k in ("per_prompt", "vae_steps", "steps", "seeds", "guidance")}}
+            "settings": {k: getattr(a, k) for k in ("per_prompt", "vae_steps", "steps", "seeds", "guidance", "latents")}}
 
 
 def report(res: dict) -> None:
     s = res["settings"]
     print(f"machine: {machine()}")
     print(f"{s['per_prompt']} images per prompt x 12 prompts; VAE {s['vae_steps']} steps (held-out PSNR "
-          f"{res['vae_psnr']:.1f} dB); ascan_unet_tiny {s['steps']} steps at 32 px, batch 32; "
+          f"{res['vae_psnr']:.1f} dB); ascan_unet_tiny {s['steps']} steps at 32 px, batch 32"
+          f"{' on precomputed latents' if s.get('latents') else ''}; "
           f"{s['seeds']} seeds x 12 prompts sampled (DDIM 20 steps, guidance {s['guidance']})\n")
     print("| samples scored | colour | shape | position | all three |")
     print("|---|---|---|---|---|")
@@ -101,6 +105,7 @@ def main(argv=None) -> int:
     def options(p):
         p.add_argument("--steps", type=int, default=1200, help="stage-2 optimizer steps")
         p.add_argument("--seeds", type=int, default=4, help="samples per prompt")
+        p.add_argument("--latents", action="store_true", help="stage 2 on latents from train/precompute.py")
 
     return bench_main(argv, __doc__, __file__, {"vae_steps": 400, "work": "build/t2i_learning"}, options, experiment,
                       report)

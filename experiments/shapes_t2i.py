@@ -54,8 +54,10 @@ def build_shards(rows: list[tuple[Path, str]], out: Path) -> str:
 
 
 def train_config(out_dir: Path, shards: str, vae_dir: Path, a) -> dict:
-    """The tiny recipe (workflows/train_tiny.yaml's models) at 32 px on the shapes."""
+    """The tiny recipe (workflows/train_tiny.yaml's models) at 32 px on the shapes; with
+    `a.latents`, stage 2 reads latents precomputed into out_dir/latents (train/precompute.py)."""
     data = {"train": shards, "val_holdout_shards": 1, "num_workers": 1, "shuffle_buffer": 256}
+    t2i_data = {**data, "latents": str(out_dir / "latents")} if getattr(a, "latents", False) else data
     return {
         "name": "shapes", "out_dir": str(out_dir), "seed": 0,
         "models": {"unet": {"name": "ascan_unet_tiny"}},
@@ -68,7 +70,7 @@ def train_config(out_dir: Path, shards: str, vae_dir: Path, a) -> dict:
         "stages": {
             0: {"task": "vae", "data": data, "resolution": 32, "batch_size": 32, "max_steps": a.vae_steps,
                 "lr": 2e-3, "warmup_steps": 20, "checkpoint_every": a.vae_steps, "val_batches": 2},
-            2: {"task": "t2i", "init_from": "none", "data": data, "resolution": 32, "batch_size": 32,
+            2: {"task": "t2i", "init_from": "none", "data": t2i_data, "resolution": 32, "batch_size": 32,
                 "max_steps": a.steps, "lr": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine",
                 "checkpoint_every": a.steps, "val_batches": 2},
         },
