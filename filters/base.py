@@ -71,13 +71,15 @@ class Filter(Step):
         """
         return ["" if k else self.name for k in keep]
 
-    def process(self, images, meta) -> list[dict]:
-        """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": ...}.
+    def score_and_outputs(self, images, meta) -> tuple[dict[str, np.ndarray], list[dict | None]]:
+        """The scores, and per sample what this filter leaves for later steps ({output
+        name: value}, e.g. the text filter's boxes under "text", which OCR reuses) or None.
+        Inputs are read-only: the step runner, not the filter, puts outputs into meta."""
+        return self.score(images, meta), [None] * len(meta)
 
-        `outputs` is what the filter left in meta[i]["filter_outputs"][name] for later
-        steps (e.g. the text filter's boxes, which OCR reuses), or None.
-        """
-        scores = self.score(images, meta)
+    def process(self, images, meta) -> list[dict]:
+        """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": dict | None}."""
+        scores, outputs = self.score_and_outputs(images, meta)
         keep = self.keep(scores)
         details = self.details(scores, keep)
         return [
@@ -85,7 +87,7 @@ class Filter(Step):
                 "scores": {n: float(scores[n][i]) for n in self.score_names},
                 "keep": bool(keep[i]),
                 "detail": details[i],
-                "outputs": meta[i].get("filter_outputs", {}).get(self.name),
+                "outputs": outputs[i],
             }
             for i in range(len(meta))
         ]

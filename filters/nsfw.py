@@ -16,7 +16,7 @@ Two backends, one score (`nsfw_prob`, 0..1, reject at or above `threshold`):
 
 Default threshold 0.8 for open_nsfw: Yahoo's README calls scores < 0.2 safe and > 0.8
 very likely NSFW; on the project's safe photos the maximum score is far below it
-(bench/README.md, "filters" section).
+(bench/README.md, "Filter quality").
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Scores per image:
 Reject when `area_frac` > `threshold` (default 0.03), or when the box count exceeds
 `max_boxes` (off by default). Text in ordinary photos (a sign, a shirt logo) stays well
 under 3 % of the area; documents, posters, memes and captioned screenshots are above it
-(bench/README.md, "filters" section).
+(bench/README.md, "Filter quality").
 
 Detector (`detector`): "ppocr" (default), PP-OCRv4 det through ONNX Runtime, weights in
 the `rapidocr-onnxruntime` package, canvas long side 640; or "craft", EasyOCR's CRAFT
@@ -18,7 +18,7 @@ the `rapidocr-onnxruntime` package, canvas long side 640; or "craft", EasyOCR's 
 the same padded canvas shape go through the network in one batch; each image's network
 input depends only on that image, so batched and one-by-one scores are the same.
 
-Outputs kept for the OCR annotator, in `meta[i]["filter_outputs"]["text"]`:
+Outputs for the OCR annotator (`score_and_outputs`; later steps read `meta[i]["filter_outputs"]["text"]`):
 `boxes`: [[x0, y0, x1, y1], ...] ints, stored-image pixels, axis-aligned (a rotated line is
 given by its bounding rectangle); `polygons`: the same boxes as 4-point polygons
 [[x, y] x4] (clockwise from top-left; exact for rotated lines), `canvas_size`, `detector`;
@@ -148,11 +148,11 @@ class TextFilter(Filter):
             knobs = (d.text_threshold, d.low_text, d.link_threshold)
         return f"{self.cfg.detector}:{self.canvas_size}:{self.cfg.max_line_height}:" + ":".join(f"{k:g}" for k in knobs)
 
-    def detect_text(self, images, meta) -> np.ndarray:
-        """Text boxes per image, left in meta[i]["filter_outputs"]["text"]; returns area_frac.
+    def detect_text(self, images, meta) -> list[dict]:
+        """Text boxes per image (the "text" output, see the module doc), without changing meta.
 
         Computed once per image: whichever of the text and watermark filters runs first
-        detects, the other reuses the result when it was made with the same settings.
+        detects, the other reuses meta's "text" output when it was made with the same settings.
         """
         outs = [m.get("filter_outputs", {}).get(self.name) for m in meta]
         todo = [i for i, o in enumerate(outs) if not (o and o.get("settings") == self.settings)]
@@ -169,18 +169,19 @@ class TextFilter(Filter):
                 "settings": self.settings,
                 "area_frac": float(text_mask(polys, h, w).mean()),
             }
-            meta[i].setdefault("filter_outputs", {})[self.name] = outs[i]
-        return np.array([o["area_frac"] for o in outs], dtype=np.float64)
+        return outs
 
-    def score(self, images, meta):
-        area = self.detect_text(images, meta)
-        count = np.zeros(len(images), dtype=np.int64)
-        for i, (im, m) in enumerate(zip(images, meta)):
-            out = m["filter_outputs"][self.name]
-            count[i] = len(out["boxes"])
+    def score_and_outputs(self, images, meta):
+        outs = [dict(o) for o in self.detect_text(images, meta)]  # copies: meta stays as it was
+        for im, out in zip(images, outs):
             if self.reader is not None and "texts" not in out:
                 out["texts"], out["confidences"] = self._recognize(im, [np.asarray(p, dtype=np.float64) for p in out["polygons"]])
-        return {"area_frac": area, "boxes": count}
+        scores = {"area_frac": np.array([o["area_frac"] for o in outs], dtype=np.float64),
+                  "boxes": np.array([len(o["boxes"]) for o in outs], dtype=np.int64)}
+        return scores, [{self.name: o} for o in outs]
+
+    def score(self, images, meta):
+        return self.score_and_outputs(images, meta)[0]
 
     def _checks(self, s):
         checks = {"area_frac": s["area_frac"] <= self.cfg.threshold}

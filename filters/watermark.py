@@ -122,14 +122,21 @@ class WatermarkFilter(Filter):
         p = torch.sigmoid(logits) if self.cfg.arch == "default" else torch.softmax(logits, 1)[:, 0]
         return p.cpu().numpy().astype(np.float64)
 
-    def score(self, images, meta):
+    def score_and_outputs(self, images, meta):
         prob = self._forward(images) if images else np.zeros(0, dtype=np.float64)
-        # Text coverage only matters where the model fires: detect text there only.
+        # Text coverage only matters where the model fires: detect text there only, and
+        # leave the boxes as the "text" output, which the text filter then reuses.
         area = np.zeros(len(images), dtype=np.float64)
+        outputs: list[dict | None] = [None] * len(images)
         firing = np.flatnonzero(prob >= self.cfg.threshold)
         if self.text is not None and len(firing):
-            area[firing] = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
-        return {"prob": prob, "text_area": area}
+            found = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
+            for i, out in zip(firing, found):
+                area[i], outputs[i] = out["area_frac"], {self.text.name: out}
+        return {"prob": prob, "text_area": area}, outputs
+
+    def score(self, images, meta):
+        return self.score_and_outputs(images, meta)[0]
 
     def keep(self, scores):
         keep = scores["prob"] < self.cfg.threshold

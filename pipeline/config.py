@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, model_validator
 
+from pipeline.config_file import ConfigError, read_yaml, validate_mapping  # noqa: F401 - ConfigError re-exported
 from steps.registry import section_config
 
 
@@ -117,33 +117,9 @@ class WorkflowConfig(_Strict):
     ray: RayConfig = RayConfig()
 
 
-class ConfigError(ValueError):
-    """A workflow file that cannot be used; the message names the file and the field."""
-
-
-def _format_validation_error(path: str, err: ValidationError) -> str:
-    lines = [f"invalid workflow {path}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def parse_workflow(data: dict, origin: str = "<dict>") -> WorkflowConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid workflow {origin}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return WorkflowConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(origin, err)) from None
+    return validate_mapping(WorkflowConfig, data, "workflow", origin)
 
 
 def load_workflow(path: str | Path) -> WorkflowConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"workflow file {path} does not exist; pass --config workflows/NAME.yaml")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"workflow {path} is not valid YAML: {err}") from None
-    return parse_workflow(data, str(path))
+    return parse_workflow(read_yaml(path, "workflow file", "workflows/NAME.yaml"), str(path))

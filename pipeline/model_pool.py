@@ -4,7 +4,7 @@ uses to send them batches without waiting.
 
 Plain actors rather than Ray Data's `map_batches`: a unit (its shard, its ledger, its
 resume marker) stays the unit of work and accounting, written by the worker that
-loaded it; see bench/README.md ("Model pool") for the measurement behind the choice.
+loaded it; see bench/README.md ("Model pool: Ray actors vs Ray Data") for the measurement behind the choice.
 """
 
 from __future__ import annotations

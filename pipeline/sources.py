@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.config import FolderSource, UrlListSource, VideoSource, WebDatasetSource, WorkflowConfig
 from pipeline.keys import KeyAssigner, source_key
+from pipeline.shard_paths import expand_shards
 
 URL_LIST_READERS = {
     ".parquet": lambda p: pd.read_parquet(p),
@@ -131,21 +132,6 @@ def list_folder(src: FolderSource) -> list[Path]:
     return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in exts)
 
 
-def expand_shards(pattern: str) -> list[str]:
-    """The shard files of a brace pattern; every one must exist."""
-    from braceexpand import braceexpand
-
-    paths = list(braceexpand(pattern))
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise SourceError(
-            f"webdataset source {pattern}: {len(missing)} of {len(paths)} shard files do not exist, "
-            f"e.g. {', '.join(missing[:3])}{more}; check the path and the brace range"
-        )
-    return paths
-
-
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -176,7 +162,7 @@ def plan_units(cfg: WorkflowConfig) -> list[Unit]:
                 )
             )
         elif isinstance(src, WebDatasetSource):
-            for shard in expand_shards(src.path):
+            for shard in expand_shards(src.path, "webdataset source (sources[].path)", SourceError, local_only=True):
                 units.append(Unit(0, "webdataset", [InputItem(source_key(shard), shard)]))
     size = cfg.output.shard_size
     planned = [Unit(0, "url", chunk) for chunk in _chunks(url_items, size)]

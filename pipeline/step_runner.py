@@ -49,9 +49,9 @@ def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict]
                 continue
             v = verdicts[i]
             v.scores.update({f"{f.name}_{n}": s for n, s in r["scores"].items()})
-            if r["outputs"] is not None:
-                v.filter_outputs[f.name] = r["outputs"]
-                meta[i].setdefault("filter_outputs", {})[f.name] = r["outputs"]
+            for name, out in (r["outputs"] or {}).items():  # the one place outputs reach later steps
+                v.filter_outputs[name] = out
+                meta[i].setdefault("filter_outputs", {})[name] = out
             if not r["keep"]:
                 v.reject(f.name, r["detail"])
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.config_file import ConfigError, read_yaml, validate_mapping  # noqa: F401 - ConfigError re-exported
 
 
 class _Strict(BaseModel):
@@ -216,31 +217,12 @@ class TrainConfig(_Strict):
         return self
 
 
-class ConfigError(ValueError):
-    """A training config that cannot be used; the message names the file and the field."""
-
-
 def parse_config(data: Any, origin: str = "<dict>") -> TrainConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid training config {origin}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as err:
-        lines = [f"invalid training config {origin}:"]
-        for e in err.errors():
-            lines.append(f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+    return validate_mapping(TrainConfig, data, "training config", origin)
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"training config {path} does not exist; pass --config workflows/train_tiny.yaml (or train.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"training config {path} is not valid YAML: {err}") from None
-    return parse_config(data, str(path))
+    return parse_config(read_yaml(path, "training config", "workflows/train_tiny.yaml (or train.yaml)"), str(path))
 
 
 def stage_config(cfg: TrainConfig, stage: int):

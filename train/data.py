@@ -17,7 +17,6 @@ size and decoding happens after batching, so skipping costs only reading bytes.
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import math
@@ -28,13 +27,13 @@ from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
 
-import braceexpand
 import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipeline import shard_paths
 from train.buckets import BucketBatcher, assign_bucket
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -49,35 +48,14 @@ class DataError(ValueError):
 
 def expand_shards(spec: str | list[str], setting: str) -> list[str]:
     """Brace patterns, globs and `pipe:` commands -> a non-empty list of shard URLs."""
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    if not specs:
-        raise DataError(f"{setting}: empty shard list; give at least one shard path or pattern")
-    urls: list[str] = []
-    for s in specs:
-        expanded, missing = list(braceexpand.braceexpand(s)), []
-        for url in expanded:
-            if url.startswith("pipe:") or "://" in url:
-                urls.append(url)  # remote or a command: checked when opened
-            elif any(c in url for c in "*?["):
-                found = sorted(glob.glob(url))
-                if not found:
-                    raise DataError(f"{setting}: no shard matches {url!r}; check the path (relative to {os.getcwd()})")
-                urls += found
-            elif not os.path.isfile(url):
-                missing.append(url)
-            else:
-                urls.append(url)
-        if missing:
-            raise DataError(f"{setting}: {len(missing)} of {len(expanded)} shards from {s!r} do not exist (first: "
-                            f"{missing[0]!r}); check the path or the brace range")
-    return urls
+    return shard_paths.expand_shards(spec, setting, DataError)
 
 
 def is_folder_layout(spec: str | list[str]) -> bool:
     return isinstance(spec, str) and os.path.isdir(spec)
 
 
-def list_folder(root: str, setting: str) -> tuple[list[tuple[str, int, str]], list[str]]:
+def list_class_folder(root: str, setting: str) -> tuple[list[tuple[str, int, str]], list[str]]:
     """ImageNet layout root/<class>/*.JPEG -> ([(path, class index, caption)], class folder names sorted).
 
     The caption (used when a T2I stage trains on the folder: generative pretraining) is
@@ -93,7 +71,7 @@ def list_folder(root: str, setting: str) -> tuple[list[tuple[str, int, str]], li
 
 
 def class_names(root: Path, folders: list[str]) -> list[str]:
-    """Readable class names, one per class folder (see list_folder)."""
+    """Readable class names, one per class folder (see list_class_folder)."""
     for candidate in (root / "classnames.txt", root.parent / "LOC_synset_mapping.txt", root / "LOC_synset_mapping.txt"):
         if candidate.is_file():
             table = {}
@@ -325,7 +303,7 @@ class SampleStream(IterableDataset):
 def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
     """(items, kind, class names) for a folder or a shard spec."""
     if is_folder_layout(spec):
-        files, classes = list_folder(spec, setting)
+        files, classes = list_class_folder(spec, setting)
         return files, "folder", classes
     return expand_shards(spec, setting), "shards", None
 

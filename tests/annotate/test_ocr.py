@@ -56,7 +56,7 @@ def test_text_filter_boxes_are_recognised_without_detection(ocr, sign_photo):
 
     text_filter = TextFilter.ready(TextConfig(enabled=True, device="cpu"))
     meta = [{"key": "sign"}, {"key": "no-text", "filter_outputs": {"text": {"boxes": [], "polygons": []}}}]
-    text_filter.score([sign_photo], meta[:1])  # the real filter leaves its boxes in meta, as in the pipeline
+    meta[0]["filter_outputs"] = text_filter.score_and_outputs([sign_photo], meta[:1])[1][0]  # as the step runner does
     assert meta[0]["filter_outputs"]["text"]["boxes"]
     calls = CraftCalls(ocr)
     try:

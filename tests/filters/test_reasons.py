@@ -69,10 +69,9 @@ def test_text_boxes_detected_once(filters, images):
     detect = text.detector.detect
     text.detector.detect = lambda ims: calls.append(len(ims)) or detect(ims)
     try:
-        meta = [{}]
-        filters["watermark"].score([images["page"]], meta)
-        assert meta[0]["filter_outputs"]["text"]["settings"] == text.settings
-        s = text.score([images["page"]], meta)
+        _, outs = filters["watermark"].score_and_outputs([images["page"]], [{}])
+        assert outs[0]["text"]["settings"] == text.settings
+        s = text.score([images["page"]], [{"filter_outputs": outs[0]}])  # as the step runner passes it on
     finally:
         del text.detector.detect
     assert calls == [1] and s["area_frac"][0] > 0.15

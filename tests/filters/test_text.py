@@ -30,7 +30,9 @@ def images():
 def scored(text_filter, images):
     names = list(images)
     meta = [{} for _ in names]
-    return names, text_filter.score([images[n] for n in names], meta), meta
+    s, outs = text_filter.score_and_outputs([images[n] for n in names], meta)
+    assert meta == [{} for _ in names]  # inputs are read-only: the step runner stores outputs
+    return names, s, [{"filter_outputs": o} for o in outs]
 
 
 def test_decisions(text_filter, scored):
@@ -69,20 +71,18 @@ def test_batch_equals_one_by_one(text_filter, scored, images):
     names, s, meta = scored
     for n in ("page", "astronaut", "chelsea_meme"):
         i = names.index(n)
-        m = [{}]
-        one = text_filter.score([images[n]], m)
+        one, outs = text_filter.score_and_outputs([images[n]], [{}])
         assert one["boxes"][0] == s["boxes"][i]
         assert abs(one["area_frac"][0] - s["area_frac"][i]) < 1e-9
-        assert m[0]["filter_outputs"]["text"]["boxes"] == meta[i]["filter_outputs"]["text"]["boxes"]
+        assert outs[0]["text"]["boxes"] == meta[i]["filter_outputs"]["text"]["boxes"]
 
 
 def test_recognize_reads_rendered_text():
     im = Image.new("RGB", (320, 96), (255, 255, 255))
     ImageDraw.Draw(im).text((12, 24), "HELLO WORLD", font=font("DejaVuSans-Bold.ttf", 36), fill=(0, 0, 0))
     f = TextFilter.ready(recognize=True)
-    meta = [{}]
-    s = f.score([np.asarray(im)], meta)
-    out = meta[0]["filter_outputs"]["text"]
+    s, outs = f.score_and_outputs([np.asarray(im)], [{}])
+    out = outs[0]["text"]
     assert s["boxes"][0] >= 1 and not f.keep(s)[0]
     assert len(out["texts"]) == len(out["boxes"]) == len(out["confidences"])
     assert "HELLO" in " ".join(out["texts"]).upper()
@@ -103,21 +103,19 @@ def test_missing_model_names_setting(tmp_path):
 
 def test_craft_still_selectable(images):
     f = TextFilter.ready(detector="craft")
-    meta = [{}, {}]
-    s = f.score([images["page"], images["astronaut"]], meta)
+    s, outs = f.score_and_outputs([images["page"], images["astronaut"]], [{}, {}])
     assert list(f.keep(s)) == [False, True]
-    assert meta[0]["filter_outputs"]["text"]["detector"] == "craft" and len(meta[0]["filter_outputs"]["text"]["boxes"]) >= 8
+    assert outs[0]["text"]["detector"] == "craft" and len(outs[0]["text"]["boxes"]) >= 8
 
 
 def test_no_giant_box_on_textures(text_filter):
     # coffee.png's latte foam and cell.png's cells gave one compact box over 9-30 % of the
     # photo before drop_blobs; a text line is long and thin.
     ims = [load_photo(n, 512) for n in ("coffee", "cell")]
-    meta = [{}, {}]
-    s = text_filter.score(ims, meta)
+    s, outs = text_filter.score_and_outputs(ims, [{}, {}])
     assert text_filter.keep(s).all(), s
-    for im, m in zip(ims, meta):
-        for x0, y0, x1, y1 in m["filter_outputs"]["text"]["boxes"]:
+    for im, out in zip(ims, outs):
+        for x0, y0, x1, y1 in out["text"]["boxes"]:
             assert (x1 - x0) * (y1 - y0) < 0.02 * im.shape[0] * im.shape[1]
 
 

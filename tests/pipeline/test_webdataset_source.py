@@ -78,4 +78,4 @@ def test_missing_shards_fail_before_any_work(shards, tmp_path, capsys):
     wf.write_text(f"name: x\nsources: [{{type: webdataset, path: '{shards}/{{00000..00009}}.tar'}}]\n")
     rc = build_main(["--config", str(wf), "--output", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and "8 of 10 shard files do not exist" in err and "00002.tar" in err
+    assert rc == 2 and "8 of 10 shard files from" in err and "do not exist" in err and "00002.tar" in err

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.train.shards import WIDE_NAME
 from train.buckets import RATIOS, assign_bucket, bucket_table
-from train.data import expand_shards, list_folder, make_loader, survey_upscale
+from train.data import expand_shards, list_class_folder, make_loader, survey_upscale
 
 
 def _loader(shards, **kw):
@@ -119,7 +119,7 @@ def test_an_imagenet_folder_gives_class_name_captions(tmp_path):
         (tmp_path / "train" / folder).mkdir(parents=True)
         Image.new("RGB", (40, 40), (9, 9, 9)).save(tmp_path / "train" / folder / "a.JPEG")
     (tmp_path / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn02102040 English springer\n")
-    files, classes = list_folder(str(tmp_path / "train"), "test")
+    files, classes = list_class_folder(str(tmp_path / "train"), "test")
     assert [c for _, _, c in files] == ["a photo of a tench", "a photo of a English springer"]
     batch = _take(make_loader(files, "folder", task="t2i", train=False, batch_size=2, bucket_table=[(32, 32)], seed=0,
                               rank=0, world=1, num_workers=0), 1)[0]
