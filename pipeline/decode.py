@@ -69,13 +69,13 @@ def _jpeg_reduction(header: Header, max_side: int) -> int:
 
 
 def _pil_pixels(data: bytes, max_side: int) -> np.ndarray:
-    """RGBA from PIL, reduced (to at most 4x the stored size) before it is converted: a
+    """RGBA from PIL, reduced (to under 4x the stored side) before it is converted: a
     35-byte GIF may declare a 99 MP canvas, a 788 KB PNG 99 MP of 16-bit RGBA (PIL holds
     it at 8 bits, 4 bytes a pixel; OpenCV's decode peaks at 16)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with Image.open(io.BytesIO(data)) as im:  # opened at frame 0: the first frame, PSD's merged image
-            factor = max(im.size) // (4 * max_side)
+            factor = max(im.size) // (2 * max_side)
             if factor >= 2 and im.mode in ("P", "1"):  # palette: nearest (what PIL does for these modes)
                 w, h = im.size
                 im = im.resize((max(1, w // factor), max(1, h // factor)), Image.NEAREST)
