@@ -1,7 +1,7 @@
-"""The Annotator stage: describes each kept sample; the result lands in
+"""The Annotator step: describes each kept sample; the result lands in
 `json.annotations[name]` of its shard sample (shapes in README, "Captions").
 
-Annotators are Stages (stages/base.py): plain Python objects, no Ray, each testable
+Annotators are Steps (steps/base.py): plain Python objects, no Ray, each testable
 alone. `annotate` gets a batch of stored RGB images and one meta dict per image; meta
 holds the sizes, the alt text (`caption`), the outputs of the filters that ran
 (`filter_outputs`, e.g. the text filter's boxes) and the annotations made so far
@@ -15,10 +15,10 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from stages.base import Stage, StageConfig
+from steps.base import Step, StepConfig
 
 
-class AnnotatorConfig(StageConfig):
+class AnnotatorConfig(StepConfig):
     """Fields every annotator's config section has (subclass it for the rest)."""
 
     required: bool = Field(True, description="false: if the model cannot be loaded, skip this annotator with a warning in the manifest")
@@ -26,7 +26,7 @@ class AnnotatorConfig(StageConfig):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
 
 
-class Annotator(Stage):
+class Annotator(Step):
     Config: ClassVar[type[AnnotatorConfig]] = AnnotatorConfig
     kind = "annotator"
 

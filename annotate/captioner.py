@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from stages.devices import torch_device
-from stages.registry import register_stage
+from steps.devices import torch_device
+from steps.registry import register_step
 
 _SETTING = "annotate.caption"
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
@@ -65,7 +65,7 @@ def load_captioner(name: str, dtype):
     return processor, model
 
 
-@register_stage("caption", order=20)
+@register_step("caption", order=20)
 class Captioner(Annotator):
     Config = CaptionerConfig
 

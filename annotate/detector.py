@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from stages.devices import torch_device
-from stages.registry import register_stage
+from steps.devices import torch_device
+from steps.registry import register_step
 
 _SETTING = "annotate.objects"
 PAD_VALUE = 114  # ultralytics' letterbox grey
@@ -80,7 +80,7 @@ def letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float, int, int
     return out, scale, px, py
 
 
-@register_stage("objects", order=10)
+@register_step("objects", order=10)
 class ObjectDetector(Annotator):
     Config = DetectorConfig
 

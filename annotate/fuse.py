@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from stages.registry import register_stage
+from steps.registry import register_step
 
 PartName = Literal["alt", "caption", "objects", "ocr"]
 PARTS: tuple[str, ...] = ("alt", "caption", "objects", "ocr")
@@ -243,7 +243,7 @@ def fuse(alt: str | None, annotations: dict, cfg: FusedConfig) -> dict:
     return {"template": template, "parts": [p for p in cfg.parts if parts[p]], "text": text}
 
 
-@register_stage("fused", order=90, pool="cpu")
+@register_step("fused", order=90, pool="cpu")
 class CaptionFuser(Annotator):
     """Runs in the CPU worker after the model pool: no model, reads earlier annotations."""
 

@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from stages.devices import model_load_error, require_file, torch_device
-from stages.registry import register_stage
+from steps.devices import model_load_error, require_file, torch_device
+from steps.registry import register_step
 
 _SETTING = "annotate.ocr"
 _HINT = ("set annotate.ocr.model_dir to a folder holding craft_mlt_25k.pth and english_g2.pth, "
@@ -51,7 +51,7 @@ def _is_axis_aligned(poly: np.ndarray) -> bool:
     return np.allclose(poly[:, 1], [y0, y0, y1, y1]) and np.allclose(poly[:, 0], [x0, x1, x1, x0])
 
 
-@register_stage("ocr", order=30)
+@register_step("ocr", order=30)
 class OcrAnnotator(Annotator):
     Config = OcrConfig
 

@@ -141,17 +141,17 @@ def make_meta(name, images):
     return meta
 
 
-def measure(stage, name, images, batch_size, seconds):
+def measure(step, name, images, batch_size, seconds):
     n = len(images)
 
     def batch(k):
         ims = [images[(k * batch_size + j) % n] for j in range(batch_size)]
         return ims, make_meta(name, ims)
 
-    stage.annotate(*(x[:1] for x in batch(0)))  # warm-up (one image: the slow captioners need minutes a batch here)
+    step.annotate(*(x[:1] for x in batch(0)))  # warm-up (one image: the slow captioners need minutes a batch here)
     done, k, t0, c0 = 0, 1, time.perf_counter(), time.process_time()
     while True:
-        stage.annotate(*batch(k))
+        step.annotate(*batch(k))
         done += batch_size
         k += 1
         el = time.perf_counter() - t0
@@ -187,11 +187,11 @@ def run(args) -> None:
     for name in args.only:
         cls, cfg = CONFIGS[name](dev, args)  # random weights saved to a temporary folder
         t = time.perf_counter()
-        stage = cls.ready(cfg)  # loaded as a build loads them
+        step = cls.ready(cfg)  # loaded as a build loads them
         load = time.perf_counter() - t
-        rows[name] = [measure(stage, name, images, b, args.seconds) for b in args.batch_sizes]
+        rows[name] = [measure(step, name, images, b, args.seconds) for b in args.batch_sizes]
         print(f"| {name} | {load:.1f} | " + " | ".join(f"{w:.2f} ({c:.2f})" for w, c in rows[name]) + " |", flush=True)
-        del stage
+        del step
     print("\nmachine: " + " ".join(f"{k}@b{b}={v[0]:.3f}" for k, vs in rows.items() for b, v in zip(args.batch_sizes, vs))
           + f" device={dev} threads={torch.get_num_threads()} loadavg={os.getloadavg()[0]:.1f}")
 

@@ -1,11 +1,11 @@
 """Model pool: plain Ray actors (what the pipeline uses) vs Ray Data `map_batches` with
 an actor pool, on the same work: batches of decoded 512x384 RGB images sent to one
-model actor that runs a real filter stage (the watermark CNN, CPU).
+model actor that runs a real filter step (the watermark CNN, CPU).
 
     python bench/model_pool_choice.py [--images 256] [--batch 64]
 
 Prints a markdown table: images/s end to end, and the overhead per batch of each way
-of getting pixels to the model actor (time not spent in the stage itself).
+of getting pixels to the model actor (time not spent in the step itself).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _images(n: int) -> list[np.ndarray]:
     return [photos[i % len(photos)] for i in range(n)]
 
 
-def _stage():
+def _step():
     from filters.watermark import WatermarkConfig, WatermarkFilter
 
     return WatermarkFilter.ready(WatermarkConfig(enabled=True, device="cpu"))
@@ -40,11 +40,11 @@ def _stage():
 @ray.remote(num_cpus=1)
 class StageActor:
     def __init__(self):
-        self.stage, self.busy = _stage(), 0.0
+        self.step, self.busy = _step(), 0.0
 
     def run(self, images, meta, verdicts):
         t0 = time.perf_counter()
-        out = self.stage.process(images, meta)
+        out = self.step.process(images, meta)
         self.busy += time.perf_counter() - t0
         return out
 
@@ -54,12 +54,12 @@ class StageActor:
 
 class StageMapper:  # Ray Data callable class: one instance per pool actor
     def __init__(self):
-        self.stage = _stage()
+        self.step = _step()
 
     def __call__(self, batch):
         images = list(batch["image"])
         meta = [{"key": str(k)} for k in batch["key"]]
-        res = self.stage.process(images, meta)
+        res = self.step.process(images, meta)
         return {"key": batch["key"], "prob": np.array([r["scores"]["prob"] for r in res])}
 
 

@@ -45,7 +45,7 @@ def print_captions(out: Path) -> None:
     import webdataset as wds
 
     manifest = json.loads((out / "manifest.json").read_text())
-    ran = [n for n, st in manifest["stages"].items() if n in manifest["config"]["annotate"] and st["images"]]
+    ran = [n for n, st in manifest["steps"].items() if n in manifest["config"]["annotate"] and st["images"]]
     print(f"annotators: ran {', '.join(ran) or 'none'}")
     for w in manifest.get("warnings", []):
         print(f"  {w.splitlines()[0][:200]}")

@@ -1,4 +1,4 @@
 """Filters: one module per filter (see README, "Filters")."""
 
-# The modules that register filters: the only ones a build imports (stages/registry.py).
-STAGE_MODULES = ("resolution", "blur", "watermark", "nsfw", "concepts", "text")
+# The modules that register filters: the only ones a build imports (steps/registry.py).
+STEP_MODULES = ("resolution", "blur", "watermark", "nsfw", "concepts", "text")

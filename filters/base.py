@@ -1,13 +1,13 @@
-"""The Filter stage: scores a batch, keeps or rejects each sample with a reason.
+"""The Filter step: scores a batch, keeps or rejects each sample with a reason.
 
 A filter scores a batch of decoded RGB images (uint8 HxWx3 numpy arrays) plus one
 metadata dict per image, and decides keep/reject from its thresholds. Filters are
-Stages (stages/base.py): plain Python objects, no Ray, each testable alone.
+Steps (steps/base.py): plain Python objects, no Ray, each testable alone.
 
 A filter with `needs_pixels = False` gets None for each image and decides from the
 metadata. One that also sets `decides_from_size` (the resolution filter) is asked before
 any pixel is decoded: when it rejects an image's header size and no filter needing pixels
-runs before it, the image is never decoded (pipeline/stage_chain.py: StageChain.wants_pixels),
+runs before it, the image is never decoded (pipeline/step_chain.py: StepChain.wants_pixels),
 unless `score_all` is set; the chain then runs it as usual and it rejects the sample.
 """
 
@@ -18,16 +18,16 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from stages.base import Stage, StageConfig
+from steps.base import Step, StepConfig
 
 DEVICE_FIELD = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto = CUDA when present, else CPU")
 
 
-class FilterConfig(StageConfig):
+class FilterConfig(StepConfig):
     """Base of every filter's config section: unknown fields fail, naming the field."""
 
 
-class Filter(Stage):
+class Filter(Step):
     Config: ClassVar[type[FilterConfig]] = FilterConfig
     kind = "filter"
     # Names of the arrays `score` returns; the ledger gets one column per name,
@@ -75,7 +75,7 @@ class Filter(Stage):
         """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": ...}.
 
         `outputs` is what the filter left in meta[i]["filter_outputs"][name] for later
-        stages (e.g. the text filter's boxes, which OCR reuses), or None.
+        steps (e.g. the text filter's boxes, which OCR reuses), or None.
         """
         scores = self.score(images, meta)
         keep = self.keep(scores)

@@ -52,7 +52,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import Filter, FilterConfig
-from stages.registry import register_stage
+from steps.registry import register_step
 
 DEFAULT_BLUR_THRESHOLD = 0.26
 DEFAULT_ANALYSIS_SIDE = 512  # long side; the size the pipeline stores
@@ -133,7 +133,7 @@ class BlurConfig(FilterConfig):
     analysis_side: int = Field(DEFAULT_ANALYSIS_SIDE, ge=16, description="images are shrunk (never enlarged) to this long side before scoring")
 
 
-@register_stage("blur", order=20, pool="cpu")
+@register_step("blur", order=20, pool="cpu")
 class BlurFilter(Filter):
     Config = BlurConfig
     score_names = ("sharpness", "laplacian_var")

@@ -1,11 +1,11 @@
-"""One open_clip image encoder per process, shared by every stage that needs CLIP image
+"""One open_clip image encoder per process, shared by every step that needs CLIP image
 embeddings (the NSFW filter's `clip` backend, the concepts filter).
 
 `get_clip_encoder(...)` returns the same `ClipEncoder` for the same (model, weights,
-device), so the model is loaded once per worker (or model actor) however many stages use
+device), so the model is loaded once per worker (or model actor) however many steps use
 it, and `embed_images` computes each image's embedding once: it keeps the embeddings of
 the last images it saw, keyed by the image array object (the pipeline hands every filter
-of a batch the same decoded arrays), so the second stage of a batch gets them for free.
+of a batch the same decoded arrays), so the second step of a batch gets them for free.
 The cache holds a reference to each array, so an id is never reused while cached.
 
 Where the weights come from (no CLIP weights ship with the project or any package it
@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from stages.devices import model_load_error, require_file, torch_device
+from steps.devices import model_load_error, require_file, torch_device
 
 _ENCODERS: dict = {}
 _LOCK = threading.Lock()

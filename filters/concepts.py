@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from stages.registry import register_stage
+from steps.registry import register_step
 
 _SETTING = "filters.concepts"
 DEFAULT_CONCEPT_THRESHOLD = 0.8
@@ -65,7 +65,7 @@ class ConceptsConfig(FilterConfig):
         return self
 
 
-@register_stage("concepts", order=45)
+@register_step("concepts", order=45)
 class ConceptFilter(Filter):
     Config = ConceptsConfig
     # the default threshold; per-concept overrides (`thresholds`) stay as built

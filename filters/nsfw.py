@@ -28,8 +28,8 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from stages.devices import model_load_error, ort_providers, require_file
-from stages.registry import register_stage
+from steps.devices import model_load_error, ort_providers, require_file
+from steps.registry import register_step
 
 DEFAULT_NSFW_THRESHOLD = 0.8
 _SETTING = "filters.nsfw"
@@ -204,7 +204,7 @@ class NsfwConfig(FilterConfig):
     batch_size: int = Field(32, ge=1)
 
 
-@register_stage("nsfw", order=40)
+@register_step("nsfw", order=40)
 class NsfwFilter(Filter):
     Config = NsfwConfig
     score_names = ("prob",)

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import Filter, FilterConfig
-from stages.registry import register_stage
+from steps.registry import register_step
 
 
 class ResolutionConfig(FilterConfig):
@@ -26,7 +26,7 @@ class ResolutionConfig(FilterConfig):
     max_aspect_ratio: float = Field(3.0, ge=1.0, description="reject if long side / short side is larger")
 
 
-@register_stage("resolution", order=10, pool="cpu")
+@register_step("resolution", order=10, pool="cpu")
 class ResolutionFilter(Filter):
     Config = ResolutionConfig
     needs_pixels = False

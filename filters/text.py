@@ -37,8 +37,8 @@ from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.text_detectors import CraftDetector, PpocrDetector, drop_blobs
-from stages.devices import model_load_error, require_file
-from stages.registry import register_stage
+from steps.devices import model_load_error, require_file
+from steps.registry import register_step
 
 DEFAULT_TEXT_THRESHOLD = 0.03
 _SETTING = "filters.text"
@@ -78,7 +78,7 @@ class TextConfig(FilterConfig):
     num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per worker (0 = its default)")
 
 
-@register_stage("text", order=50)
+@register_step("text", order=50)
 class TextFilter(Filter):
     Config = TextConfig
     score_names = ("area_frac", "boxes")
@@ -110,7 +110,7 @@ class TextFilter(Filter):
         if c.recognize:
             import easyocr
 
-            from stages.devices import torch_device
+            from steps.devices import torch_device
 
             try:
                 self.reader = easyocr.Reader(["en"], gpu=torch_device(c.device).type == "cuda", model_storage_directory=model_dir,

@@ -24,7 +24,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from stages.devices import model_load_error, ort_providers, require_file, torch_device
+from steps.devices import model_load_error, ort_providers, require_file, torch_device
 
 _SETTING = "filters.text"
 PPOCR_DET_FILE = "ch_PP-OCRv4_det_infer.onnx"

@@ -46,8 +46,8 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from stages.devices import model_load_error, require_file, torch_device
-from stages.registry import register_stage
+from steps.devices import model_load_error, require_file, torch_device
+from steps.registry import register_step
 
 DEFAULT_WATERMARK_THRESHOLD = 0.8  # see the module docstring
 DEFAULT_DEFER_TEXT_AREA = 0.03  # = the text filter's default threshold
@@ -68,7 +68,7 @@ class WatermarkConfig(FilterConfig):
         description="never reject an image whose text covers more than this (a text image: the text filter decides); null = no text check")
 
 
-@register_stage("watermark", order=30)
+@register_step("watermark", order=30)
 class WatermarkFilter(Filter):
     Config = WatermarkConfig
     score_names = ("prob", "text_area")

@@ -1,4 +1,4 @@
-"""The dataset build job: sources -> download/decode -> stages -> shards + ledger.
+"""The dataset build job: sources -> download/decode -> steps -> shards + ledger.
 
 Importing the package sets the one offline-safe default every entry point needs
 (build_dataset, the demo, the benchmarks, the Ray workers): img2dataset imports

@@ -1,5 +1,5 @@
 """SampleBatcher: collects decoded samples from a loader and sends them through the
-stage chain a batch at a time, without making the download wait on the models.
+step chain a batch at a time, without making the download wait on the models.
 
 Per batch, in the CPU worker: the cheap filters run here; the samples still pending
 (every decoded one with score_all) go to the model pool asynchronously and their pixels
@@ -16,16 +16,16 @@ from __future__ import annotations
 import time
 
 from pipeline.sample import Sample
-from pipeline.stage_chain import StageChain
-from pipeline.stage_runner import run_annotators, run_filters
-from pipeline.stage_stats import StageStats
+from pipeline.step_chain import StepChain
+from pipeline.step_runner import run_annotators, run_filters
+from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
 
 MAX_BATCHES_IN_POOL = 4
 
 
 class SampleBatcher:
-    def __init__(self, chain: StageChain, stats: StageStats):
+    def __init__(self, chain: StepChain, stats: StepStats):
         self.chain, self.stats = chain, stats
         self.pending: list[Sample] = []
         self.in_pool: list[tuple[list[Sample], object]] = []
@@ -44,7 +44,7 @@ class SampleBatcher:
         if not batch:
             return
         t0 = time.perf_counter()
-        meta = [s.stage_meta() for s in batch]
+        meta = [s.step_meta() for s in batch]
         verdicts = [Verdict() for _ in batch]
         run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats)
         for s, v in zip(batch, verdicts):
@@ -55,7 +55,7 @@ class SampleBatcher:
             sent = [s for s in batch if s.status == Status.PENDING or (self.chain.score_all and s.status == Status.REJECTED)]
             if sent:
                 handle = self.chain.pool.submit(
-                    [s.rgb for s in sent], [s.stage_meta() for s in sent], [s.verdict.copy() for s in sent], self.chain.score_all
+                    [s.rgb for s in sent], [s.step_meta() for s in sent], [s.verdict.copy() for s in sent], self.chain.score_all
                 )
                 self.in_pool.append((sent, handle))
         for s in batch:
@@ -92,7 +92,7 @@ class SampleBatcher:
         """Mark survivors kept, after the CPU annotators (fusion) describe them."""
         live = [s for s in samples if s.status == Status.PENDING]
         if self.chain.cpu_annotators and live:
-            meta = [s.stage_meta() for s in live]
+            meta = [s.step_meta() for s in live]
             verdicts = [s.verdict.copy() for s in live]
             run_annotators(self.chain.cpu_annotators, [None] * len(live), meta, verdicts, self.stats)
             for s, v in zip(live, verdicts):

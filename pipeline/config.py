@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
-from stages.registry import section_config
+from steps.registry import section_config
 
 
 class _Strict(BaseModel):
@@ -100,7 +100,7 @@ class RayConfig(_Strict):
     model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
 
 
-# One field per registered stage (filters/*.py, annotate/*.py register themselves).
+# One field per registered step (filters/*.py, annotate/*.py register themselves).
 FiltersConfig = section_config("filter", "FiltersConfig")
 AnnotateConfig = section_config("annotator", "AnnotateConfig")
 

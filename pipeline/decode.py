@@ -7,7 +7,7 @@ shards and video frames.
 Header first (PIL reads only the header): an image declaring more than
 `max_image_pixels` fails as too_large without being decoded, so a 20000x20000 PNG costs
 a few KB of memory, not 1.2 GB; and an image whose size the first filters reject
-(`wants_pixels`, from the stage chain: the resolution filter's own keep rule) is not
+(`wants_pixels`, from the step chain: the resolution filter's own keep rule) is not
 decoded at all: it becomes a header-only StoredImage (sizes, no pixels, no JPEG) that the
 chain then rejects (pipeline/image_header.py: sizes as displayed, too_large, too_complex).
 
@@ -159,7 +159,7 @@ def _stored(rgb: np.ndarray, max_side: int, quality: int, original: tuple[int, i
 class ImageDecoder:
     """Turns a loader's bytes or video frame into a StoredImage, deciding from the size
     first. `wants_pixels(width, height)` is False when the sample will be rejected
-    whatever its pixels (pipeline/stage_chain.py: StageChain.wants_pixels); None decodes all."""
+    whatever its pixels (pipeline/step_chain.py: StepChain.wants_pixels); None decodes all."""
 
     def __init__(self, max_side: int, quality: int, max_pixels: int,
                  wants_pixels: Callable[[int, int], bool] | None = None):

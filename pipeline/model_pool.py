@@ -1,4 +1,4 @@
-"""The model pool on Ray: ModelActors that load the model stages once each (one GPU
+"""The model pool on Ray: ModelActors that load the model steps once each (one GPU
 per actor when the cluster has GPUs, else CPU actors), and the client a CPU worker
 uses to send them batches without waiting.
 
@@ -16,7 +16,7 @@ import random
 import ray
 
 from pipeline.config import WorkflowConfig
-from pipeline.stage_chain import build_model_runner, score_columns
+from pipeline.step_chain import build_model_runner, score_columns
 from pipeline.worker_env import worker_env
 
 
@@ -30,7 +30,7 @@ class ModelActor:
     def describe(self) -> dict:
         """Score columns of the model filters and load warnings; also proves the models loaded."""
         return {"score_columns": score_columns(self.runner.filters), "warnings": self.warnings,
-                "stages": [s.name for s in self.runner.stages], "pid": os.getpid()}
+                "steps": [s.name for s in self.runner.steps], "pid": os.getpid()}
 
     def run(self, images, meta, verdicts, score_all):
         return self.runner.run(images, meta, verdicts, score_all)

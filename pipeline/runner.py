@@ -25,7 +25,7 @@ from pipeline.output_layout import (
     atomic_write_bytes,
 )
 from pipeline.sources import fingerprint, plan_units
-from pipeline.stage_chain import has_model_stages
+from pipeline.step_chain import has_model_steps
 from pipeline.unit_scheduler import UnitScheduler
 from pipeline.worker import UnitWorker
 from pipeline.worker_env import worker_env
@@ -97,9 +97,9 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
 
 
 def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
-    """(actors, model score columns, warnings). Loads every model stage once per actor
+    """(actors, model score columns, warnings). Loads every model step once per actor
     and fails here, before any unit runs, when a required model cannot be loaded."""
-    if not has_model_stages(cfg):
+    if not has_model_steps(cfg):
         return [], [], []
     n, options = model_actor_options(cfg)
     cfg_json = cfg.model_dump_json()
@@ -110,7 +110,7 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
 
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
-        return {"stages": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
+        return {"steps": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
     actors, model_columns, warnings = _start_model_pool(cfg)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -128,7 +128,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     )
     cfg_json = cfg.model_dump_json()
     workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]
-    # Surfaces a CPU stage that cannot be built before any unit runs; gives the ledger's score columns.
+    # Surfaces a CPU step that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
     counts: Counter = Counter()
@@ -151,5 +151,5 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
             # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
             "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
-    return {"stages": stats.summary(), "worker_errors": scheduler.worker_errors,
+    return {"steps": stats.summary(), "worker_errors": scheduler.worker_errors,
             "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}

@@ -32,7 +32,7 @@ class Sample:
         self.image = None
 
     def apply(self, verdict: Verdict) -> None:
-        """Take a stage chain's verdict (Verdict.merge); a failure drops the image."""
+        """Take a step chain's verdict (Verdict.merge); a failure drops the image."""
         self.verdict.merge(verdict)
         if self.verdict.status == Status.FAILED:
             self.image = None
@@ -41,8 +41,8 @@ class Sample:
     def rgb(self) -> np.ndarray:
         return self.image.rgb
 
-    def stage_meta(self) -> dict:
-        """The per-sample dict stages see (see stages/base.py)."""
+    def step_meta(self) -> dict:
+        """The per-sample dict steps see (see steps/base.py)."""
         img = self.image
         return {
             "key": self.key,

@@ -30,7 +30,7 @@ from ray.exceptions import (
 
 from pipeline.sample import Sample
 from pipeline.sources import Unit
-from pipeline.stage_stats import StageStats
+from pipeline.step_stats import StepStats
 from pipeline.units import failed_sample, write_failed_unit
 from pipeline.writer import OutputFullError, write_unit
 
@@ -74,7 +74,7 @@ class UnitScheduler:
         self.restarting: dict = {}  # worker -> deadline
         self.idle: list = []  # workers with nothing to do
         self.assemblies: dict[str, _Assembly] = {}
-        self.stats = StageStats()
+        self.stats = StepStats()
         self.worker_errors: list[str] = []
         self.worker_deaths: list[str] = []  # every death of a worker while it ran a job
 
@@ -138,11 +138,11 @@ class UnitScheduler:
 
     def _finished(self, job: Job, result) -> None:
         if job.positions is None:
-            self.stats.merge(result["stages"])
+            self.stats.merge(result["steps"])
             self.on_unit_done(result["counts"])
             return
-        samples, stages = result
-        self.stats.merge(stages)
+        samples, steps = result
+        self.stats.merge(steps)
         for s in samples:
             s.index = job.positions[s.index]  # back to the item's place in the unit
         self._part_done(job, samples)

@@ -1,5 +1,5 @@
 """Process one work unit end to end, without Ray: load (download, read, decode video or
-shard) -> stage chain (cheap filters here, model stages in the pool, fusion here) ->
+shard) -> step chain (cheap filters here, model steps in the pool, fusion here) ->
 shard + ledger. The Ray worker wraps this; tests call it alone."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pipeline.local_files import load_file_unit
 from pipeline.sample import Sample
 from pipeline.shard_source import load_shard_unit
 from pipeline.sources import Unit
-from pipeline.stage_chain import StageChain
-from pipeline.stage_stats import StageStats
+from pipeline.step_chain import StepChain
+from pipeline.step_stats import StepStats
 from pipeline.verdict import Status
 from pipeline.video import load_video_unit
 from pipeline.writer import write_unit
@@ -26,8 +26,8 @@ LOADERS = {"url": download_unit, "file": load_file_unit, "video": load_video_uni
 ROWS_PER_ITEM = {"url", "file"}  # kinds with exactly one ledger row per input item
 
 
-def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain, out_dir: Path) -> dict:
-    """Run the unit and write its shard and ledger; returns counts and stage figures."""
+def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StepChain, out_dir: Path) -> dict:
+    """Run the unit and write its shard and ledger; returns counts and step figures."""
     t0 = time.perf_counter()
     samples, stats = run_unit(unit, cfg, chain)
     t1 = time.perf_counter()
@@ -35,16 +35,16 @@ def process_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain, out_dir: Pa
     t2 = time.perf_counter()
     stats.add("write", "cpu", t2 - t1, len(samples))
     stats.add_wall("cpu", t2 - t0)
-    return {"unit": unit.name, "counts": dict(Counter(s.status for s in samples)), "stages": stats.to_dict()}
+    return {"unit": unit.name, "counts": dict(Counter(s.status for s in samples)), "steps": stats.to_dict()}
 
 
-def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StageChain) -> tuple[list[Sample], StageStats]:
-    """Load the unit's items and run every stage on them; nothing is written."""
+def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StepChain) -> tuple[list[Sample], StepStats]:
+    """Load the unit's items and run every step on them; nothing is written."""
     t0 = time.perf_counter()
-    stats = StageStats()
+    stats = StepStats()
     batcher = SampleBatcher(chain, stats)
     decoder = ImageDecoder.for_images(cfg.images, chain.wants_pixels)  # no pixels for sizes the first filters reject
-    samples = LOADERS[unit.kind](unit.items, cfg.download, decoder, batcher.add)  # stages run as samples arrive
+    samples = LOADERS[unit.kind](unit.items, cfg.download, decoder, batcher.add)  # steps run as samples arrive
     t_loaded = time.perf_counter()
     waited = batcher.finish()
     batcher.annotate_kept(samples)
@@ -68,4 +68,4 @@ def write_failed_unit(unit: Unit, error: str, out_dir: Path, columns: list[str])
     """A unit whose worker kept raising: every input still gets a failed ledger row."""
     samples = [failed_sample(unit, i, f"worker_error: {error}") for i in range(len(unit.items))]
     write_unit(out_dir, unit.name, samples, columns)
-    return {"unit": unit.name, "counts": {str(Status.FAILED): len(samples)}, "stages": StageStats().to_dict()}
+    return {"unit": unit.name, "counts": {str(Status.FAILED): len(samples)}, "steps": StepStats().to_dict()}

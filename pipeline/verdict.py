@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    PENDING = "pending"  # still in the stage chain
+    PENDING = "pending"  # still in the step chain
     KEPT = "kept"  # passed every filter: in a shard
     REJECTED = "rejected"  # reason = the rejecting filter's name
     FAILED = "failed"  # reason = the error category
@@ -24,7 +24,7 @@ class Verdict:
     reason: str = ""  # rejecting filter's name, or the error category
     detail: str = ""  # which criterion, or the full error message
     scores: dict[str, float] = field(default_factory=dict)  # ledger column -> value
-    filter_outputs: dict = field(default_factory=dict)  # filter name -> what it leaves for later stages
+    filter_outputs: dict = field(default_factory=dict)  # filter name -> what it leaves for later steps
     annotations: dict = field(default_factory=dict)  # annotator name -> its json.annotations entry
 
     def reject(self, filter_name: str, detail: str) -> None:
@@ -53,7 +53,7 @@ class Verdict:
         return Verdict(self.status, self.reason, self.detail, dict(self.scores), dict(self.filter_outputs), dict(self.annotations))
 
     def merge(self, other: Verdict) -> None:
-        """Take what a stage chain (here or in the model pool) decided: its scores and
+        """Take what a step chain (here or in the model pool) decided: its scores and
         outputs are added; its status replaces this one's, except that a failure stays."""
         self.scores.update(other.scores)
         self.filter_outputs.update(other.filter_outputs)

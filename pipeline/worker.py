@@ -10,7 +10,7 @@ import ray
 from pipeline.config import WorkflowConfig
 from pipeline.model_pool import RayModelPool
 from pipeline.sources import Unit
-from pipeline.stage_chain import build_chain
+from pipeline.step_chain import build_chain
 from pipeline.units import process_unit, run_unit
 
 

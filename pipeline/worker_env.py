@@ -1,5 +1,5 @@
 """The environment Ray worker processes get: on a cluster they do not inherit the
-driver's, so the settings that decide offline behaviour and which stages exist are
+driver's, so the settings that decide offline behaviour and which steps exist are
 passed along as the driver has them (set them where the job starts)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ PASSED_TO_WORKERS = (
     "HF_HUB_OFFLINE",  # 1: models from the hub cache only
     "YOLO_OFFLINE",  # 1: ultralytics never calls home (and never downloads weights)
     "YOLO_AUTOINSTALL",
-    "ASCAN_T2I_STAGES",  # extra stage modules (stages/registry.py)
+    "ASCAN_T2I_STEPS",  # extra step modules (steps/registry.py)
 )
 
 

@@ -35,7 +35,7 @@ def sample_json(s: Sample) -> dict:
 
 
 def training_caption(s: Sample) -> str:
-    """The fused caption when the fusion stage ran, else the alt text."""
+    """The fused caption when the fusion step ran, else the alt text."""
     fused = s.annotations.get("fused")
     return fused["text"] if fused else (s.source.get("caption") or "")
 

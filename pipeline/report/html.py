@@ -3,7 +3,7 @@ base64, styles inline, no script and no network, so it opens from a mail attachm
 
 Sections (each always present, saying "none" when empty): counts, filters (statistics
 and a histogram per score with its threshold), near-threshold images per filter,
-captions, failures, stages.
+captions, failures, steps.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pipeline.report.load import BuildOutput
 from pipeline.report.plots import histogram_png
 from pipeline.report.rules import FilterRule
 
-SECTIONS = ("counts", "filters", "near-threshold", "captions", "failures", "stages")
+SECTIONS = ("counts", "filters", "near-threshold", "captions", "failures", "steps")
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -120,12 +120,12 @@ def _failures(s: dict) -> str:
     return _table(["reason", "count", "example sources", "error (first)"], rows, {1})
 
 
-def _stages(s: dict) -> str:
-    if not s["stages"]:
-        return f"<p>{escape(s['stages_source'])}</p>"
-    rows = [[escape(r["stage"]), _n(r.get("busy_s"), "{:.2f}"), _n(r.get("idle_s"), "{:.2f}"), _n(r.get("images"), "{}"),
-             _n(r.get("images_per_s"), "{:.1f}")] for r in s["stages"]]
-    return f"<p class=muted>{escape(s['stages_source'])}</p>" + _table(["stage", "busy s", "idle s", "images", "images/s"], rows, {1, 2, 3, 4})
+def _steps(s: dict) -> str:
+    if not s["steps"]:
+        return f"<p>{escape(s['steps_source'])}</p>"
+    rows = [[escape(r["step"]), _n(r.get("busy_s"), "{:.2f}"), _n(r.get("idle_s"), "{:.2f}"), _n(r.get("images"), "{}"),
+             _n(r.get("images_per_s"), "{:.1f}")] for r in s["steps"]]
+    return f"<p class=muted>{escape(s['steps_source'])}</p>" + _table(["step", "busy s", "idle s", "images", "images/s"], rows, {1, 2, 3, 4})
 
 
 def render_html(build: BuildOutput, summary: dict, rules: list[FilterRule]) -> str:
@@ -140,7 +140,7 @@ def render_html(build: BuildOutput, summary: dict, rules: list[FilterRule]) -> s
         _section("near-threshold", "Images nearest each threshold", _near(grids)),
         _section("captions", "Captions", _captions(samples, summary["annotations"])),
         _section("failures", "Failures", _failures(summary)),
-        _section("stages", "Stages: time and throughput", _stages(summary)),
+        _section("steps", "Steps: time and throughput", _steps(summary)),
     ]
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>filter-report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")

@@ -3,7 +3,7 @@
 
 A `FilterRule` holds a real instance of the filter, built from the build's config
 section (plus any what-if overrides) and never set up: construction is cheap and loads
-no model, and keep() decides from the scores and the config alone (stages/base.py). The
+no model, and keep() decides from the scores and the config alone (steps/base.py). The
 thresholds the report draws and what-if may change are the ones the filter declares
 (`Filter.threshold_fields`).
 
@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from filters.base import Filter
-from stages.registry import list_stages
+from steps.registry import list_steps
 
 
 class WhatIfError(ValueError):
@@ -109,7 +109,7 @@ def build_rules(config: dict) -> list[FilterRule]:
     """The build's enabled filters, in run order, as rules."""
     section = config.get("filters", {})
     rules = []
-    for cls in list_stages("filter"):
+    for cls in list_steps("filter"):
         cfg = cls.Config.model_validate(section.get(cls.name, {}))
         if cfg.enabled:
             rules.append(FilterRule(cls(cfg)))
@@ -128,7 +128,7 @@ def apply_overrides(rules: list[FilterRule], settings: list[str]) -> list[Filter
         if not eq or not name or not value.strip():
             raise WhatIfError(f"--what-if {item!r}: write FILTER=VALUE (its threshold) or FILTER.FIELD=VALUE, e.g. blur=0.3")
         if name not in out:
-            known = [c.name for c in list_stages("filter")]
+            known = [c.name for c in list_steps("filter")]
             why = "did not run in this build (not enabled), so the ledger has no scores for it" if name in known else "is not a filter"
             raise WhatIfError(f"--what-if {item!r}: {name!r} {why}; filters of this build: {', '.join(out)}")
         rule = out[name]

@@ -61,16 +61,17 @@ def failures(ledger: pd.DataFrame) -> list[dict]:
     return out
 
 
-def stages(build: BuildOutput) -> tuple[list[dict], str]:
-    """Per stage: busy/idle seconds, images, images/s, as the manifest's `stages` records them."""
+def steps(build: BuildOutput) -> tuple[list[dict], str]:
+    """Per step: busy/idle seconds, images, images/s, as the manifest's `steps` records them."""
     m = build.manifest or {}
     if not m:
         return [], "no timings (the build has not finished)"
-    if not m.get("stages"):
-        return [], "no per-stage times (the last run had no unit left to process)"
-    rows = [{"stage": name, **{k: v.get(k) for k in ("busy_s", "idle_s", "images", "images_per_s")}}
-            for name, v in m["stages"].items()]
-    return rows, "manifest stages"
+    timings = m.get("steps", m.get("stages"))  # "stages" in folders built before the rename to steps
+    if not timings:
+        return [], "no per-step times (the last run had no unit left to process)"
+    rows = [{"step": name, **{k: v.get(k) for k in ("busy_s", "idle_s", "images", "images_per_s")}}
+            for name, v in timings.items()]
+    return rows, "manifest steps"
 
 
 def _describe(values: pd.Series) -> dict | None:
@@ -102,7 +103,7 @@ def annotation_stats(ledger: pd.DataFrame) -> dict[str, dict]:
 def summarize(build: BuildOutput, rules: list[FilterRule] | None = None) -> dict:
     ledger = build.ledger
     rules = rules if rules is not None else build_rules(build.config)
-    stage_rows, stage_source = stages(build)
+    step_rows, step_source = steps(build)
     return {
         "path": str(build.path),
         "state": build.state_line,
@@ -113,8 +114,8 @@ def summarize(build: BuildOutput, rules: list[FilterRule] | None = None) -> dict
         "counts": counts(ledger),
         "filters": filter_stats(ledger, rules),
         "failures": failures(ledger),
-        "stages": stage_rows,
-        "stages_source": stage_source,
+        "steps": step_rows,
+        "steps_source": step_source,
         "annotations": annotation_stats(ledger),
         "warnings": (build.manifest or {}).get("warnings") or [],
     }

@@ -60,15 +60,15 @@ def render_summary(s: dict, con: Console) -> None:
             t.add_row(f["reason"], str(f["count"]), str(f["source"]), (f["detail"] or "")[:100])
         con.print(t)
 
-    if s["stages"]:
-        t = _table(f"Stages ({s['stages_source']})", "stage", "busy s", "idle s", "images", "images/s",
+    if s["steps"]:
+        t = _table(f"Steps ({s['steps_source']})", "step", "busy s", "idle s", "images", "images/s",
                    right=("busy s", "idle s", "images", "images/s"))
-        for r in s["stages"]:
-            t.add_row(r["stage"], _num(r.get("busy_s"), "{:.2f}"), _num(r.get("idle_s"), "{:.2f}"), _num(r.get("images"), "{}"),
+        for r in s["steps"]:
+            t.add_row(r["step"], _num(r.get("busy_s"), "{:.2f}"), _num(r.get("idle_s"), "{:.2f}"), _num(r.get("images"), "{}"),
                       _num(r.get("images_per_s"), "{:.1f}"))
         con.print(t)
     else:
-        con.print(f"Stages: {s['stages_source']}")
+        con.print(f"Steps: {s['steps_source']}")
 
     if s["annotations"]:
         t = _table("Captions and annotations (kept samples)", "what", "n", "mean", "min", "p10", "p50", "p90", "max",

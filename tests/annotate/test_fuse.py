@@ -98,10 +98,10 @@ def test_token_cap_with_a_tokenizer_by_path(tmp_path):
         CaptionFuser.ready(FusedConfig(tokenizer=str(tmp_path / "missing")))
 
 
-def test_fuser_stage_reads_meta_and_rejects_bad_template():
-    stage = CaptionFuser.ready(FusedConfig(enabled=True))
-    assert stage.pool == "cpu"
-    out = stage.process([None], [{"caption": "Fresh bread", "annotations": {"caption": CAPTION}}])
+def test_fuser_step_reads_meta_and_rejects_bad_template():
+    step = CaptionFuser.ready(FusedConfig(enabled=True))
+    assert step.pool == "cpu"
+    out = step.process([None], [{"caption": "Fresh bread", "annotations": {"caption": CAPTION}}])
     assert out[0]["text"] == "Fresh bread. A storefront of a bakery"
     with pytest.raises(ValueError, match=r"annotate.fused.template.*\{colour\}"):
         CaptionFuser.ready(FusedConfig(template="{caption} {colour}"))

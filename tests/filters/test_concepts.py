@@ -18,7 +18,7 @@ from filters.clip_encoder import get_clip_encoder
 from filters.concepts import DEFAULT_PROMPTS, ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
 from pipeline.config import FiltersConfig
-from stages.registry import build_stages
+from steps.registry import build_steps
 
 TINY_CLIP = {
     "embed_dim": 32,
@@ -53,7 +53,7 @@ def _settings(tiny, **kw):
 
 def test_scores_follow_the_formula(tiny, photos):
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "concepts": _settings(tiny)})
-    (f,) = build_stages(cfg, "filter")
+    (f,) = build_steps(cfg, "filter")
     assert isinstance(f, ConceptFilter) and f.pool == "model"
     assert f.score_columns == ["concepts_violence", "concepts_gore", "concepts_weapons", "concepts_max"]
     s = f.score(photos, [{} for _ in photos])
@@ -116,7 +116,7 @@ def test_missing_model_names_setting(tiny, tmp_path):
 def test_optional_filter_skipped_with_warning():
     cfg = FiltersConfig.model_validate({"concepts": {"enabled": True, "required": False}})
     warnings = []
-    names = [f.name for f in build_stages(cfg, "filter", warnings)]
+    names = [f.name for f in build_steps(cfg, "filter", warnings)]
     assert "concepts" not in names and "filters.concepts.clip_weights" in warnings[0]
 
 

@@ -11,7 +11,7 @@ import torch
 from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwFilter, save_clip_head
 from pipeline.config import FiltersConfig
-from stages.registry import build_stages
+from steps.registry import build_steps
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_missing_model_path_names_setting(tmp_path):
 
 def test_registry_builds_default_threshold():
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "nsfw": {"enabled": True}})
-    (f,) = build_stages(cfg, "filter")
+    (f,) = build_steps(cfg, "filter")
     assert isinstance(f, NsfwFilter) and f.cfg.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
 
 
@@ -99,7 +99,7 @@ def test_clip_head_backend(tiny_clip, photos):
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
         "nsfw": {"enabled": True, "backend": "clip", "clip_model": "tiny-test-clip",
                  "clip_weights": str(d / "tiny.pt"), "head_path": str(d / "head.safetensors"), "threshold": 0.5}})
-    (f,) = build_stages(cfg, "filter")
+    (f,) = build_steps(cfg, "filter")
     ims = photos[:4]
     s = f.score(ims, [{} for _ in ims])["prob"]
     # The same numbers computed by hand from the saved model and head weights.

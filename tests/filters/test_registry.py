@@ -1,26 +1,26 @@
-"""Filter stages in the stage registry: validation, defaults, build order, pools."""
+"""Filter steps in the step registry: validation, defaults, build order, pools."""
 
 import pytest
 from pydantic import ValidationError
 
 from pipeline.config import FiltersConfig
-from stages.registry import build_stages, list_stages
+from steps.registry import build_steps, list_steps
 
 
 def test_order_cheapest_first_and_defaults():
-    # the project's filters (tests/conftest.py also registers test-only stages)
-    names = [s.name for s in list_stages("filter") if not s.__module__.startswith("tests.")]
+    # the project's filters (tests/conftest.py also registers test-only steps)
+    names = [s.name for s in list_steps("filter") if not s.__module__.startswith("tests.")]
     assert names[:2] == ["resolution", "blur"] and {"watermark", "nsfw", "text"} <= set(names)
     cfg = FiltersConfig()
     # model filters are opt-in; the cheap ones stay on
     assert [n for n in names if getattr(cfg, n).enabled] == ["resolution", "blur"]
-    assert [f.name for f in build_stages(cfg, "filter")] == ["resolution", "blur"]
+    assert [f.name for f in build_steps(cfg, "filter")] == ["resolution", "blur"]
     assert (cfg.nsfw.threshold, cfg.watermark.threshold, cfg.text.threshold) == (0.8, 0.8, 0.03)
 
 
 def test_enabled_model_filters_build_in_order():
     cfg = FiltersConfig.model_validate({"watermark": {"enabled": True}, "nsfw": {"enabled": True, "device": "cpu"}})
-    fs = build_stages(cfg, "filter")
+    fs = build_steps(cfg, "filter")
     assert [f.name for f in fs] == ["resolution", "blur", "watermark", "nsfw"]
     cols = [f"{f.name}_{s}" for f in fs for s in f.score_names]
     assert "watermark_prob" in cols and "nsfw_prob" in cols

@@ -16,7 +16,7 @@ from filter_dev.synth.watermarks import LAYOUTS, add_watermark
 from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from pipeline.config import FiltersConfig
-from stages.registry import build_stages
+from steps.registry import build_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,7 +75,7 @@ def test_missing_model_path_names_setting(tmp_path):
     missing = str(tmp_path / "y.safetensors")
     cfg = FiltersConfig.model_validate({"watermark": {"enabled": True, "model_path": missing}})
     with pytest.raises(FileNotFoundError, match=r"filters\.watermark\.model_path: .*y\.safetensors does not exist; .*bundled default"):
-        build_stages(cfg, "filter")
+        build_steps(cfg, "filter")
     with pytest.raises(ValueError, match=r"filters\.watermark\.model_path: required when arch is 'laion'"):
         WatermarkFilter.ready(arch="laion")
     bad = tmp_path / "bad.safetensors"
@@ -97,7 +97,7 @@ def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
                                         "watermark": {"enabled": True, "arch": "laion", "model_path": str(path), "threshold": 0.8}})
-    (f,) = build_stages(cfg, "filter")
+    (f,) = build_steps(cfg, "filter")
     ims = heldout[0][:2]
     p = f.score(ims, [{} for _ in ims])["prob"]
     with torch.no_grad():

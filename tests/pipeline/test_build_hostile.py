@@ -169,12 +169,12 @@ def test_manifest_records_config_versions_reasons_timings(build):
     failed = ledger[ledger["status"] == "failed"]["reason"].value_counts().to_dict()
     assert manifest["counts"]["reasons"]["failed"] == failed
     assert manifest["timings"]["total_s"] > 0
-    stages = manifest["stages"]
-    assert stages["load"]["busy_s"] > 0 and stages["load"]["images"] > 0
-    assert stages["resolution"]["pool"] == "cpu" and stages["resolution"]["images"] > 0
-    assert stages["blur"]["images"] <= stages["resolution"]["images"]  # cheapest first, rejects leave
-    assert all(v["idle_s"] >= 0 for v in stages.values())
-    assert manifest["pool"]["model_actors"] == 0  # no model stage enabled: no model pool
+    steps = manifest["steps"]
+    assert steps["load"]["busy_s"] > 0 and steps["load"]["images"] > 0
+    assert steps["resolution"]["pool"] == "cpu" and steps["resolution"]["images"] > 0
+    assert steps["blur"]["images"] <= steps["resolution"]["images"]  # cheapest first, rejects leave
+    assert all(v["idle_s"] >= 0 for v in steps.values())
+    assert manifest["pool"]["model_actors"] == 0  # no model step enabled: no model pool
     schema = pq.read_schema(next((out / "ledger").glob("*.parquet")))
     for col in ("key", "source", "status", "reason", "shard", "blur_laplacian_var", "resolution_aspect_ratio"):
         assert col in schema.names

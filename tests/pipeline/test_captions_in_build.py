@@ -59,8 +59,8 @@ def test_every_annotator_ran_in_the_pool_and_the_sign_is_in_the_caption(built):
     manifest, out = built
     assert manifest["counts"]["status"]["kept"] == 3, manifest["counts"]
     for name in ("objects", "caption", "ocr"):
-        assert manifest["stages"][name]["pool"] == "model" and manifest["stages"][name]["images"] == 3
-    assert manifest["stages"]["fused"]["pool"] == "cpu"
+        assert manifest["steps"][name]["pool"] == "model" and manifest["steps"][name]["images"] == 3
+    assert manifest["steps"]["fused"]["pool"] == "cpu"
     samples = _samples(out)
     sign = samples["shop_sign.png"]
     ann = json.loads(sign["json"])["annotations"]

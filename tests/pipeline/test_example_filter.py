@@ -1,5 +1,5 @@
 """The README's example filter, exactly as printed there, written to a folder outside the
-repository and registered the way a user does it ($ASCAN_T2I_STAGES + PYTHONPATH): a real
+repository and registered the way a user does it ($ASCAN_T2I_STEPS + PYTHONPATH): a real
 build (`python pipeline/build_dataset.py`, its own local Ray) runs it in the CPU workers,
 the ledger holds its score, and `filter-report --what-if` replays it with other thresholds."""
 
@@ -56,7 +56,7 @@ def test_readme_filter_registered_from_outside_built_and_replayed(tmp_path):
         "filters": {"resolution": {"min_side": 64}, "blur": {"enabled": False},
                     "brightness": {"enabled": True, "min_mean": MIN_MEAN}},
     }))
-    env = {**os.environ, "ASCAN_T2I_STAGES": "brightness_filter",
+    env = {**os.environ, "ASCAN_T2I_STEPS": "brightness_filter",
            "PYTHONPATH": os.pathsep.join([str(plugins), str(ROOT)]),
            "RAY_TMPDIR": tempfile.mkdtemp(prefix="rt-ex-", dir="/tmp")}  # short: Ray's socket paths
     out = tmp_path / "out"

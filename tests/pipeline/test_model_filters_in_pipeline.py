@@ -9,7 +9,7 @@ import webdataset as wds
 
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
-from pipeline.stage_chain import build_chain
+from pipeline.step_chain import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import photo_folder, workflow
 

@@ -1,5 +1,5 @@
-"""The model pool on Ray: model stages run in their own actor (not in the CPU
-workers), a crashing model batch fails only its own samples, per-stage figures
+"""The model pool on Ray: model steps run in their own actor (not in the CPU
+workers), a crashing model batch fails only its own samples, per-step figures
 reach the manifest, and a real model filter scores in the pool."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_crashing_model_batch_fails_only_its_batch(built):
     assert manifest["counts"]["status"] == {"kept": 4, "rejected": 0, "failed": 2}
 
 
-def test_model_stages_ran_in_the_model_actor(built, tmp_path):
+def test_model_steps_ran_in_the_model_actor(built, tmp_path):
     import webdataset as wds
 
     manifest, ledger = built
@@ -59,12 +59,12 @@ def test_model_stages_ran_in_the_model_actor(built, tmp_path):
     assert ledger["watermark_prob"].notna().sum() == len(PHOTOS)
 
 
-def test_manifest_has_per_stage_busy_idle_and_pool_shape(built):
+def test_manifest_has_per_step_busy_idle_and_pool_shape(built):
     manifest, _ = built
-    stages = manifest["stages"]
-    assert {"load", "resolution", "watermark", "explode", "probe", "write"} <= set(stages)
-    assert stages["watermark"]["pool"] == "model" and stages["resolution"]["pool"] == "cpu"
-    assert stages["watermark"]["images"] == len(PHOTOS) and stages["probe"]["images"] == 4
-    assert stages["watermark"]["busy_s"] > 0 and stages["watermark"]["images_per_s"] > 0
-    assert all(v["idle_s"] >= 0 for v in stages.values())
+    steps = manifest["steps"]
+    assert {"load", "resolution", "watermark", "explode", "probe", "write"} <= set(steps)
+    assert steps["watermark"]["pool"] == "model" and steps["resolution"]["pool"] == "cpu"
+    assert steps["watermark"]["images"] == len(PHOTOS) and steps["probe"]["images"] == 4
+    assert steps["watermark"]["busy_s"] > 0 and steps["watermark"]["images_per_s"] > 0
+    assert all(v["idle_s"] >= 0 for v in steps.values())
     assert manifest["pool"]["model_actors"] == 1 and manifest["pool"]["cpu_workers"] >= 1

@@ -1,5 +1,5 @@
-"""The stage chain: first rejecting filter wins, score_all scores everything, a
-crashing stage fails its batch (recorded) instead of the job, pixels are released
+"""The step chain: first rejecting filter wins, score_all scores everything, a
+crashing step fails its batch (recorded) instead of the job, pixels are released
 once a batch has left for the model pool, annotators see only kept samples."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from filters.resolution import ResolutionFilter
 from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.sample import Sample
-from pipeline.stage_chain import StageChain
-from pipeline.stage_runner import LocalModelPool, ModelStageRunner
-from pipeline.stage_stats import StageStats
+from pipeline.step_chain import StepChain
+from pipeline.step_runner import LocalModelPool, ModelStepRunner
+from pipeline.step_stats import StepStats
 from tests.pipeline.hostile import photo
 
 
@@ -51,9 +51,9 @@ def _samples():
 
 def _run(cpu_filters, model_filters=(), annotators=(), score_all=False, batch_size=64):
     samples = _samples()
-    pool = LocalModelPool(ModelStageRunner(list(model_filters), list(annotators))) if (model_filters or annotators) else None
-    chain = StageChain(list(cpu_filters), pool, [], [], score_all, batch_size)
-    stats = StageStats()
+    pool = LocalModelPool(ModelStepRunner(list(model_filters), list(annotators))) if (model_filters or annotators) else None
+    chain = StepChain(list(cpu_filters), pool, [], [], score_all, batch_size)
+    stats = StepStats()
     batcher = SampleBatcher(chain, stats)
     for s in samples:
         batcher.add(s)
@@ -115,9 +115,9 @@ class CountingPool(LocalModelPool):
 def test_a_worker_keeps_at_most_a_few_batches_in_the_pool():
     from pipeline.batcher import MAX_BATCHES_IN_POOL
 
-    pool = CountingPool(ModelStageRunner([], [CountingAnnotator()]))
+    pool = CountingPool(ModelStepRunner([], [CountingAnnotator()]))
     samples = [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(photo("astronaut.png"), 64, 90)) for i in range(10)]
-    batcher = SampleBatcher(StageChain([], pool, [], [], False, batch_size=1), StageStats())
+    batcher = SampleBatcher(StepChain([], pool, [], [], False, batch_size=1), StepStats())
     for s in samples:
         batcher.add(s)
     assert pool.most_outstanding == MAX_BATCHES_IN_POOL + 1  # then the worker waits for the oldest
@@ -126,11 +126,11 @@ def test_a_worker_keeps_at_most_a_few_batches_in_the_pool():
     assert pool.outstanding == 0 and all(s.status == "kept" and "brightness" in s.annotations for s in samples)
 
 
-def test_the_pool_splits_a_batch_at_the_stage_batch_size():
+def test_the_pool_splits_a_batch_at_the_step_batch_size():
     ann = CountingAnnotator(CountingAnnotator.Config(batch_size=2))
-    pool = LocalModelPool(ModelStageRunner([], [ann]))
+    pool = LocalModelPool(ModelStepRunner([], [ann]))
     samples = [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(photo("astronaut.png"), 64, 90)) for i in range(5)]
-    batcher = SampleBatcher(StageChain([], pool, [], [], False, batch_size=64), StageStats())
+    batcher = SampleBatcher(StepChain([], pool, [], [], False, batch_size=64), StepStats())
     for s in samples:
         batcher.add(s)
     batcher.finish()
@@ -141,7 +141,7 @@ def test_the_pool_splits_a_batch_at_the_stage_batch_size():
 
 def test_pixels_are_skipped_only_where_a_size_filter_runs_before_any_pixel_filter():
     res, blur = ResolutionFilter.ready(min_side=100), BlurFilter.ready()
-    assert StageChain([res, blur], None, [], []).wants_pixels(50, 50) is False
-    assert StageChain([res, blur], None, [], []).wants_pixels(150, 150) is True
-    assert StageChain([blur, res], None, [], []).wants_pixels(50, 50) is True  # blur would judge it first
-    assert StageChain([res, blur], None, [], [], score_all=True).wants_pixels(50, 50) is True  # blur scores it too
+    assert StepChain([res, blur], None, [], []).wants_pixels(50, 50) is False
+    assert StepChain([res, blur], None, [], []).wants_pixels(150, 150) is True
+    assert StepChain([blur, res], None, [], []).wants_pixels(50, 50) is True  # blur would judge it first
+    assert StepChain([res, blur], None, [], [], score_all=True).wants_pixels(50, 50) is True  # blur scores it too

@@ -44,7 +44,7 @@ def _workflow_file(tmp: Path, urls: Path) -> Path:
         "images": {"image_size": 128}, "download": {"timeout": 5, "thread_count": 4, "allow_private_networks": True},
         "output": {"shard_size": SHARD},
         "filters": {"resolution": {"min_side": 64}},
-        "annotate": {"probe": {"enabled": True}},  # a model stage: the model pool runs beside the workers
+        "annotate": {"probe": {"enabled": True}},  # a model step: the model pool runs beside the workers
         "ray": {"model_actors": 1, "model_batch_size": 2},
     }
     path = tmp / "wf.yaml"

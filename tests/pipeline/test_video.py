@@ -13,7 +13,7 @@ from filter_dev.photos import skimage_photos
 from pipeline.keys import frame_key
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
-from pipeline.stage_chain import build_chain
+from pipeline.step_chain import build_chain
 from pipeline.units import process_unit
 from tests.pipeline.conftest import workflow
 

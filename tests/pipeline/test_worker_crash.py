@@ -1,5 +1,5 @@
 """A poison input costs only itself: when an item kills the worker process (here a
-test stage SIGKILLs it, standing in for a native decoder crash or the OOM killer),
+test step SIGKILLs it, standing in for a native decoder crash or the OOM killer),
 the unit is retried, then split until that item is alone; it is written as
 `failed: worker_crash` and every other item ends as it would have without it."""
 

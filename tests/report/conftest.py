@@ -158,7 +158,7 @@ ANNOTATION_MODELS = {"objects": "yolo11n.pt", "caption": "florence-community/Flo
 def annotate_copy(out: Path) -> dict[str, dict]:
     """Give a copy of the build what the annotators will add (DESIGN.md shapes): each kept
     sample's json.annotations and fused txt, the ledger's caption_words/object_count/
-    ocr_words, the manifest's per-stage timings. Returns key -> annotations written."""
+    ocr_words, the manifest's per-step timings. Returns key -> annotations written."""
     import json
 
     import pyarrow as pa
@@ -198,7 +198,7 @@ def annotate_copy(out: Path) -> dict[str, dict]:
                 t = t.append_column(name, col(fn))
         pq.write_table(t, f)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["stages"] = {name: {"busy_s": 2.0 + i, "idle_s": 0.5, "images": 50 - i, "images_per_s": (50 - i) / (2.0 + i)}
+    manifest["steps"] = {name: {"busy_s": 2.0 + i, "idle_s": 0.5, "images": 50 - i, "images_per_s": (50 - i) / (2.0 + i)}
                           for i, name in enumerate(["download", "resolution", "blur", "watermark", "objects", "caption", "ocr", "write"])}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return written

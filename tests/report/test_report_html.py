@@ -88,7 +88,7 @@ def test_html_is_one_self_contained_file(report_html):
     assert not re.search(r'(src|href)="(?!data:)', page), "every image and resource must be inline"
     assert "<script" not in page and "http-equiv" not in page
     for title in ("Counts per status and reason", "Filters: scores and thresholds", "Images nearest each threshold",
-                  "Captions", "Failures", "Stages"):
+                  "Captions", "Failures", "Steps"):
         assert title in page
     for filt in ("resolution", "blur", "watermark"):
         assert f"{filt}: {filt}_" in page  # its near-threshold grids
@@ -98,7 +98,7 @@ def test_html_is_one_self_contained_file(report_html):
     # caption table with its parts, from the annotations
     some = next(iter(written.values()))
     assert some["caption"]["text"] in page and "SIGN" in page and "alt, caption, objects, ocr" in page
-    assert "idle s" in page  # per-stage timings from the manifest
+    assert "idle s" in page  # per-step timings from the manifest
 
 
 def test_html_of_a_build_without_annotations(report_build, tmp_path):

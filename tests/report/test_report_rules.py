@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.report.rules import FilterRule, build_rules
-from stages.registry import get_stage
+from steps.registry import get_step
 
 RNG = np.random.default_rng(0)
 
@@ -19,7 +19,7 @@ def _scores(rule: FilterRule, n=200) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", ["resolution", "blur"])
 def test_rule_matches_the_built_filter(name):
-    cls = get_stage(name)
+    cls = get_step(name)
     built = cls.ready()  # cheap filters set up without a model
     rule = FilterRule(cls(cls.Config()))
     scores = _scores(rule)
@@ -33,7 +33,7 @@ REPLAYED = ["resolution", "blur", "watermark", "nsfw", "text"]  # concepts: belo
 def test_filters_decide_from_their_config_alone(name):
     """Catches a filter whose keep() starts reading something its config does not hold,
     or that loads a model when constructed (the report builds real instances)."""
-    cls = get_stage(name)
+    cls = get_step(name)
     rule = FilterRule(cls(cls.Config()))  # no setup(): no model
     assert rule.replayable
     keep = rule.keep(_scores(rule))

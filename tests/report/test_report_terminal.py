@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.report.load import load_build
-from stages.registry import get_stage
+from steps.registry import get_step
 from tests.report.conftest import FILTERS, annotate_copy, filter_report
 
 
@@ -39,7 +39,7 @@ def test_counts_and_failures_match_the_ledger(report_build):
     # since it defers text images (page.png) to the text filter, which this build does not run
     assert {"blur", "resolution"} <= set(ledger["reason"])
     assert {"http_404", "http_500", "timeout", "connection_refused"} <= set(ledger["reason"])
-    failures = proc.stdout.split("Failures", 1)[1].split("Stages", 1)[0]
+    failures = proc.stdout.split("Failures", 1)[1].split("Steps", 1)[0]
     for reason, group in ledger[ledger["status"] == "failed"].groupby("reason"):
         line = rows_of(failures)[reason]
         assert int(line[1]) == len(group) and line[2] in set(group["source"])
@@ -54,7 +54,7 @@ def test_filter_statistics_match_the_ledger(report_build):
     config = json.loads((out / "manifest.json").read_text())["config"]["filters"]
     for name in FILTERS:
         # the filter as a build makes it (models load), deciding on the ledger's scores
-        cls = get_stage(name)
+        cls = get_step(name)
         real = cls.ready(cls.Config.model_validate(config[name]))
         cols = [f"{name}_{n}" for n in real.score_names]
         scored = ledger[cols].notna().all(axis=1)
@@ -70,9 +70,9 @@ def test_filter_statistics_match_the_ledger(report_build):
     assert line[1] == "threshold=0.35"
     assert [float(x) for x in line[2:7]] == [float(f"{q:.4g}") for q in np.percentile(blur, [1, 10, 50, 90, 99])]
     assert scores["resolution_min_side"][1] == "min_side=100"
-    # per-stage time and images/s from the manifest's worker timings
-    stages = rows_of(proc.stdout.split("Stages", 1)[1])
-    assert int(stages["blur"][3]) == len(blur) and float(stages["blur"][4]) > 0
+    # per-step time and images/s from the manifest's worker timings
+    steps = rows_of(proc.stdout.split("Steps", 1)[1])
+    assert int(steps["blur"][3]) == len(blur) and float(steps["blur"][4]) > 0
 
 
 def test_not_a_build_folder_is_a_clear_error(report_build, tmp_path):
@@ -96,13 +96,13 @@ def test_unfinished_build_says_which_units_are_done(build_copy):
     assert kept == (ledger_of(build_copy)["status"] == "kept").sum()  # counts cover the finished units only
 
 
-def test_annotations_stages_and_caption_lengths(build_copy):
+def test_annotations_steps_and_caption_lengths(build_copy):
     written = annotate_copy(build_copy)
     proc = filter_report(build_copy)
-    stages = rows_of(proc.stdout.split("Stages (manifest stages)", 1)[1].split("Captions and annotations", 1)[0])
+    steps = rows_of(proc.stdout.split("Steps (manifest steps)", 1)[1].split("Captions and annotations", 1)[0])
     manifest = json.loads((build_copy / "manifest.json").read_text())
-    for name, st in manifest["stages"].items():
-        assert float(stages[name][1]) == st["busy_s"] and int(stages[name][3]) == st["images"]
+    for name, st in manifest["steps"].items():
+        assert float(steps[name][1]) == st["busy_s"] and int(steps[name][3]) == st["images"]
     assert "idle s" in proc.stdout
     words = [len(a["fused"]["text"].split()) for a in written.values()]
     line = re.search(r"caption words \(training caption\)\s+(\d+)\s+([\d.]+)", proc.stdout)

@@ -1,8 +1,8 @@
-"""Two small real stages for the pipeline tests, registered through $ASCAN_T2I_STAGES
-(tests/conftest.py sets it) exactly as a user's own stage module would be.
+"""Two small real steps for the pipeline tests, registered through $ASCAN_T2I_STEPS
+(tests/conftest.py sets it) exactly as a user's own step module would be.
 
 - `probe` (annotator, model pool): says which process ran it and the image's mean
-  brightness, so a test can check that model stages ran in the model actor.
+  brightness, so a test can check that model steps ran in the model actor.
 - `explode` (filter, model pool): raises on any batch holding an image of a given
   original width, so a test can check that a crashing model batch costs only itself.
 - `kill_worker` (filter, CPU workers): SIGKILLs the worker on an image of a given
@@ -18,10 +18,10 @@ import numpy as np
 
 from annotate.base import Annotator, AnnotatorConfig
 from filters.base import Filter, FilterConfig
-from stages.registry import register_stage
+from steps.registry import register_step
 
 
-@register_stage("probe", order=50)
+@register_step("probe", order=50)
 class ProbeAnnotator(Annotator):
     Config = AnnotatorConfig
 
@@ -33,7 +33,7 @@ class OnWidthConfig(FilterConfig):
     on_original_width: int = 0
 
 
-@register_stage("explode", order=35)
+@register_step("explode", order=35)
 class ExplodeFilter(Filter):
     """Keeps everything, but `trigger`s on any batch holding an image of the given width."""
 
@@ -54,7 +54,7 @@ class ExplodeFilter(Filter):
         return np.ones(len(scores["width"]), dtype=bool)
 
 
-@register_stage("kill_worker", order=15, pool="cpu")
+@register_step("kill_worker", order=15, pool="cpu")
 class KillWorkerFilter(ExplodeFilter):
     """Stands in for an input that crashes a native decoder: SIGKILLs its own process
     (the CPU worker)."""

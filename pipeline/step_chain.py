@@ -1,5 +1,5 @@
-"""Which enabled stage runs where: cheap filters in the CPU workers, model filters and
-annotators in the model pool, caption fusion back in the CPU workers (each stage's
+"""Which enabled step runs where: cheap filters in the CPU workers, model filters and
+annotators in the model pool, caption fusion back in the CPU workers (each step's
 `pool`, declared when it registers)."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.config import WorkflowConfig
-from pipeline.stage_runner import LocalModelPool, ModelStageRunner
-from stages.registry import build_stages, enabled_stages
+from pipeline.step_runner import LocalModelPool, ModelStepRunner
+from steps.registry import build_steps, enabled_steps
 
 
 @dataclass
-class StageChain:
+class StepChain:
     """cpu_filters and cpu_annotators run in the worker, the rest behind `pool`
-    (None when no model stage is enabled)."""
+    (None when no model step is enabled)."""
 
     cpu_filters: list
     pool: object | None
@@ -39,15 +39,15 @@ class StageChain:
         return True
 
 
-def has_model_stages(cfg: WorkflowConfig) -> bool:
-    return bool(enabled_stages(cfg.filters, "filter", "model") or enabled_stages(cfg.annotate, "annotator", "model"))
+def has_model_steps(cfg: WorkflowConfig) -> bool:
+    return bool(enabled_steps(cfg.filters, "filter", "model") or enabled_steps(cfg.annotate, "annotator", "model"))
 
 
-def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStageRunner:
-    """The model stages, loaded here (once per model actor)."""
-    return ModelStageRunner(
-        build_stages(cfg.filters, "filter", warnings, pool="model"),
-        build_stages(cfg.annotate, "annotator", warnings, pool="model"),
+def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStepRunner:
+    """The model steps, loaded here (once per model actor)."""
+    return ModelStepRunner(
+        build_steps(cfg.filters, "filter", warnings, pool="model"),
+        build_steps(cfg.annotate, "annotator", warnings, pool="model"),
     )
 
 
@@ -55,14 +55,14 @@ def score_columns(filters: list) -> list[str]:
     return [c for f in filters for c in f.score_columns]
 
 
-def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None) -> StageChain:
-    """The chain a CPU worker runs. Without `pool`, the model stages are built in this
+def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None) -> StepChain:
+    """The chain a CPU worker runs. Without `pool`, the model steps are built in this
     process (LocalModelPool: tests, and runs without Ray)."""
     warnings: list[str] = []
-    cpu_filters = build_stages(cfg.filters, "filter", warnings, pool="cpu")
-    cpu_annotators = build_stages(cfg.annotate, "annotator", warnings, pool="cpu")
-    if pool is None and has_model_stages(cfg):
+    cpu_filters = build_steps(cfg.filters, "filter", warnings, pool="cpu")
+    cpu_annotators = build_steps(cfg.annotate, "annotator", warnings, pool="cpu")
+    if pool is None and has_model_steps(cfg):
         runner = build_model_runner(cfg, warnings)
         pool, model_columns = LocalModelPool(runner), score_columns(runner.filters)
     columns = score_columns(cpu_filters) + list(model_columns or [])
-    return StageChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings)
+    return StepChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings)

@@ -1,22 +1,22 @@
-"""The Stage interface: a batch of decoded images in, one result per sample out.
+"""The Step interface: a batch of decoded images in, one result per sample out.
 
-Filters (`filters/base.py`) and annotators (`annotate/base.py`) are Stages. A stage is a
+Filters (`filters/base.py`) and annotators (`annotate/base.py`) are Steps. A step is a
 plain Python object with no Ray in it, so each can be built and tested alone. Its shape:
 
 - `Config`: the pydantic model of its workflow section (`filters.NAME` / `annotate.NAME`);
   `__init__(cfg)` stores it as `self.cfg` and does nothing else that costs: no model loads,
   so the filter report can build real instances to replay `keep()` on stored scores;
-- `setup()`: loads models, once per process that runs the stage (a CPU worker or a model
+- `setup()`: loads models, once per process that runs the step (a CPU worker or a model
   actor), before the first `process()`; `ready(cfg)` is construct + setup in one call;
-- `name`, `order` and `pool` come from `@register_stage` on the class (stages/registry.py):
+- `name`, `order` and `pool` come from `@register_step` on the class (steps/registry.py):
   `pool="cpu"` runs inside the CPU workers that download and decode (cheap, no model),
   `pool="model"` in the model pool (actors that load each model once, one GPU each when
   the cluster has GPUs);
 - `batch_size`: the config's `batch_size` field when it has one: the most samples one
-  `process()` call gets (pipeline/stage_runner.py splits larger batches); None = no limit.
+  `process()` call gets (pipeline/step_runner.py splits larger batches); None = no limit.
 
 `process` is what a pool calls: images are RGB uint8 HxWx3 arrays (the stored image),
-`meta` one dict per image (sizes, alt text, outputs of earlier stages). It returns one
+`meta` one dict per image (sizes, alt text, outputs of earlier steps). It returns one
 JSON-able dict per sample; its shape is fixed by the subclass (Filter or Annotator).
 """
 
@@ -28,21 +28,21 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 
-class StageConfig(BaseModel):
-    """Base of every stage's config section: unknown fields fail, naming the field."""
+class StepConfig(BaseModel):
+    """Base of every step's config section: unknown fields fail, naming the field."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     enabled: bool = False
 
 
-class Stage:
-    Config: ClassVar[type[BaseModel]] = StageConfig
-    kind: ClassVar[str] = "stage"  # "filter" | "annotator": the workflow section it is configured in
-    # set by @register_stage
-    name: ClassVar[str] = "stage"
+class Step:
+    Config: ClassVar[type[BaseModel]] = StepConfig
+    kind: ClassVar[str] = "step"  # "filter" | "annotator": the workflow section it is configured in
+    # set by @register_step
+    name: ClassVar[str] = "step"
     order: ClassVar[int] = 0
     pool: ClassVar[str] = "model"
-    # False for stages that decide from metadata alone (e.g. the original size).
+    # False for steps that decide from metadata alone (e.g. the original size).
     needs_pixels: ClassVar[bool] = True
 
     def __init__(self, cfg: BaseModel | None = None):
@@ -57,14 +57,14 @@ class Stage:
 
     @classmethod
     def ready(cls, cfg: BaseModel | None = None, **fields):
-        """A stage ready to run: `cls(cfg)` (or a Config of `fields`), set up."""
+        """A step ready to run: `cls(cfg)` (or a Config of `fields`), set up."""
         if fields:
             if cfg is not None:
                 raise TypeError("ready(): give a config or its fields, not both")
             cfg = cls.Config(**fields)
-        stage = cls(cfg)
-        stage.setup()
-        return stage
+        step = cls(cfg)
+        step.setup()
+        return step
 
     @property
     def batch_size(self) -> int | None:

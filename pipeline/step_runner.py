@@ -1,11 +1,11 @@
-"""Run stages over a batch of samples, without Ray: the same code runs in the CPU
+"""Run steps over a batch of samples, without Ray: the same code runs in the CPU
 workers (cheap filters, caption fusion) and in the model actors (model filters,
 annotators).
 
 Work crosses process boundaries as one `Verdict` per sample (pipeline/verdict.py: its
-status, reason, detail, scores, filter outputs and annotations). Filters run in stage
+status, reason, detail, scores, filter outputs and annotations). Filters run in step
 order; a sample leaves at the first filter that rejects it (unless score_all); then
-annotators describe the samples still kept. A stage that raises fails the samples of
+annotators describe the samples still kept. A step that raises fails the samples of
 its batch (recorded, reason `filter_error` / `annotator_error`), never the job.
 """
 
@@ -15,36 +15,36 @@ import time
 
 import numpy as np
 
-from pipeline.stage_stats import StageStats
+from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
-from stages.base import Stage
+from steps.base import Step
 
 
-def _run_stage(stage: Stage, idx: list[int], images: list, meta: list[dict], verdicts: list[Verdict],
-               stats: StageStats, error_reason: str) -> list[dict | None]:
-    """The stage on the samples at `idx`, at most `stage.batch_size` per process() call,
+def _run_step(step: Step, idx: list[int], images: list, meta: list[dict], verdicts: list[Verdict],
+               stats: StepStats, error_reason: str) -> list[dict | None]:
+    """The step on the samples at `idx`, at most `step.batch_size` per process() call,
     timed; one result per sample, None for the samples of a call that raised (those are failed)."""
-    step = stage.batch_size or len(idx) or 1
+    size = step.batch_size or len(idx) or 1
     out: list[dict | None] = []
-    for start in range(0, len(idx), step):
-        chunk = idx[start:start + step]
+    for start in range(0, len(idx), size):
+        chunk = idx[start:start + size]
         t0 = time.perf_counter()
         try:
-            out += stage.process([images[i] if stage.needs_pixels else None for i in chunk], [meta[i] for i in chunk])
-        except Exception as err:  # noqa: BLE001 - a stage crash fails its batch, recorded, not the job
+            out += step.process([images[i] if step.needs_pixels else None for i in chunk], [meta[i] for i in chunk])
+        except Exception as err:  # noqa: BLE001 - a step crash fails its batch, recorded, not the job
             for i in chunk:
-                verdicts[i].fail(error_reason, f"{stage.name}: {type(err).__name__}: {err}")
+                verdicts[i].fail(error_reason, f"{step.name}: {type(err).__name__}: {err}")
             out += [None] * len(chunk)
         finally:
-            stats.add(stage.name, stage.pool, time.perf_counter() - t0, len(chunk))
+            stats.add(step.name, step.pool, time.perf_counter() - t0, len(chunk))
     return out
 
 
-def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict], score_all: bool, stats: StageStats) -> None:
+def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict], score_all: bool, stats: StepStats) -> None:
     for f in filters:
         idx = [i for i, v in enumerate(verdicts)
                if v.status == Status.PENDING or (score_all and v.status == Status.REJECTED)]
-        for i, r in zip(idx, _run_stage(f, idx, images, meta, verdicts, stats, "filter_error")):
+        for i, r in zip(idx, _run_step(f, idx, images, meta, verdicts, stats, "filter_error")):
             if r is None:
                 continue
             v = verdicts[i]
@@ -56,29 +56,29 @@ def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict]
                 v.reject(f.name, r["detail"])
 
 
-def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Verdict], stats: StageStats) -> None:
+def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Verdict], stats: StepStats) -> None:
     """Annotate the samples still pending (they pass every filter)."""
     for a in annotators:
         idx = [i for i, v in enumerate(verdicts) if v.status == Status.PENDING]
         if not idx:
             return
-        for i, r in zip(idx, _run_stage(a, idx, images, meta, verdicts, stats, "annotator_error")):
+        for i, r in zip(idx, _run_step(a, idx, images, meta, verdicts, stats, "annotator_error")):
             if r is None:
                 continue
             verdicts[i].annotations[a.name] = r
             meta[i].setdefault("annotations", {})[a.name] = r
 
 
-class ModelStageRunner:
-    """The model stages (filters, then annotators) of one model actor, on one batch."""
+class ModelStepRunner:
+    """The model steps (filters, then annotators) of one model actor, on one batch."""
 
     def __init__(self, filters: list, annotators: list):
         self.filters, self.annotators = filters, annotators
-        self.stats = StageStats()
+        self.stats = StepStats()
         self.started = time.perf_counter()
 
     @property
-    def stages(self) -> list[Stage]:
+    def steps(self) -> list[Step]:
         return [*self.filters, *self.annotators]
 
     def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[Verdict], score_all: bool) -> list[Verdict]:
@@ -87,18 +87,18 @@ class ModelStageRunner:
         return verdicts
 
     def stats_dict(self) -> dict:
-        """Busy time per stage, and this runner's lifetime as the model pool's wall time."""
-        s = StageStats()
+        """Busy time per step, and this runner's lifetime as the model pool's wall time."""
+        s = StepStats()
         s.merge(self.stats.to_dict())
         s.add_wall("model", time.perf_counter() - self.started)
         return s.to_dict()
 
 
 class LocalModelPool:
-    """The model stages in this process, run synchronously (no Ray): tests, and the
+    """The model steps in this process, run synchronously (no Ray): tests, and the
     same interface as the Ray pool (pipeline/model_pool.py)."""
 
-    def __init__(self, runner: ModelStageRunner):
+    def __init__(self, runner: ModelStepRunner):
         self.runner = runner
 
     def submit(self, images, meta, verdicts, score_all):

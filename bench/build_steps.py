@@ -1,7 +1,7 @@
 """End to end: a dataset build with every filter and every annotator, through Ray, and
-the per-stage busy/idle table its manifest records (which stage is the bottleneck).
+the per-step busy/idle table its manifest records (which step is the bottleneck).
 
-    python bench/build_stages.py [--n 40] [--no-caption]
+    python bench/build_steps.py [--n 40] [--no-caption]
 
 Serves scikit-image's real photos (plus one with a shop sign) from a loopback server
 under --n URLs. Detector and captioner are full-size architectures with random weights
@@ -72,7 +72,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=40)
     p.add_argument("--new-tokens", type=int, default=20)
-    p.add_argument("--no-caption", action="store_true", help="skip the captioner (the slowest stage on CPU)")
+    p.add_argument("--no-caption", action="store_true", help="skip the captioner (the slowest step on CPU)")
     add_readme_option(p, __file__)
     args = p.parse_args()
     with readme_section(args.readme, __file__):
@@ -80,7 +80,7 @@ def main() -> None:
 
 
 def run(args) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-steps-"))
     names = serve_dir(tmp)
     annotate = {"objects": {"enabled": True, "weights": str(save_random_yolo11n(tmp / "yolo11n-random.pt"))},
                 "ocr": {"enabled": True}, "fused": {"enabled": True}}
@@ -93,7 +93,7 @@ def run(args) -> None:
             json.dumps({"url": server.url(names[i % len(names)]) + f"?copy={i}", "caption": names[i % len(names)]}) + "\n"
             for i in range(args.n)))
         cfg = parse_workflow({
-            "name": "bench-stages", "sources": [{"type": "url_list", "path": str(tmp / "urls.jsonl")}],
+            "name": "bench-steps", "sources": [{"type": "url_list", "path": str(tmp / "urls.jsonl")}],
             "images": {"image_size": 512}, "download": {"allow_private_networks": True},  # the loopback server
             "output": {"shard_size": 16},
             "filters": {"resolution": {"min_side": 128}, "watermark": {"enabled": True}, "nsfw": {"enabled": True},
@@ -111,9 +111,9 @@ def run(args) -> None:
     print(f"build: {args.n} URLs in {wall:.1f} s = {args.n / wall:.2f} inputs/s end to end "
           f"(kept {c['kept']}, rejected {c['rejected']}, failed {c['failed']}); CPU workers waited "
           f"{manifest['pool'].get('cpu_waiting_for_models_s', 0):.1f} s on the model pool\n")
-    print("| stage | pool | images | busy s | idle s | images/s while busy |")
+    print("| step | pool | images | busy s | idle s | images/s while busy |")
     print("|---|---|---|---|---|---|")
-    for name, st in sorted(manifest["stages"].items(), key=lambda kv: -kv[1]["busy_s"]):
+    for name, st in sorted(manifest["steps"].items(), key=lambda kv: -kv[1]["busy_s"]):
         print(f"| {name} | {st['pool']} | {st['images']} | {st['busy_s']:.2f} | {st['idle_s']:.2f} | {st['images_per_s'] or '-'} |")
     shutil.rmtree(tmp, ignore_errors=True)
 

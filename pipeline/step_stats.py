@@ -1,5 +1,5 @@
-"""Per-stage time accounting: busy seconds and images per stage, and the wall time
-of the processes that host them, so the manifest can say which stage waits and
+"""Per-step time accounting: busy seconds and images per step, and the wall time
+of the processes that host them, so the manifest can say which step waits and
 which one everyone waits for."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 
-class StageStats:
+class StepStats:
     def __init__(self):
         self.busy_s: dict[str, float] = defaultdict(float)
         self.images: dict[str, int] = defaultdict(int)
-        self.pool: dict[str, str] = {}  # stage -> "cpu" | "model"
+        self.pool: dict[str, str] = {}  # step -> "cpu" | "model"
         self.wall_s: dict[str, float] = defaultdict(float)  # pool -> seconds its hosts ran
         self.waiting_for_models_s = 0.0  # CPU workers' time blocked on the model pool's results
 
@@ -35,8 +35,8 @@ class StageStats:
         self.waiting_for_models_s += d.get("waiting_for_models_s", 0.0)
 
     def summary(self) -> dict:
-        """Manifest form: per stage busy_s, idle_s (host wall time not spent in this
-        stage), images, images_per_s (while busy)."""
+        """Manifest form: per step busy_s, idle_s (host wall time not spent in this
+        step), images, images_per_s (while busy)."""
         out = {}
         for name in self.busy_s:
             busy, n = self.busy_s[name], self.images[name]
