@@ -20,15 +20,17 @@ from tests.pipeline import hostile
 # PNG, 0.2 for a 99 MP GIF canvas; before: 42 and 6.7); README: "Memory per decode"
 BOUND = {"deep_rgba_png": (4000, 10.0), "canvas_gif": (9950, 1.0)}
 
-# in a fresh process: the peak (ru_maxrss) above the resident size just before the decode
+# In a fresh process: its peak resident size (VmHWM; ru_maxrss would carry the parent's
+# peak across exec) above the resident size just before the decode.
 _PEAK = """
-import resource, sys, psutil
+import sys, psutil
 from pipeline.decode import prepare_image
 from tests.pipeline import hostile
+hwm = lambda: int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")).split()[1]) * 1024
 data = getattr(hostile, sys.argv[1])(int(sys.argv[2]))
 before = psutil.Process().memory_info().rss
 prepare_image(data, 512, 90, 10**8)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+print(hwm() - before)
 """
 
 
