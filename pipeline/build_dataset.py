@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_workflow(args.config)
         if args.input:
-            is_shards = args.input.endswith(".tar") or "{" in args.input
+            is_shards = args.input.endswith((".tar", ".tar.gz", ".tgz")) or "{" in args.input
             cfg.sources = [WebDatasetSource(type="webdataset", path=args.input) if is_shards
                            else UrlListSource(type="url_list", path=args.input)]
         manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)

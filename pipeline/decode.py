@@ -9,8 +9,13 @@ Header first (PIL reads only the header): an image declaring more than
 a few KB of memory, not 1.2 GB; and an image whose size the first filters reject
 (`wants_pixels`, from the step chain: the resolution filter's own keep rule) is not
 decoded at all: it becomes a header-only StoredImage (sizes, no pixels, no JPEG) that the
-chain then rejects. Odd formats are normalised: 16-bit -> 8-bit, grayscale -> RGB, alpha
-composited on white, CMYK and animated GIFs (first frame) through OpenCV or, failing that, PIL.
+chain then rejects (pipeline/image_header.py: sizes as displayed, too_large, too_complex).
+
+Memory per decode: a JPEG is decoded already reduced (libjpeg's 1/2, 1/4, 1/8 scaling);
+other formats are decoded at their own depth (at most 8 bytes a pixel: 16-bit RGBA) and
+resized first; 16-bit -> 8-bit, alpha composited on white, grayscale -> RGB and the EXIF
+orientation happen at the stored size. GIFs (and what OpenCV lacks: PSD, ...) go through
+PIL, a palette image reduced before it is converted.
 """
 
 from __future__ import annotations
@@ -23,49 +28,22 @@ import cv2
 import numpy as np
 from PIL import Image
 
-# We enforce our own pixel limit before decoding; PIL's warning/error would pre-empt it.
-Image.MAX_IMAGE_PIXELS = None
+from pipeline.image_header import DecodeError, Header, read_header
 
+__all__ = ["DecodeError", "ImageDecoder", "StoredImage", "prepare_image", "prepare_array"]
 
-class DecodeError(Exception):
-    """An image that cannot be stored. `reason` is a short category for the ledger."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-
-
-def _describe_non_image(data: bytes) -> str:
-    if not data:
-        return "empty response body"
-    head = data[:64].lstrip().lower()
-    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
-        return "body is HTML/XML, not an image"
-    return f"unrecognised image format (first bytes {data[:8]!r})"
-
-
-def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """(width, height) from the header alone; raises DecodeError for non-images and bombs."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    # Any failure is this input's: besides PIL's own errors, ultralytics (imported in a
-    # process running the detector) patches Image.open to retry unknown files with a HEIF
-    # plugin, and raises ModuleNotFoundError when that plugin is not installed.
-    except Exception as err:  # noqa: BLE001
-        raise DecodeError("decode_error", f"{_describe_non_image(data)} ({err.__class__.__name__})") from None
-    if w <= 0 or h <= 0:
-        raise DecodeError("decode_error", f"header declares an empty image ({w}x{h})")
-    if w * h > max_pixels:
-        raise DecodeError(
-            "too_large",
-            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds images.max_image_pixels = {max_pixels / 1e6:.1f} MP "
-            "(not decoded; raise the limit to accept it)",
-        )
-    return w, h
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+# EXIF orientation -> the array operation that shows the image upright (PIL's exif_transpose)
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1),
+}
 
 
 def _to_rgb8(img: np.ndarray, bgr: bool) -> np.ndarray:
+    """8-bit RGB from what a decoder gave (run on the resized array: 16-bit and alpha
+    cost their float copies at the stored size, not at the original)."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -82,19 +60,53 @@ def _to_rgb8(img: np.ndarray, bgr: bool) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(img)
 
 
-def _decode_pixels(data: bytes) -> np.ndarray:
-    """The pixels of an image whose header check_header has passed."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is not None:
-        return _to_rgb8(img, bgr=True)
-    try:  # formats or variants OpenCV lacks; PIL raises on truncated data
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                im.seek(0)
-                return _to_rgb8(np.asarray(im.convert("RGBA")), bgr=False)
-    except Exception as err:  # noqa: BLE001
-        raise DecodeError("decode_error", f"corrupt or truncated image data ({err})") from None
+def _jpeg_reduction(header: Header, max_side: int) -> int:
+    """1, 2, 4 or 8: libjpeg's DCT scaling, so a big JPEG is never decoded at full size."""
+    r = 1
+    while r < 8 and max(header.width, header.height) // (2 * r) >= max_side:
+        r *= 2
+    return r
+
+
+def _pil_pixels(data: bytes, max_side: int) -> np.ndarray:
+    """RGBA from PIL, reduced (to under 4x the stored side) before it is converted: a
+    35-byte GIF may declare a 99 MP canvas, a 788 KB PNG 99 MP of 16-bit RGBA (PIL holds
+    it at 8 bits, 4 bytes a pixel; OpenCV's decode peaks at 16)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data)) as im:  # opened at frame 0: the first frame, PSD's merged image
+            factor = max(im.size) // (2 * max_side)
+            if factor >= 2 and im.mode in ("P", "1"):  # palette: nearest (what PIL does for these modes)
+                w, h = im.size
+                im = im.resize((max(1, w // factor), max(1, h // factor)), Image.NEAREST)
+            elif factor >= 2:
+                im = im.reduce(factor)  # box filter, integer factor
+            return np.asarray(im.convert("RGBA"))
+
+
+_PIL_REDUCES = ("P", "1", "L", "LA", "PA", "RGB", "RGBA")  # modes PIL reduces (not its 16/32-bit gray ones)
+
+
+def _big(header: Header, max_side: int) -> bool:
+    """Worth PIL's reduce-before-convert: more than 16x the stored area, in a mode it reduces."""
+    return header.mode in _PIL_REDUCES and header.width * header.height > 16 * max_side * max_side
+
+
+def _decode_pixels(data: bytes, header: Header, max_side: int) -> np.ndarray:
+    """Upright 8-bit RGB at the stored size, of an image whose header read_header passed."""
+    img, bgr = None, True
+    if header.format == "JPEG" or (header.format != "GIF" and not _big(header, max_side)):
+        r = _jpeg_reduction(header, max_side) if header.format == "JPEG" else 1
+        flags = cv2.IMREAD_UNCHANGED if r == 1 else _JPEG_REDUCED[r] | cv2.IMREAD_IGNORE_ORIENTATION
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if img is None:
+        try:  # PIL raises on truncated data
+            img, bgr = _pil_pixels(data, max_side), False
+        except Exception as err:  # noqa: BLE001
+            raise DecodeError("decode_error", f"corrupt or truncated image data ({err})") from None
+    rgb = _to_rgb8(resize_max_side(img, max_side), bgr)
+    turn = _ORIENT.get(header.orientation)
+    return np.ascontiguousarray(turn(rgb)) if turn else rgb
 
 
 def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -137,8 +149,9 @@ class StoredImage:
         self.rgb = None
 
 
-def _stored(rgb: np.ndarray, max_side: int, quality: int) -> StoredImage:
-    oh, ow = rgb.shape[:2]
+def _stored(rgb: np.ndarray, max_side: int, quality: int, original: tuple[int, int] | None = None) -> StoredImage:
+    """`original`: (width, height) as displayed, when `rgb` was decoded already reduced."""
+    ow, oh = original or rgb.shape[1::-1]
     small = resize_max_side(rgb, max_side)
     return StoredImage(small, encode_jpeg(small, quality), ow, oh)
 
@@ -163,10 +176,11 @@ class ImageDecoder:
 
     def from_bytes(self, data: bytes) -> StoredImage:
         """An encoded image (any format); DecodeError for non-images, bombs and corrupt data."""
-        w, h = check_header(data, self.max_pixels)
+        header = read_header(data, self.max_pixels)
+        w, h = header.width, header.height
         if self._skips(w, h):
             return StoredImage.header_only(w, h)
-        return _stored(_decode_pixels(data), self.max_side, self.quality)
+        return _stored(_decode_pixels(data, header, self.max_side), self.max_side, self.quality, (w, h))
 
     def from_frame(self, width: int, height: int, to_rgb: Callable[[], np.ndarray]) -> StoredImage:
         """A decoded video frame; `to_rgb` (the colour conversion) runs only when wanted."""

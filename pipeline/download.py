@@ -23,7 +23,7 @@ from pipeline.verdict import Status
 
 def download_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = [
-        Sample(it.key, i, {"kind": "url", "url": it.location, "caption": it.caption, **it.extra})
+        Sample(it.key, i, it.source_fields("url"))
         for i, it in enumerate(items)
     ]
     for s, it in zip(samples, items):

@@ -10,7 +10,8 @@ import hashlib
 
 
 def source_key(source: str) -> str:
-    return hashlib.sha1(source.encode("utf-8")).hexdigest()[:20]
+    # surrogatepass: a path with undecodable bytes still has a stable key
+    return hashlib.sha1(source.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def frame_key(video_source: str, time_s: float) -> str:

@@ -36,7 +36,15 @@ LEDGER_FIELDS = [
     ("ocr_words", pa.int32()),
 ]
 RENAMED_COLUMNS = {"url": "source"}  # old name -> new name: read_ledger_file maps them
-SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
+
+
+def row_detail(s: Sample) -> str:
+    """The verdict's detail, plus which input text fields had bad code points escaped."""
+    repaired = s.source.get("text_repaired")
+    if not repaired:
+        return s.detail
+    note = f"input text not valid UTF-8, escaped as \\xNN/\\uXXXX in: {', '.join(repaired)}"
+    return f"{s.detail}; {note}" if s.detail else note
 
 
 def ledger_schema(score_columns: list[str]) -> pa.Schema:
@@ -60,7 +68,7 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["kind"].append(s.source.get("kind"))
         cols["status"].append(str(s.status))
         cols["reason"].append(s.reason)
-        cols["detail"].append(s.detail)
+        cols["detail"].append(row_detail(s))
         cols["shard"].append(shard if s.status == Status.KEPT else None)
         cols["original_width"].append(img.original_width if img else None)
         cols["original_height"].append(img.original_height if img else None)
@@ -68,7 +76,7 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["height"].append(img.height if img else None)
         cols["video_time"].append(s.source.get("video_time"))
         cols["caption"].append(s.source.get("caption"))
-        cols["source_extra"].append(json.dumps({k: v for k, v in s.source.items() if k not in SOURCE_KEYS}))
+        cols["source_extra"].append(json.dumps(s.source.get("extra") or {}))  # the input's own columns
         for name, value in caption_figures(s).items():
             cols[name].append(value)
         for c in score_columns:

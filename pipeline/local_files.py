@@ -15,7 +15,7 @@ from pipeline.sources import InputItem
 def load_file_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     samples = []
     for i, it in enumerate(items):
-        s = Sample(it.key, i, {"kind": "file", "path": it.location, "caption": it.caption, **it.extra})
+        s = Sample(it.key, i, it.source_fields("file"))
         samples.append(s)
         try:
             data = Path(it.location).read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -70,7 +71,10 @@ def init_ray(num_cpus: int | None = None) -> bool:
 def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False, show_progress: bool = True) -> dict:
     t_start = time.time()
     out = Path(output_dir).absolute()
-    units = plan_units(cfg)
+    plan_warnings: list[str] = []
+    units = plan_units(cfg, plan_warnings)
+    for w in plan_warnings:  # said once, before any work; also kept in the manifest
+        print(f"warning: {w}", file=sys.stderr)
     t_plan = time.time() - t_start
     _prepare_output(out, cfg, fingerprint(units), resume)
     done = {p.stem for p in (out / LEDGER_DIR).glob("*.parquet")}
@@ -87,6 +91,7 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
         "output": str(out),
         "units": {"total": len(units), "done_before_this_run": len(done), "processed_now": len(todo)},
         **stats,
+        "warnings": plan_warnings + stats["warnings"],
     }
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 

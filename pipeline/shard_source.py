@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pipeline.config import DownloadConfig
 from pipeline.decode import DecodeError, ImageDecoder
 from pipeline.keys import source_key
+from pipeline.safe_text import safe_text
 from pipeline.sample import Sample
 from pipeline.shard_reader import iter_samples
 from pipeline.sources import InputItem
@@ -27,18 +28,25 @@ from pipeline.sources import InputItem
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
-def _source(shard: str, key: str, parts: dict[str, bytes], extra: dict) -> dict:
-    src = {"kind": "webdataset", "path": shard, "key": key, "caption": "", **extra}
-    if "txt" in parts:
-        src["caption"] = parts["txt"].decode("utf-8", errors="replace")
+def _source(it: InputItem, key: str, parts: dict[str, bytes]) -> dict:
+    """A member sample's Sample.source; its key (the member name), alt text and url are
+    made UTF-8-safe here, and escaped ones named in `text_repaired`."""
+    src = it.source_fields("webdataset")
+    fields = {"key": key, "caption": parts.get("txt", b"")}
     if "json" in parts:
         try:
             meta = json.loads(parts["json"])
             inner = meta.get("source", meta) if isinstance(meta, dict) else {}
             if isinstance(inner, dict) and isinstance(inner.get("url"), str):
-                src["url"] = inner["url"]
+                fields["url"] = inner["url"]
         except ValueError:
             pass  # a bad json member does not cost the image
+    repaired = set(src.get("text_repaired", ()))
+    for name, value in fields.items():
+        src[name], fixed = safe_text(value)
+        repaired |= {name} if fixed else set()
+    if repaired:
+        src["text_repaired"] = sorted(repaired)
     return src
 
 
@@ -60,9 +68,9 @@ def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageD
             for key, parts in iter_samples(tar):
                 n = seen.get(key, 0)
                 seen[key] = n + 1
-                s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples),
-                           _source(shard, key, parts, it.extra))
+                s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples), _source(it, key, parts))
                 samples.append(s)
+                key = s.source["key"]  # UTF-8-safe, for the messages below
                 ext = next((e for e in IMAGE_EXTS if e in parts), None)
                 if ext is None:
                     s.fail(f"missing_image: sample {key} in {shard} has no {'/'.join(IMAGE_EXTS)} member "

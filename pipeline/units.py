@@ -59,8 +59,7 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StepChain) -> tuple[list[Sa
 def failed_sample(unit: Unit, i: int, error: str) -> Sample:
     """The ledger row of item i of a unit that could not be processed ('category: message')."""
     it = unit.items[i]
-    src = {"kind": unit.kind, "caption": it.caption, "url" if unit.kind == "url" else "path": it.location}
-    s = Sample(it.key, i, src)
+    s = Sample(it.key, i, it.source_fields(unit.kind))
     s.fail(error)
     return s
 

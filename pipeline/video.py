@@ -57,7 +57,7 @@ def _declared_duration(container, stream) -> float | None:
 def load_video_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
     video = it.location
-    base = {"kind": "video_frame", "path": video, "caption": it.caption, **it.extra}
+    base = it.source_fields("video_frame")
     samples: list[Sample] = []
 
     def failure(error: str) -> Sample:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import socket
 import struct
@@ -35,6 +36,53 @@ def bomb_png(side: int = 20000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
 
 
+def deep_rgba_png(side: int) -> bytes:
+    """A valid side x side 16-bit RGBA PNG of one grey (99 MP in 788 KB at side 9950)."""
+    row = b"\x00" + b"\x80\x00" * 4 * side
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def canvas_gif(side: int) -> bytes:
+    """A 35-byte GIF declaring a side x side canvas, holding one 1x1 frame."""
+    head = b"GIF89a" + struct.pack("<HHBBB", side, side, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    return head + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00\x3b"
+
+
+def scan_flood_jpeg(img: Image.Image, scans: int) -> bytes:
+    """A valid progressive JPEG whose last scan is repeated until it has `scans` scans:
+    each scan re-walks the whole image (issue 27: a 1 MB one took 63 s to decode)."""
+    data = encode(img, "JPEG", quality=90, progressive=True)
+    last = data.rindex(b"\xff\xda")
+    n = data.count(b"\xff\xda")
+    return data[:-2] + data[last:-2] * max(0, scans - n) + b"\xff\xd9"
+
+
+def ztxt_png(rgb: np.ndarray, inflated: int = 4 << 20) -> bytes:
+    """A real PNG with a zTXt chunk inflating to `inflated` bytes (PIL refuses > 1 MB)."""
+    png = encode(Image.fromarray(rgb), "PNG")
+    chunk = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b" " * inflated, 9))
+    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+
+
+def psd(rgb: np.ndarray) -> bytes:
+    """A minimal uncompressed 8-bit RGB Photoshop file (merged image only)."""
+    h, w, _ = rgb.shape
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, h, w, 8, 3) + struct.pack(">III", 0, 0, 0)
+    return head + struct.pack(">H", 0) + np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes()
+
+
+def rotated_jpeg(rgb: np.ndarray, orientation: int = 6) -> bytes:
+    """A photo stored turned (as a phone writes it) with the EXIF tag that turns it back."""
+    turned = {6: np.rot90(rgb, 1), 8: np.rot90(rgb, -1), 3: np.rot90(rgb, 2)}[orientation]
+    im = Image.fromarray(np.ascontiguousarray(turned))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    return encode(im, "JPEG", quality=90, exif=exif.tobytes())
+
+
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
@@ -63,6 +111,11 @@ def hostile_payloads() -> dict[str, tuple[str, bytes]]:
         "gray16.png": ("image/png", encode(Image.fromarray(gray16), "PNG")),
         "animated.gif": ("image/gif", gif.getvalue()),
         "rgba.png": ("image/png", encode(Image.fromarray(rgba, "RGBA"), "PNG")),
+        "scan-flood.jpg": ("image/jpeg", scan_flood_jpeg(coffee.resize((200, 133)), 600)),
+        "ztxt.png": ("image/png", ztxt_png(photo("coffee.png"))),
+        "photo.psd": ("image/vnd.adobe.photoshop", psd(photo("chelsea.png"))),
+        "rotated.jpg": ("image/jpeg", rotated_jpeg(photo("rocket.jpg"))),
+        "gzipped.jpg": ("image/jpeg", gzip.compress(real_jpg)),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -28,6 +29,11 @@ EXPECTED = {  # url path -> (status, reason)
     "gray16.png": ("kept", ""),
     "animated.gif": ("kept", ""),
     "rgba.png": ("kept", ""),
+    "scan-flood.jpg": ("failed", "too_complex"),  # refused from its scan count, before decoding
+    "ztxt.png": ("kept", ""),  # PIL refuses its 4 MB text chunk; the pixels are fine
+    "photo.psd": ("kept", ""),
+    "rotated.jpg": ("kept", ""),
+    "gzipped.jpg": ("failed", "decode_error"),
 }
 
 
@@ -116,9 +122,9 @@ def test_shards_read_back_and_match_ledger(build):
         assert meta["sizes"]["original_width"] == row["original_width"]
         assert meta["scores"]["blur_laplacian_var"] == pytest.approx(row["blur_laplacian_var"])
         assert sample["txt"] == meta["source"]["caption"]
-    # extra URL-list columns are carried into the sample's json
-    astro = [s for _, s in seen.values() if s["json"]["source"].get("rank") == 0]
-    assert astro and astro[0]["json"]["source"]["license"] == "BSD"
+    # extra URL-list columns are carried into the sample's json, under source.extra
+    astro = [s for _, s in seen.values() if s["json"]["source"].get("extra", {}).get("rank") == 0]
+    assert astro and astro[0]["json"]["source"]["extra"]["license"] == "BSD"
 
 
 def test_odd_formats_are_normalised(build):
@@ -135,6 +141,23 @@ def test_odd_formats_are_normalised(build):
     assert np.abs(cmyk - ref).mean() < 12  # CMYK converted to the right colours
     assert samples["gray16.png"].ndim == 3 and samples["gray16.png"].shape[2] == 3
     assert samples["animated.gif"].shape[:2] == (256, 256)
+    assert np.abs(samples["photo.psd"].astype(float) - samples["chelsea.png"]).mean() < 6
+
+
+def test_exif_orientation_is_applied_before_anything_sees_the_pixels(build):
+    _, ledger, _, out = build
+    row = ledger[ledger["source"].str.endswith("/rotated.jpg")].iloc[0]
+    assert (row["original_width"], row["original_height"], row["width"], row["height"]) == (640, 427, 256, 171)
+    (sample,) = [s for s in wds.WebDataset(str(out / row["shard"]), shardshuffle=False).decode("rgb8")
+                 if s["__key__"] == row["key"]]
+    upright = cv2.resize(hostile.photo("rocket.jpg"), (256, 171), interpolation=cv2.INTER_AREA)
+    assert np.abs(sample["jpg"].astype(float) - upright).mean() < 8  # upright, not just the right shape
+
+
+def test_misleading_reasons_name_the_real_problem(build):
+    _, ledger, _, _ = build
+    assert "gzip" in ledger[ledger["source"].str.endswith("/gzipped.jpg")].iloc[0]["detail"]
+    assert "600 scans" in ledger[ledger["source"].str.endswith("/scan-flood.jpg")].iloc[0]["detail"]
 
 
 def test_manifest_records_config_versions_reasons_timings(build):
@@ -170,6 +193,6 @@ def test_filter_report_prints_the_ledger_counts(build):
     lines = {ln.split()[0]: ln.split() for ln in proc.stdout.splitlines() if ln.strip()}
     assert int(lines["kept"][1]) == manifest["counts"]["status"]["kept"]
     assert int(lines["failed"][1]) == manifest["counts"]["status"]["failed"]
-    assert int(lines["decode_error"][1]) == 4 and int(lines["http_404"][1]) == 1
+    assert int(lines["decode_error"][1]) == 5 and int(lines["http_404"][1]) == 1
     bad = subprocess.run([str(exe), str(out / "shards")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no ledger" in bad.stderr

@@ -118,3 +118,19 @@ def test_cli_reports_bad_input_clearly(tmp_path):
     )
     assert proc.returncode == 2
     assert "has no 'url' column" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_binary_url_columns_and_a_csv_bom(tmp_path):
+    pd.DataFrame({"url": [b"http://x/a.jpg", b"http://x/caf\xe9.jpg"], "caption": [b"a cat", b"b"]}).to_parquet(tmp_path / "u.parquet")
+    ok, bad = read_url_list(tmp_path / "u.parquet")
+    assert (ok["url"], ok["caption"], ok["error"]) == ("http://x/a.jpg", "a cat", None)
+    assert bad["error"].startswith("invalid_url: 'http://x/caf\\\\xe9.jpg' (row 1 of u.parquet)")
+    (tmp_path / "u.csv").write_bytes(b"\xef\xbb\xbfurl,caption\nhttp://x/a.jpg,a\n")
+    (row,) = read_url_list(tmp_path / "u.csv")
+    assert (row["url"], row["where"]) == ("http://x/a.jpg", "line 2 of u.csv")
+
+
+def test_malformed_urls_are_rows_not_crashes():
+    for url in ("http://[::1/x.jpg", "http://[abc]/x.jpg", "http://a\uff03b.example/x", "http://h:99999/x", "http:///x"):
+        assert url_problem(url, "line 3").startswith("invalid_url: "), url
+    assert url_problem(None, "line 3 of u.jsonl") == "missing_url: line 3 of u.jsonl has an empty url"
