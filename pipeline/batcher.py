@@ -8,7 +8,8 @@ decoded images whatever the unit size. At most MAX_BATCHES_IN_POOL batches per w
 wait in the pool (in Ray's object store); past that the worker waits for the oldest, so a
 slow model pool slows the downloads instead of filling memory. `finish()` collects the
 remaining verdicts; `annotate_kept()` marks the survivors kept after the CPU annotators
-(caption fusion, metadata only) describe them.
+(caption fusion, metadata only) describe them and the filters have checked the final
+caption (filters/caption.py: no empty `txt`).
 """
 
 from __future__ import annotations
@@ -98,4 +99,8 @@ class SampleBatcher:
             for s, v in zip(live, verdicts):
                 s.apply(v)
         for s in live:
+            for f in self.chain.cpu_filters:  # the caption rules' last word, now that the caption is final
+                detail = f.check_final_caption(s.training_caption)
+                if detail:
+                    s.verdict.reject(f.name, detail)
             s.verdict.keep()

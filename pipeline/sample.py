@@ -38,6 +38,12 @@ class Sample:
             self.image = None
 
     @property
+    def training_caption(self) -> str:
+        """The shard's `txt`: the fused caption when the fusion step ran, else the alt text."""
+        fused = self.annotations.get("fused")
+        return fused["text"] if fused else (self.source.get("caption") or "")
+
+    @property
     def rgb(self) -> np.ndarray:
         return self.image.rgb
 
