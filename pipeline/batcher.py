@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from pipeline.image_hashes import image_hashes
 from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
 from pipeline.step_runner import run_annotators, run_filters
@@ -60,6 +61,8 @@ class SampleBatcher:
                 )
                 self.in_pool.append((sent, handle))
         for s in batch:
+            if s.status == Status.PENDING:  # hashed here, while the pixels are still in this process
+                s.hashes = image_hashes(s.rgb)
             if s.image is not None:
                 s.image.release_pixels()
         waited = self.waited_s

@@ -34,6 +34,9 @@ LEDGER_FIELDS = [
     ("caption_words", pa.int32()),
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
+    # samples that passed the CPU filters: for the dataset-wide duplicate pass (pipeline/dedup.py)
+    ("pixel_hash", pa.string()),
+    ("phash", pa.string()),
 ]
 RENAMED_COLUMNS = {"url": "source"}  # old name -> new name: read_ledger_file maps them
 SOURCE_KEYS = ("kind", "url", "path", "caption", "video_time")  # the rest of Sample.source: the input's extra columns
@@ -69,6 +72,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["video_time"].append(s.source.get("video_time"))
         cols["caption"].append(s.source.get("caption"))
         cols["source_extra"].append(json.dumps({k: v for k, v in s.source.items() if k not in SOURCE_KEYS}))
+        cols["pixel_hash"].append(s.hashes.get("pixel_hash"))
+        cols["phash"].append(s.hashes.get("phash"))
         for name, value in caption_figures(s).items():
             cols[name].append(value)
         for c in score_columns:
