@@ -61,7 +61,7 @@ class SampleBatcher:
                 )
                 self.in_pool.append((sent, handle))
         for s in batch:
-            if s.status == Status.PENDING:  # hashed here, while the pixels are still in this process
+            if s.image is not None and s.image.rgb is not None:  # every decoded sample, so what-if can replay the duplicate pass
                 s.hashes = image_hashes(s.rgb)
             if s.image is not None:
                 s.image.release_pixels()

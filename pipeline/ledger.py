@@ -34,7 +34,7 @@ LEDGER_FIELDS = [
     ("caption_words", pa.int32()),
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
-    # samples that passed the CPU filters: for the dataset-wide duplicate pass (pipeline/dedup.py)
+    # every decoded sample: for the dataset-wide duplicate pass (pipeline/dedup.py) and its replay in what-if
     ("pixel_hash", pa.string()),
     ("phash", pa.string()),
 ]

@@ -63,8 +63,8 @@ def test_defaults_accept_any_language_and_an_unknown_language_fails_at_setup():
 
 
 def _batch(alts, caption_filter):
-    img = prepare_array(photo("chelsea.png"), 128, 90)
-    samples = [Sample(f"k{i}", i, {"kind": "file", "caption": a}, image=img) for i, a in enumerate(alts)]
+    rgb = photo("chelsea.png")
+    samples = [Sample(f"k{i}", i, {"kind": "file", "caption": a}, image=prepare_array(rgb, 128, 90)) for i, a in enumerate(alts)]
     chain = StepChain([caption_filter], None, [CaptionFuser.ready(parts=["alt"])], [], False, 64)
     batcher = SampleBatcher(chain, StepStats())
     for s in samples:

@@ -20,8 +20,10 @@ from PIL import Image
 
 from demo.loopback_server import LoopbackServer
 from filter_dev.photos import load_rgb, skimage_photos
-from pipeline.dedup import PAIRS_FILE, main, rewrite_unit, run_dedup
+from pipeline.dedup import PAIRS_FILE, REASON, main, rewrite_unit, run_dedup
 from pipeline.ledger import read_ledger
+from pipeline.report.rules import build_rules
+from pipeline.report.whatif import DUPLICATE, what_if
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
 
@@ -108,6 +110,10 @@ def test_one_of_each_photo_is_kept_and_every_copy_is_accounted_for(built):
     mirror = key["cat_mirror_site.png"] if rep["chelsea.png"] == "chelsea.png" else key["chelsea.png"]
     assert pairs.loc[mirror, "kind"] == "exact" and pairs.loc[mirror, "distance"] == 0
     assert (pairs["distance"] <= manifest["dedup"]["max_distance"]).all()
+    # filter-report's what-if leaves the removed copies removed
+    w = what_if(read_ledger(out).to_pandas(), build_rules(manifest["config"]), manifest["config"]["dedup"])
+    rows = {(r["status"], r["reason"]): r["low"] for r in w["rows"]}
+    assert rows[("kept", "")] == 4 and rows[("rejected", REASON)] == 4 and REASON == DUPLICATE
 
 
 def test_the_pass_is_idempotent_and_finishes_a_killed_pass(built, tmp_path):
