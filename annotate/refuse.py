@@ -16,10 +16,8 @@ section (manifest.json), else the defaults.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,12 +28,12 @@ from annotate.figures import ledger_figures
 from annotate.fuse import PARTS, FusedConfig, fuse
 from pipeline.output_layout import LEDGER_DIR, MANIFEST_FILE, SHARD_DIR, atomic_write, atomic_write_bytes
 from pipeline.shard_reader import member_key_ext
+from pipeline.shard_rewrite import read_members, write_members
 
 
 def refuse_shard(path: Path, cfg: FusedConfig) -> dict[str, int]:
     """Rewrite one shard's txt + json.annotations.fused; -> {key: caption_words}."""
-    with tarfile.open(path) as tar:
-        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    members = read_members(path)
     by_key: dict[str, dict[str, int]] = {}
     for i, (m, _) in enumerate(members):
         split = member_key_ext(m.name) if m.isfile() else None
@@ -54,13 +52,7 @@ def refuse_shard(path: Path, cfg: FusedConfig) -> dict[str, int]:
             data[exts["txt"]] = annotations["fused"]["text"].encode("utf-8")
         words[key.rsplit("/", 1)[-1]] = ledger_figures(annotations)["caption_words"]
 
-    with atomic_write(path) as fh, tarfile.open(fileobj=fh, mode="w") as out:
-        for (m, _), d in zip(members, data):
-            if d is None:
-                out.addfile(m)
-            else:
-                m.size = len(d)
-                out.addfile(m, io.BytesIO(d))
+    write_members(path, [(m, d) for (m, _), d in zip(members, data)])
     return words
 
 

@@ -42,6 +42,9 @@ class Filter(Step):
     # original_height, e.g. filters/resolution.py): the loaders ask such a filter, through
     # keeps_size, before decoding, and skip the pixels of a size it rejects.
     decides_from_size: ClassVar[bool] = False
+    # `detail`s of rejections this filter makes after the annotators (check_final_caption),
+    # which no score replays: filter-report counts rows rejected so as rejected by it.
+    late_details: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_declarations(cls) -> None:
@@ -63,6 +66,11 @@ class Filter(Step):
         """This filter's own keep() on an image of that original size (decides_from_size filters)."""
         scores = self.score([None], [{"original_width": width, "original_height": height}])
         return bool(self.keep(scores)[0])
+
+    def check_final_caption(self, text: str) -> str:
+        """Asked once the training caption is final (after caption fusion), for samples
+        still kept: a non-empty detail rejects the sample with this filter as the reason."""
+        return ""
 
     def details(self, scores: dict[str, np.ndarray], keep: np.ndarray) -> list[str]:
         """Why each rejected sample was rejected, for the ledger's `detail` column.

@@ -8,13 +8,15 @@ decoded images whatever the unit size. At most MAX_BATCHES_IN_POOL batches per w
 wait in the pool (in Ray's object store); past that the worker waits for the oldest, so a
 slow model pool slows the downloads instead of filling memory. `finish()` collects the
 remaining verdicts; `annotate_kept()` marks the survivors kept after the CPU annotators
-(caption fusion, metadata only) describe them.
+(caption fusion, metadata only) describe them and the filters have checked the final
+caption (filters/caption.py: no empty `txt`).
 """
 
 from __future__ import annotations
 
 import time
 
+from pipeline.image_hashes import image_hashes
 from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
 from pipeline.step_runner import run_annotators, run_filters
@@ -59,6 +61,8 @@ class SampleBatcher:
                 )
                 self.in_pool.append((sent, handle))
         for s in batch:
+            if s.image is not None and s.image.rgb is not None:  # every decoded sample, so what-if can replay the duplicate pass
+                s.hashes = image_hashes(s.rgb)
             if s.image is not None:
                 s.image.release_pixels()
         waited = self.waited_s
@@ -98,4 +102,8 @@ class SampleBatcher:
             for s, v in zip(live, verdicts):
                 s.apply(v)
         for s in live:
+            for f in self.chain.cpu_filters:  # the caption rules' last word, now that the caption is final
+                detail = f.check_final_caption(s.training_caption)
+                if detail:
+                    s.verdict.reject(f.name, detail)
             s.verdict.keep()

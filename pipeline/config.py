@@ -100,6 +100,14 @@ class RayConfig(_Strict):
     model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
 
 
+class DedupConfig(_Strict):
+    """The duplicate pass after the units (pipeline/dedup.py)."""
+
+    enabled: bool = Field(True, description="remove copies across the whole build when it ends (exact pixels, and near with `near`)")
+    near: bool = Field(True, description="also near copies: perceptual hashes within max_distance bits")
+    max_distance: int = Field(8, ge=0, le=32, description="largest Hamming distance between the 64-bit pHashes of near copies")
+
+
 # One field per registered step (filters/*.py, annotate/*.py register themselves).
 FiltersConfig = section_config("filter", "FiltersConfig")
 AnnotateConfig = section_config("annotator", "AnnotateConfig")
@@ -114,6 +122,7 @@ class WorkflowConfig(_Strict):
     filters: FiltersConfig = FiltersConfig()
     annotate: AnnotateConfig = AnnotateConfig()
     score_all: bool = Field(False, description="score every filter on every sample (for threshold tuning)")
+    dedup: DedupConfig = DedupConfig()
     ray: RayConfig = RayConfig()
 
 

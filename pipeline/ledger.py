@@ -34,6 +34,9 @@ LEDGER_FIELDS = [
     ("caption_words", pa.int32()),
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
+    # every decoded sample: for the dataset-wide duplicate pass (pipeline/dedup.py) and its replay in what-if
+    ("pixel_hash", pa.string()),
+    ("phash", pa.string()),
 ]
 RENAMED_COLUMNS = {"url": "source"}  # old name -> new name: read_ledger_file maps them
 
@@ -77,6 +80,8 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["video_time"].append(s.source.get("video_time"))
         cols["caption"].append(s.source.get("caption"))
         cols["source_extra"].append(json.dumps(s.source.get("extra") or {}))  # the input's own columns
+        cols["pixel_hash"].append(s.hashes.get("pixel_hash"))
+        cols["phash"].append(s.hashes.get("phash"))
         for name, value in caption_figures(s).items():
             cols[name].append(value)
         for c in score_columns:

@@ -38,3 +38,13 @@ def write_manifest(out_dir: Path, config: dict, timings: dict, extra: dict) -> d
     path = Path(out_dir) / MANIFEST_FILE
     atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8"))
     return manifest
+
+
+def refresh_counts(out_dir: Path, extra: dict) -> dict:
+    """After a pass that changes the ledger (pipeline/dedup.py run alone): counts and shards again, plus `extra`."""
+    path = Path(out_dir) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    counts = ledger_counts(out_dir)
+    manifest.update({"counts": {k: counts[k] for k in ("inputs", "status", "reasons")}, "shards": counts["shards"], **extra})
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8"))
+    return manifest

@@ -1,5 +1,6 @@
 """Run a dataset build on Ray: plan units, skip the ones already done (resume),
-process the rest on a pool of UnitWorker actors, then write manifest.json."""
+process the rest on a pool of UnitWorker actors, remove duplicates across the build
+(pipeline/dedup.py), then write manifest.json."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import ray
 from tqdm import tqdm
 
 from pipeline.config import WorkflowConfig
+from pipeline.dedup import run_dedup
 from pipeline.manifest import write_manifest
 from pipeline.model_pool import ModelActor, model_actor_options
 from pipeline.output_layout import (
@@ -83,6 +85,8 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     started_ray = init_ray()
     try:
         stats = _run_units(cfg, out, todo, len(units), show_progress)
+        if cfg.dedup.enabled:  # every time, resumed or not: the pass is idempotent and finishes a killed one
+            stats["dedup"] = run_dedup(out, cfg.dedup.max_distance, cfg.dedup.near)
     finally:
         if started_ray:
             ray.shutdown()

@@ -17,6 +17,7 @@ class Sample:
     source: dict  # url or path, kind, caption, video_time, extra columns
     image: StoredImage | None = None
     verdict: Verdict = field(default_factory=Verdict)  # its state: status, reason, scores, outputs, annotations
+    hashes: dict = field(default_factory=dict)  # pixel_hash, phash (pipeline/image_hashes.py), for the duplicate pass
 
     # read-only views of the verdict, for the loaders, the writer and the ledger
     status = property(lambda self: self.verdict.status)
@@ -36,6 +37,12 @@ class Sample:
         self.verdict.merge(verdict)
         if self.verdict.status == Status.FAILED:
             self.image = None
+
+    @property
+    def training_caption(self) -> str:
+        """The shard's `txt`: the fused caption when the fusion step ran, else the alt text."""
+        fused = self.annotations.get("fused")
+        return fused["text"] if fused else (self.source.get("caption") or "")
 
     @property
     def rgb(self) -> np.ndarray:

@@ -34,12 +34,6 @@ def sample_json(s: Sample) -> dict:
     }
 
 
-def training_caption(s: Sample) -> str:
-    """The fused caption when the fusion step ran, else the alt text."""
-    fused = s.annotations.get("fused")
-    return fused["text"] if fused else (s.source.get("caption") or "")
-
-
 def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None:
     if not kept:
         return None
@@ -52,7 +46,7 @@ def write_shard(out_dir: Path, unit_name: str, kept: list[Sample]) -> str | None
                 {
                     "__key__": s.key,
                     "jpg": s.image.jpg,
-                    "txt": training_caption(s),
+                    "txt": s.training_caption,
                     "json": json.dumps(sample_json(s)).encode("utf-8"),
                 }
             )

@@ -79,7 +79,7 @@ def _report(build, args, con, err) -> int:
         from pipeline.report.whatif import what_if
 
         new_rules = apply_overrides(rules, args.what_if)  # a bad setting fails before any output
-        render_what_if(what_if(build.ledger, new_rules), con)
+        render_what_if(what_if(build.ledger, new_rules, build.config.get("dedup")), con)
         return 0
     if args.export:
         from pipeline.report.export import export

@@ -95,6 +95,9 @@ class FilterRule:
         if scored.any():
             sub = ledger.loc[scored, self.columns]
             keep[scored] = self.keep({n: sub[c].to_numpy(dtype=np.float64) for n, c in zip(self.score_names, self.columns)})
+        if self.filter.late_details and "detail" in ledger.columns:  # rejected after the annotators: no score replays it
+            late = ((ledger["status"] == "rejected") & (ledger["reason"] == self.name) & ledger["detail"].isin(self.filter.late_details)).to_numpy()
+            keep[late] = False
         return scored, keep
 
 

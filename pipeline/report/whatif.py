@@ -7,6 +7,8 @@ rows stay failed. A row is UNKNOWN when it reaches a filter that never scored it
 left at an earlier filter in the real run and score_all was off): it may be kept or
 rejected by that filter or a later one, which gives each count a lower and upper bound.
 With score_all: true every row is scored by every filter and all counts are exact.
+With the build's `dedup` settings, the duplicate pass is replayed on the rows the new
+thresholds keep (a copy whose representative is now rejected comes back).
 """
 
 from __future__ import annotations
@@ -16,8 +18,24 @@ import pandas as pd
 
 from pipeline.report.rules import FilterRule
 
+DUPLICATE = "duplicate"  # pipeline/dedup.py's reason
 
-def what_if(ledger: pd.DataFrame, rules: list[FilterRule]) -> dict:
+
+def replay_dedup(ledger: pd.DataFrame, kept: np.ndarray, dedup: dict) -> np.ndarray:
+    """Rows among `kept` the build's duplicate pass would remove (pipeline/dedup.py, same code)."""
+    from pipeline.dedup import choose, find_groups
+
+    idx = np.flatnonzero(kept & ledger["phash"].notna().to_numpy())
+    sub = ledger.iloc[idx]
+    rows = {"key": sub["key"].tolist(), "pixel_hash": sub["pixel_hash"].tolist(), "phash": sub["phash"].tolist(),
+            "pixels": (sub["original_width"].to_numpy(np.int64) * sub["original_height"].to_numpy(np.int64))}
+    removed = choose(rows, find_groups(rows, dedup.get("max_distance", 8), dedup.get("near", True)))
+    out = np.zeros(len(ledger), dtype=bool)
+    out[idx[list(removed)]] = True
+    return out
+
+
+def what_if(ledger: pd.DataFrame, rules: list[FilterRule], dedup: dict | None = None) -> dict:
     n = len(ledger)
     status = ledger["status"].to_numpy()
     pending = np.isin(status, ["kept", "rejected"])
@@ -31,13 +49,20 @@ def what_if(ledger: pd.DataFrame, rules: list[FilterRule]) -> dict:
         first_unknown[unknown] = i
         pending &= ~(rejected | unknown)
     unknown = first_unknown >= 0
+    n_dup = 0
+    if dedup and dedup.get("enabled", True) and "phash" in ledger.columns:  # copies among the new kept rows
+        dup = replay_dedup(ledger, pending, dedup)
+        reason[dup], pending, n_dup = DUPLICATE, pending & ~dup, int(dup.sum())
     rejected_by = {r.name: int((reason == r.name).sum()) for r in rules}
     rows = [{"status": "kept", "reason": "", "low": int(pending.sum()), "high": int(pending.sum() + unknown.sum())}]
-    rej_low = sum(rejected_by.values())
+    rej_low = sum(rejected_by.values()) + n_dup
     rows.append({"status": "rejected", "reason": "", "low": rej_low, "high": rej_low + int(unknown.sum())})
     for i, r in enumerate(rules):
         could = int((unknown & (first_unknown <= i)).sum())  # unknown rows that reach this filter unscored (or earlier)
         rows.append({"status": "rejected", "reason": r.name, "low": rejected_by[r.name], "high": rejected_by[r.name] + could})
+    if n_dup or (ledger["reason"] == DUPLICATE).any():
+        # an unknown row may end kept and be a copy (or the better original of a copy)
+        rows.append({"status": "rejected", "reason": DUPLICATE, "low": max(0, n_dup - int(unknown.sum())), "high": n_dup + int(unknown.sum())})
     failed = ledger[ledger["status"] == "failed"]
     rows.append({"status": "failed", "reason": "", "low": len(failed), "high": len(failed)})
     for rs, m in failed["reason"].value_counts().items():

@@ -10,7 +10,7 @@ from steps.registry import build_steps, list_steps
 def test_order_cheapest_first_and_defaults():
     # the project's filters (tests/conftest.py also registers test-only steps)
     names = [s.name for s in list_steps("filter") if not s.__module__.startswith("tests.")]
-    assert names[:2] == ["resolution", "blur"] and {"watermark", "nsfw", "text"} <= set(names)
+    assert names[:3] == ["resolution", "caption_rules", "blur"] and {"watermark", "nsfw", "text"} <= set(names)
     cfg = FiltersConfig()
     # model filters are opt-in; the cheap ones stay on
     assert [n for n in names if getattr(cfg, n).enabled] == ["resolution", "blur"]

@@ -25,7 +25,7 @@ def rerun(report_build, tmp_path_factory):
 
 def _predict(out, args):
     b = load_build(out)
-    w = what_if(b.ledger, apply_overrides(build_rules(b.config), args))
+    w = what_if(b.ledger, apply_overrides(build_rules(b.config), args), b.config.get("dedup"))
     return b.ledger, w
 
 
