@@ -130,6 +130,17 @@ def filter_report(*args, check_rc: int | None = 0, subprocess_run: bool = False)
     return proc
 
 
+def fullest_shards(out: Path) -> list[Path]:
+    """The build's shards, most samples first (the duplicate pass leaves some nearly empty)."""
+    import tarfile
+
+    def members(p: Path) -> int:
+        with tarfile.open(p) as tar:
+            return len(tar.getmembers())
+
+    return sorted((out / "shards").glob("*.tar"), key=lambda p: (-members(p), p.name))
+
+
 def rewrite_tar(path: Path, edit) -> None:
     """Rewrite a shard: `edit(samples)` gets and returns [(key, {ext: bytes})] in order."""
     import tarfile
