@@ -98,6 +98,7 @@ class RayConfig(_Strict):
     model_actors_per_gpu: int = Field(1, ge=1, description="actors sharing one GPU (each gets 1/N of it)")
     num_cpus_per_model_actor: float = Field(1.0, gt=0)
     model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
+    max_failed_batches: int = Field(3, ge=1, description="a step failing every sample of this many batches in a row (a broken model) stops the build")
 
 
 class DedupConfig(_Strict):
