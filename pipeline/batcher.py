@@ -19,6 +19,7 @@ import time
 from pipeline.image_hashes import image_hashes
 from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
+from pipeline.step_guard import reraise_if_broken
 from pipeline.step_runner import run_annotators, run_filters
 from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
@@ -48,7 +49,7 @@ class SampleBatcher:
         t0 = time.perf_counter()
         meta = [s.step_meta() for s in batch]
         verdicts = [Verdict() for _ in batch]
-        run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats)
+        run_filters(self.chain.cpu_filters, [s.rgb for s in batch], meta, verdicts, self.chain.score_all, self.stats, self.chain.guard)
         for s, v in zip(batch, verdicts):
             s.apply(v)
             if s.status == Status.PENDING and s.image is not None and not s.image.decoded:  # chain.wants_pixels asked these same filters
@@ -76,6 +77,7 @@ class SampleBatcher:
         try:
             verdicts = self.chain.pool.result(handle)
         except Exception as err:  # noqa: BLE001 - a lost model batch fails its samples, recorded
+            reraise_if_broken(err)  # a broken step stops the build instead
             msg = str(err).strip().splitlines()[-1] if str(err).strip() else ""
             verdicts = [s.verdict.copy() for s in sent]
             for v in verdicts:
@@ -98,7 +100,7 @@ class SampleBatcher:
         if self.chain.cpu_annotators and live:
             meta = [s.step_meta() for s in live]
             verdicts = [s.verdict.copy() for s in live]
-            run_annotators(self.chain.cpu_annotators, [None] * len(live), meta, verdicts, self.stats)
+            run_annotators(self.chain.cpu_annotators, [None] * len(live), meta, verdicts, self.stats, self.chain.guard)
             for s, v in zip(live, verdicts):
                 s.apply(v)
         for s in live:

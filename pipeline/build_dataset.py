@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.config import ConfigError, UrlListSource, WebDatasetSource, load_workflow
 from pipeline.runner import OutputError, run_build
 from pipeline.sources import SourceError
+from pipeline.step_guard import BrokenStepError
 from pipeline.writer import OutputFullError
 
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
             cfg.sources = [WebDatasetSource(type="webdataset", path=args.input) if is_shards
                            else UrlListSource(type="url_list", path=args.input)]
         manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)
-    except (ConfigError, SourceError, OutputError, OutputFullError) as err:
+    except (ConfigError, SourceError, OutputError, OutputFullError, BrokenStepError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     c = manifest["counts"]

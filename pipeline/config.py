@@ -76,6 +76,7 @@ class DownloadConfig(_Strict):
         60.0, gt=0, description="total time per image URL (DNS, connect, headers, body, redirects); then timeout"
     )
     max_redirects: int = Field(10, ge=0, description="redirect hops followed; more fail as too_many_redirects")
+    max_per_host: int = Field(4, ge=1, description="requests to one host at once, per worker; a 429/503 Retry-After pauses the host")
     video_max_bytes: int = Field(2**30, ge=1, description="largest video download (to a temp file); then too_large")
     video_max_seconds: float = Field(600.0, gt=0, description="total time per video download; then timeout")
     allow_private_networks: bool | list[IPvAnyNetwork] = Field(
@@ -98,6 +99,7 @@ class RayConfig(_Strict):
     model_actors_per_gpu: int = Field(1, ge=1, description="actors sharing one GPU (each gets 1/N of it)")
     num_cpus_per_model_actor: float = Field(1.0, gt=0)
     model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
+    max_failed_batches: int = Field(3, ge=1, description="a step failing every sample of this many batches in a row (a broken model) stops the build")
 
 
 class DedupConfig(_Strict):

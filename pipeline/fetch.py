@@ -13,6 +13,12 @@ goes through `fetch`; a hostile server costs at most its caps.
   reserved: `blocked_address`), and the connection is made to the checked address,
   never to a second lookup (no DNS rebinding). Redirects are followed here, hop by hop,
   with a limit (`too_many_redirects`, `redirect_loop`).
+- Politeness (pipeline/host_limits.py): at most `max_per_host` fetches of one host's
+  URLs at once in this process (a redirect hop is counted against the URL's own host);
+  the deadline starts once the fetch has its turn. A 429 (or a 503 with Retry-After)
+  pauses that host for every thread until its Retry-After (else 1, 2, 4 ... s) and the
+  URL is asked again, within the same deadline; a pause that would pass it fails the URL
+  as `rate_limited` at once.
 
 Errors are raised as FetchError, whose str() is 'category: message' (the ledger's
 reason and detail).
@@ -34,11 +40,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
+from pipeline.host_limits import HostGate, host_turn, retry_after_seconds
+
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
 # Failures that a retry cannot fix (the same answer would come back).
 PERMANENT = {"too_large", "timeout", "blocked_address", "redirect_loop", "too_many_redirects",
-             "unsupported_url_scheme", "robots_disallowed", "dns_error"}
+             "unsupported_url_scheme", "robots_disallowed", "dns_error", "rate_limited"}
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SAFE_URL_CHARS = "!#$%&'()*+,/:;=?@[]~"  # kept as is; spaces, controls and non-ASCII are %-escaped
@@ -62,6 +70,7 @@ class FetchPolicy:
     timeout: float  # longest wait for a connect or for the next bytes
     allow_private_networks: bool | tuple[Network, ...] = False  # True: all; a tuple: only those networks
     max_redirects: int = 10
+    max_per_host: int = 4  # requests to one host at once, in this process
     user_agent: str = "Mozilla/5.0"
     bytes_setting: str = "download.max_bytes"  # named in error messages
     seconds_setting: str = "download.max_seconds"
@@ -303,31 +312,51 @@ def _read_body(conn: _PinnedConnection, resp, url: str, policy: FetchPolicy, sin
         sink.write(chunk)
 
 
-def _fetch_once(url, policy, guard, sink, check_headers) -> str:
+class _RateLimited(Exception):
+    """The host answered 429 (or 503 with Retry-After) and is paused for `seconds`: ask again then."""
+
+    def __init__(self, status: int, seconds: float):
+        super().__init__(f"HTTP {status}")
+        self.status, self.seconds = status, seconds
+
+
+def _fetch_once(url, policy, guard, sink, check_headers, host: HostGate, backoff: float) -> str:
     visited = [url]
     while True:
-        conn, resp = _open(url, policy, guard)
-        try:
-            if resp.status in REDIRECTS and resp.getheader("Location"):
-                nxt = urljoin(url, resp.getheader("Location").strip())
-                if nxt in visited:
-                    raise FetchError("redirect_loop", f"{visited[0]}: redirect loop back to {nxt} after {len(visited) - 1} hops")
-                if len(visited) > policy.max_redirects:
-                    raise FetchError("too_many_redirects", f"{visited[0]}: more than download.max_redirects = "
-                                                           f"{policy.max_redirects} redirects (last {nxt})")
-                visited.append(nxt)
-                url = nxt
-                continue
-            if not 200 <= resp.status < 300:
-                raise FetchError(f"http_{resp.status}", f"HTTP Error {resp.status}: {resp.reason} ({url})")
-            if check_headers is not None:
-                check_headers(resp.headers)
-            _read_body(conn, resp, url, policy, sink)
+        nxt = _hop(url, visited, policy, guard, sink, check_headers, host, backoff)
+        if nxt is None:
             return url
-        finally:
-            guard.release()
-            resp.close()  # the response owns the socket (Connection: close): this closes it now,
-            conn.close()  # not when garbage collected, so the server sees the hang-up
+        url = nxt
+
+
+def _hop(url, visited, policy, guard, sink, check_headers, host: HostGate, backoff: float) -> str | None:
+    """One request: the next URL when redirected, else None once the body is in `sink`."""
+    conn, resp = _open(url, policy, guard)
+    try:
+        if resp.status in REDIRECTS and resp.getheader("Location"):
+            nxt = urljoin(url, resp.getheader("Location").strip())
+            if nxt in visited:
+                raise FetchError("redirect_loop", f"{visited[0]}: redirect loop back to {nxt} after {len(visited) - 1} hops")
+            if len(visited) > policy.max_redirects:
+                raise FetchError("too_many_redirects", f"{visited[0]}: more than download.max_redirects = "
+                                                       f"{policy.max_redirects} redirects (last {nxt})")
+            visited.append(nxt)
+            return nxt
+        retry_after = resp.getheader("Retry-After")
+        if resp.status == 429 or (resp.status == 503 and retry_after):
+            seconds = retry_after_seconds(retry_after, backoff)
+            host.pause(seconds)
+            raise _RateLimited(resp.status, seconds)
+        if not 200 <= resp.status < 300:
+            raise FetchError(f"http_{resp.status}", f"HTTP Error {resp.status}: {resp.reason} ({url})")
+        if check_headers is not None:
+            check_headers(resp.headers)
+        _read_body(conn, resp, url, policy, sink)
+        return None
+    finally:
+        guard.release()
+        resp.close()  # the response owns the socket (Connection: close): this closes it now,
+        conn.close()  # not when garbage collected, so the server sees the hang-up
 
 
 def _describe(err: BaseException, guard: _Guard, policy: FetchPolicy, url: str) -> FetchError:
@@ -357,18 +386,28 @@ def fetch(url: str, policy: FetchPolicy, sink: BinaryIO, retries: int = 0,
     """GET `url` into `sink` (seekable: emptied before a retry) within the policy's caps.
     `check_headers(headers)` may raise FetchError to refuse a response before its body.
     Returns the final URL after redirects; raises FetchError."""
-    deadline = time.monotonic() + policy.max_seconds
-    for attempt in range(retries + 1):
-        guard = _get_watchdog().guard(deadline)
-        try:
-            return _fetch_once(url, policy, guard, sink, check_headers)
-        except Exception as raw:  # noqa: BLE001 - every failure becomes a value
-            err = _describe(raw, guard, policy, url)
-            if attempt == retries or err.reason in PERMANENT or err.reason.startswith("http_4"):
-                raise err from None
+    with host_turn(urlsplit(url).hostname or "", policy.max_per_host) as host:
+        deadline = time.monotonic() + policy.max_seconds
+        attempt = limited = 0
+        while True:
+            if not host.wait_pause(deadline):
+                raise FetchError("rate_limited", f"{url}: the host asked for a pause (Retry-After) ending past "
+                                                 f"{policy.seconds_setting} = {policy.max_seconds:g} s")
+            guard = _get_watchdog().guard(deadline)
+            try:
+                return _fetch_once(url, policy, guard, sink, check_headers, host, backoff=2.0 ** limited)
+            except _RateLimited as rl:  # not a failure yet: the host's pause, then again (not counted in `retries`)
+                limited += 1
+                if time.monotonic() + rl.seconds > deadline:
+                    raise FetchError("rate_limited", f"{url}: {rl}, asked to wait {rl.seconds:g} s, past "
+                                                     f"{policy.seconds_setting} = {policy.max_seconds:g} s") from None
+            except Exception as raw:  # noqa: BLE001 - every failure becomes a value
+                err = _describe(raw, guard, policy, url)
+                if attempt == retries or err.reason in PERMANENT or err.reason.startswith("http_4"):
+                    raise err from None
+                attempt += 1
             sink.seek(0)
             sink.truncate()
-    raise AssertionError("unreachable")
 
 
 def fetch_bytes(url: str, policy: FetchPolicy, retries: int = 0, check_headers: Callable | None = None) -> io.BytesIO:
@@ -394,6 +433,7 @@ def policy_for(cfg, video: bool = False) -> FetchPolicy:
         timeout=cfg.timeout,
         allow_private_networks=allow if isinstance(allow, bool) else tuple(allow),
         max_redirects=cfg.max_redirects,
+        max_per_host=cfg.max_per_host,
         user_agent=ua,
         bytes_setting="download.video_max_bytes" if video else "download.max_bytes",
         seconds_setting="download.video_max_seconds" if video else "download.max_seconds",

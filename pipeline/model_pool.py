@@ -5,6 +5,13 @@ uses to send them batches without waiting.
 Plain actors rather than Ray Data's `map_batches`: a unit (its shard, its ledger, its
 resume marker) stays the unit of work and accounting, written by the worker that
 loaded it; see bench/README.md ("Model pool: Ray actors vs Ray Data") for the measurement behind the choice.
+
+A step that raises on one sample is handled inside the actor (pipeline/step_guard.py).
+An actor that dies on a batch (a native crash, out of host memory) is restarted by Ray,
+which runs the batch once more; if it dies again, the client sends the batch again in
+halves, and so on, until the sample that kills it is alone: it fails as
+`model_pool_error`, the others end as they would have. The batch's data stays in the
+object store until its verdicts are in, so it can be sent again.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import time
+from dataclasses import dataclass
 
 import ray
 
 from pipeline.config import WorkflowConfig
 from pipeline.step_chain import build_model_runner, score_columns
+from pipeline.unit_scheduler import RESTART_TIMEOUT_S, WORKER_DEATHS, first_line
+from pipeline.verdict import Verdict
 from pipeline.worker_env import worker_env
 
 
@@ -32,8 +43,11 @@ class ModelActor:
         return {"score_columns": score_columns(self.runner.filters), "warnings": self.warnings,
                 "steps": [s.name for s in self.runner.steps], "pid": os.getpid()}
 
-    def run(self, images, meta, verdicts, score_all):
-        return self.runner.run(images, meta, verdicts, score_all)
+    def run(self, batch: tuple, score_all: bool, positions: list[int]):
+        """The samples at `positions` of `batch` (images, meta, verdicts)."""
+        images, meta, verdicts = batch
+        pick = lambda xs: [xs[i] for i in positions]  # noqa: E731
+        return self.runner.run(pick(images), pick(meta), pick(verdicts), score_all)
 
     def stats(self) -> dict:
         return self.runner.stats_dict()
@@ -52,17 +66,56 @@ def model_actor_options(cfg: WorkflowConfig) -> tuple[int, dict]:
                "runtime_env": {"env_vars": worker_env()}}
 
 
+@dataclass
+class _InPool:
+    """A batch (or a part of one) sent to an actor, with what it takes to send it again."""
+
+    data: ray.ObjectRef  # (images, meta, verdicts)
+    verdicts: list[Verdict]  # the client's copy, for a sample that kills the actor
+    positions: list[int]
+    score_all: bool
+    actor: object
+    ref: ray.ObjectRef
+
+
 class RayModelPool:
     """Client side, in a CPU worker: batches go round-robin over the actors (from a
     random start, so workers do not all begin on the same actor); results are
-    ObjectRefs collected at the end of the unit."""
+    collected at the end of the unit."""
 
     def __init__(self, actors: list):
         start = random.randrange(len(actors))
         self._next = itertools.cycle(actors[start:] + actors[:start])
 
     def submit(self, images, meta, verdicts, score_all):
-        return next(self._next).run.remote(images, meta, verdicts, score_all)
+        return self._send(ray.put((images, meta, verdicts)), verdicts, list(range(len(images))), score_all)
 
-    def result(self, ref):
-        return ray.get(ref)
+    def _send(self, data, verdicts, positions, score_all) -> _InPool:
+        actor = next(self._next)
+        return _InPool(data, verdicts, positions, score_all, actor, actor.run.remote(data, score_all, positions))
+
+    def result(self, sent: _InPool) -> list[Verdict]:
+        try:
+            return ray.get(sent.ref)
+        except WORKER_DEATHS as err:  # died twice on it (Ray already ran it once more on the restarted actor)
+            if len(sent.positions) == 1:
+                v = sent.verdicts[sent.positions[0]].copy()
+                v.fail("model_pool_error", f"the model actor died twice while processing this sample ({first_line(err)})")
+                return [v]
+            _wait_until_back(sent.actor)
+            half = len(sent.positions) // 2
+            parts = [self._send(sent.data, sent.verdicts, p, sent.score_all)
+                     for p in (sent.positions[:half], sent.positions[half:])]
+            return [v for part in parts for v in self.result(part)]
+
+
+def _wait_until_back(actor) -> None:
+    """Until the restarted actor answers (a call sent while it restarts could fail as if
+    the batch had killed it again), or RESTART_TIMEOUT_S."""
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.describe.remote())
+            return
+        except WORKER_DEATHS:
+            time.sleep(0.5)

@@ -144,13 +144,16 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
         bar.set_postfix({k: counts.get(k, 0) for k in ("kept", "rejected", "failed")})
 
     scheduler = UnitScheduler(workers, out, columns, unit_done)
-    scheduler.run(todo)
-    bar.close()
+    try:
+        scheduler.run(todo)
+        actor_stats = ray.get([a.stats.remote() for a in actors])
+    finally:  # a build stopped by an error (a broken step, a full disk) must not leave its actors holding CPUs
+        bar.close()
+        for w in [*workers, *actors]:
+            ray.kill(w)
     stats = scheduler.stats
-    for actor_stats in ray.get([a.stats.remote() for a in actors]):
-        stats.merge(actor_stats)
-    for w in [*workers, *actors]:
-        ray.kill(w)
+    for s in actor_stats:
+        stats.merge(s)
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
             # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.config import WorkflowConfig
+from pipeline.step_guard import StepGuard
 from pipeline.step_runner import LocalModelPool, ModelStepRunner
 from steps.registry import build_steps, enabled_steps
 
@@ -23,6 +24,7 @@ class StepChain:
     score_all: bool = False
     batch_size: int = 64
     warnings: list[str] = field(default_factory=list)
+    guard: StepGuard = field(default_factory=StepGuard)  # this worker's CPU steps: lives as long as the worker
 
     def wants_pixels(self, width: int, height: int) -> bool:
         """False when a filter that decides from the original size alone, running before
@@ -48,6 +50,7 @@ def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStepRun
     return ModelStepRunner(
         build_steps(cfg.filters, "filter", warnings, pool="model"),
         build_steps(cfg.annotate, "annotator", warnings, pool="model"),
+        StepGuard(cfg.ray.max_failed_batches),
     )
 
 
@@ -65,4 +68,5 @@ def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None 
         runner = build_model_runner(cfg, warnings)
         pool, model_columns = LocalModelPool(runner), score_columns(runner.filters)
     columns = score_columns(cpu_filters) + list(model_columns or [])
-    return StepChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings)
+    return StepChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings,
+                     StepGuard(cfg.ray.max_failed_batches))

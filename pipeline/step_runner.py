@@ -5,8 +5,10 @@ annotators).
 Work crosses process boundaries as one `Verdict` per sample (pipeline/verdict.py: its
 status, reason, detail, scores, filter outputs and annotations). Filters run in step
 order; a sample leaves at the first filter that rejects it (unless score_all); then
-annotators describe the samples still kept. A step that raises fails the samples of
-its batch (recorded, reason `filter_error` / `annotator_error`), never the job.
+annotators describe the samples still kept. Each step is called through a `StepGuard`
+(pipeline/step_guard.py): a step that raises fails only the sample that makes it raise
+(reason `filter_error` / `annotator_error`), never the job; a batch out of memory is
+retried smaller; a step that fails on everything stops the build.
 """
 
 from __future__ import annotations
@@ -15,36 +17,18 @@ import time
 
 import numpy as np
 
+from pipeline.step_guard import StepGuard
 from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
 from steps.base import Step
 
 
-def _run_step(step: Step, idx: list[int], images: list, meta: list[dict], verdicts: list[Verdict],
-               stats: StepStats, error_reason: str) -> list[dict | None]:
-    """The step on the samples at `idx`, at most `step.batch_size` per process() call,
-    timed; one result per sample, None for the samples of a call that raised (those are failed)."""
-    size = step.batch_size or len(idx) or 1
-    out: list[dict | None] = []
-    for start in range(0, len(idx), size):
-        chunk = idx[start:start + size]
-        t0 = time.perf_counter()
-        try:
-            out += step.process([images[i] if step.needs_pixels else None for i in chunk], [meta[i] for i in chunk])
-        except Exception as err:  # noqa: BLE001 - a step crash fails its batch, recorded, not the job
-            for i in chunk:
-                verdicts[i].fail(error_reason, f"{step.name}: {type(err).__name__}: {err}")
-            out += [None] * len(chunk)
-        finally:
-            stats.add(step.name, step.pool, time.perf_counter() - t0, len(chunk))
-    return out
-
-
-def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict], score_all: bool, stats: StepStats) -> None:
+def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict], score_all: bool, stats: StepStats,
+                guard: StepGuard) -> None:
     for f in filters:
         idx = [i for i, v in enumerate(verdicts)
                if v.status == Status.PENDING or (score_all and v.status == Status.REJECTED)]
-        for i, r in zip(idx, _run_step(f, idx, images, meta, verdicts, stats, "filter_error")):
+        for i, r in zip(idx, guard.run(f, idx, images, meta, verdicts, stats, "filter_error")):
             if r is None:
                 continue
             v = verdicts[i]
@@ -56,13 +40,14 @@ def run_filters(filters, images: list, meta: list[dict], verdicts: list[Verdict]
                 v.reject(f.name, r["detail"])
 
 
-def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Verdict], stats: StepStats) -> None:
+def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Verdict], stats: StepStats,
+                   guard: StepGuard) -> None:
     """Annotate the samples still pending (they pass every filter)."""
     for a in annotators:
         idx = [i for i, v in enumerate(verdicts) if v.status == Status.PENDING]
         if not idx:
             return
-        for i, r in zip(idx, _run_step(a, idx, images, meta, verdicts, stats, "annotator_error")):
+        for i, r in zip(idx, guard.run(a, idx, images, meta, verdicts, stats, "annotator_error")):
             if r is None:
                 continue
             verdicts[i].annotations[a.name] = r
@@ -72,8 +57,8 @@ def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Ve
 class ModelStepRunner:
     """The model steps (filters, then annotators) of one model actor, on one batch."""
 
-    def __init__(self, filters: list, annotators: list):
-        self.filters, self.annotators = filters, annotators
+    def __init__(self, filters: list, annotators: list, guard: StepGuard | None = None):
+        self.filters, self.annotators, self.guard = filters, annotators, guard or StepGuard()
         self.stats = StepStats()
         self.started = time.perf_counter()
 
@@ -82,8 +67,8 @@ class ModelStepRunner:
         return [*self.filters, *self.annotators]
 
     def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[Verdict], score_all: bool) -> list[Verdict]:
-        run_filters(self.filters, images, meta, verdicts, score_all, self.stats)
-        run_annotators(self.annotators, images, meta, verdicts, self.stats)
+        run_filters(self.filters, images, meta, verdicts, score_all, self.stats, self.guard)
+        run_annotators(self.annotators, images, meta, verdicts, self.stats, self.guard)
         return verdicts
 
     def stats_dict(self) -> dict:

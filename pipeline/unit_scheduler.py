@@ -30,6 +30,7 @@ from ray.exceptions import (
 
 from pipeline.sample import Sample
 from pipeline.sources import Unit
+from pipeline.step_guard import BrokenStepError
 from pipeline.step_stats import StepStats
 from pipeline.units import failed_sample, write_failed_unit
 from pipeline.writer import OutputFullError, write_unit
@@ -61,7 +62,7 @@ class _Assembly:
     samples: list[Sample] = field(default_factory=list)
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
@@ -109,13 +110,13 @@ class UnitScheduler:
             result = ray.get(ref)
         except WORKER_DEATHS as err:
             if job is not None:
-                self.worker_deaths.append(f"unit {job.unit.name}: {_first_line(err)}")
+                self.worker_deaths.append(f"unit {job.unit.name}: {first_line(err)}")
                 self._died(job, err)
             # Ray restarts the actor; a call sent while it restarts would fail as if the
             # item had killed it again, so it gets work only once it answers a ping.
             self.restarting.setdefault(worker, time.monotonic() + RESTART_TIMEOUT_S)
             return
-        except OutputFullError as err:  # the disk, not the unit: stop the build, --resume finishes it
+        except (OutputFullError, BrokenStepError) as err:  # the disk or a broken step, not the unit: stop the build, --resume finishes it
             raise getattr(err, "cause", None) or err from None
         except Exception as err:  # noqa: BLE001 - a unit that raises must not end the job
             if job is None:
@@ -159,9 +160,9 @@ class UnitScheduler:
                 self.queue.append(Job(job.unit, positions, 2))
                 return
             (i,) = positions
-            msg = f"the worker process died twice while processing this item ({_first_line(err)})"
+            msg = f"the worker process died twice while processing this item ({first_line(err)})"
             self._part_done(job, [failed_sample(job.unit, i, f"worker_crash: {msg}")])
-            self.worker_errors.append(f"unit {job.unit.name} item {i}: worker_crash: {_first_line(err)}")
+            self.worker_errors.append(f"unit {job.unit.name} item {i}: worker_crash: {first_line(err)}")
             return
         half = len(positions) // 2
         self.assemblies[job.unit.name].outstanding += 2
@@ -173,7 +174,7 @@ class UnitScheduler:
         if job.attempt < MAX_UNIT_ATTEMPTS:
             self.queue.append(Job(job.unit, job.positions, job.attempt + 1))
             return
-        msg = _first_line(err)
+        msg = first_line(err)
         self.worker_errors.append(f"unit {job.unit.name}: {msg}")
         if job.positions is None:
             self.on_unit_done(write_failed_unit(job.unit, msg, self.out, self.columns)["counts"])

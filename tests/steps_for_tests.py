@@ -7,6 +7,10 @@
   original width, so a test can check that a crashing model batch costs only itself.
 - `kill_worker` (filter, CPU workers): SIGKILLs the worker on an image of a given
   original width: a poison input, for the crash-isolation test.
+- `kill_actor` (filter, model pool): the same in the model actor.
+- `broken` (filter, model pool): raises on every batch, like a model missing its weights.
+- `oom` (filter, model pool): raises torch.cuda.OutOfMemoryError on a batch of more than
+  `max_batch` images, or holding an image of a given original width (too large alone).
 """
 
 from __future__ import annotations
@@ -61,3 +65,40 @@ class KillWorkerFilter(ExplodeFilter):
 
     def trigger(self):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register_step("kill_actor", order=36)
+class KillActorFilter(KillWorkerFilter):
+    """A poison input for the model actor: SIGKILLs it (as a native crash in a model would)."""
+
+
+@register_step("broken", order=37)
+class BrokenFilter(ExplodeFilter):
+    def score(self, images, meta):
+        raise RuntimeError("the model has no weights")
+
+
+class OomConfig(OnWidthConfig):
+    batch_size: int = 16
+    max_batch: int = 2
+
+
+@register_step("oom", order=38)
+class OomFilter(ExplodeFilter):
+    """Runs out of (GPU) memory above `max_batch` images, and on the image of the given width alone."""
+
+    Config = OomConfig
+
+    def setup(self):
+        self.batch_sizes: list[int] = []  # every call's batch size, for the test to read
+
+    def trigger(self):
+        import torch
+
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def score(self, images, meta):
+        self.batch_sizes.append(len(meta))
+        if len(meta) > self.cfg.max_batch:
+            self.trigger()
+        return super().score(images, meta)

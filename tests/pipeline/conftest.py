@@ -38,7 +38,10 @@ def workflow(sources: list[dict], **overrides) -> WorkflowConfig:
         "name": "test",
         "sources": sources,
         # allow_private_networks: the test servers listen on 127.0.0.1, which a build refuses by default
-        "images": {"image_size": 256}, "download": {"timeout": 1.5, "thread_count": 8, "allow_private_networks": True},
+        "images": {"image_size": 256},
+        # max_per_host = thread_count: one loopback host serves every test URL, and politeness
+        # (tested in test_polite_download.py) would only slow these tests down
+        "download": {"timeout": 1.5, "thread_count": 8, "allow_private_networks": True, "max_per_host": 8},
         "output": {"shard_size": 5},
         "filters": {"resolution": {"min_side": 64}},
     }

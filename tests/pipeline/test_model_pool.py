@@ -1,6 +1,8 @@
 """The model pool on Ray: model steps run in their own actor (not in the CPU
-workers), a crashing model batch fails only its own samples, per-step figures
-reach the manifest, and a real model filter scores in the pool."""
+workers), a sample that makes a model step raise or kills the actor fails alone
+(the batch is retried in halves), a step that fails on everything stops the build
+with nothing half-written, per-step figures reach the manifest, and a real model
+filter scores in the pool."""
 
 from __future__ import annotations
 
@@ -10,9 +12,14 @@ import pytest
 
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
+from pipeline.step_guard import BrokenStepError
 from tests.pipeline.conftest import photo_folder, workflow
 
-PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "motorcycle_left.png", "rocket.jpg"]
+# 16 photos, one model batch; rocket.jpg is the only one 640 px wide: the poison
+PHOTOS = ["astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "chessboard_RGB.png",
+          "clock_motion.png", "coffee.png", "coins.png", "color.png", "grass.png", "hubble_deep_field.jpg",
+          "ihc.png", "motorcycle_left.png", "phantom.png", "rocket.jpg"]
+POISON = "rocket.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -23,25 +30,30 @@ def built(ray_session, tmp_path_factory):
         [{"type": "folder", "path": str(folder)}],
         output={"shard_size": 100},
         filters={"blur": {"enabled": False}, "watermark": {"enabled": True, "device": "cpu"},
-                 "explode": {"enabled": True, "on_original_width": 640}},  # rocket.jpg is 640 px wide
+                 "explode": {"enabled": True, "on_original_width": 640},
+                 "oom": {"enabled": True, "max_batch": 4}},  # out of memory above 4 images
         annotate={"probe": {"enabled": True}},
-        ray={"model_actors": 1, "model_batch_size": 2},
+        ray={"model_actors": 1, "model_batch_size": 16},
+        dedup={"enabled": False},
     )
     manifest = run_build(cfg, tmp / "out", show_progress=False)
     return manifest, read_ledger(tmp / "out").to_pandas()
 
 
-def test_crashing_model_batch_fails_only_its_batch(built):
+def _by_name(ledger) -> dict:
+    return {os.path.basename(u): row for u, row in zip(ledger["source"], ledger.itertuples())}
+
+
+def test_a_sample_that_makes_a_model_step_raise_fails_alone(built):
     manifest, ledger = built
     assert len(ledger) == len(PHOTOS) and ledger["key"].is_unique
-    by_path = {os.path.basename(u): row for u, row in zip(ledger["source"], ledger.itertuples())}
-    # files arrive in name order, two per model batch: motorcycle_left shares rocket's batch
-    for name in ("motorcycle_left.png", "rocket.jpg"):
-        assert (by_path[name].status, by_path[name].reason) == ("failed", "filter_error")
-        assert "explode" in by_path[name].detail and "640 px" in by_path[name].detail
-    others = [by_path[n] for n in PHOTOS[:4]]
-    assert all(r.status == "kept" for r in others)
-    assert manifest["counts"]["status"] == {"kept": 4, "rejected": 0, "failed": 2}
+    rows = _by_name(ledger)
+    assert (rows[POISON].status, rows[POISON].reason) == ("failed", "filter_error")
+    assert rows[POISON].detail == "explode: RuntimeError: exploded on an image 640 px wide"
+    others = [rows[n] for n in PHOTOS if n != POISON]
+    assert all(r.status != "failed" for r in others)  # it shared the batch of 16 with all of them
+    assert manifest["counts"]["status"]["failed"] == 1
+    assert manifest["counts"]["status"]["kept"] == sum(r.status == "kept" for r in others) >= 12
 
 
 def test_model_steps_ran_in_the_model_actor(built, tmp_path):
@@ -52,10 +64,10 @@ def test_model_steps_ran_in_the_model_actor(built, tmp_path):
     out = manifest["output"]
     samples = list(wds.WebDataset(f"{out}/{shard}", shardshuffle=False).decode())
     pids = {s["json"]["annotations"]["probe"]["pid"] for s in samples}
-    assert len(samples) == 4 and len(pids) == 1  # one model actor ran them all
+    assert len(samples) == (ledger["status"] == "kept").sum() and len(pids) == 1  # one model actor ran them all
     assert pids.isdisjoint({os.getpid()})
     assert all(s["json"]["scores"]["watermark_prob"] >= 0 for s in samples)  # a real model scored in the pool
-    # watermark runs before explode: the failed batch keeps the score it got before the crash
+    # watermark runs before explode: the poison keeps the score it got before the crash
     assert ledger["watermark_prob"].notna().sum() == len(PHOTOS)
 
 
@@ -64,7 +76,34 @@ def test_manifest_has_per_step_busy_idle_and_pool_shape(built):
     steps = manifest["steps"]
     assert {"load", "resolution", "watermark", "explode", "probe", "write"} <= set(steps)
     assert steps["watermark"]["pool"] == "model" and steps["resolution"]["pool"] == "cpu"
-    assert steps["watermark"]["images"] == len(PHOTOS) and steps["probe"]["images"] == 4
+    assert steps["watermark"]["images"] == steps["explode"]["images"] == len(PHOTOS)
+    assert steps["probe"]["images"] == manifest["counts"]["status"]["kept"]
     assert steps["watermark"]["busy_s"] > 0 and steps["watermark"]["images_per_s"] > 0
     assert all(v["idle_s"] >= 0 for v in steps.values())
+    # the 15 left after explode: 15 and 7 ran out of memory, 4 held and stays the batch size
+    assert steps["oom"]["oom_batch_size"] == 4 and "oom_batch_size" not in steps["watermark"]
     assert manifest["pool"]["model_actors"] == 1 and manifest["pool"]["cpu_workers"] >= 1
+
+
+def test_a_sample_that_kills_the_model_actor_fails_alone(ray_session, tmp_path):
+    folder = photo_folder(tmp_path / "images", ["chelsea.png", "coffee.png"])  # one batch of 2; coffee is 600 px wide
+    cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 100},
+                   filters={"blur": {"enabled": False}, "kill_actor": {"enabled": True, "on_original_width": 600}},
+                   annotate={"probe": {"enabled": True}}, ray={"model_actors": 1, "model_batch_size": 2},
+                   dedup={"enabled": False})
+    run_build(cfg, tmp_path / "out", show_progress=False)
+    rows = _by_name(read_ledger(tmp_path / "out").to_pandas())
+    assert (rows["coffee.png"].status, rows["coffee.png"].reason) == ("failed", "model_pool_error")
+    assert "died twice" in rows["coffee.png"].detail
+    assert rows["chelsea.png"].status == "kept"  # sent again alone, on the restarted actor
+
+
+def test_a_step_that_always_raises_stops_the_build(ray_session, tmp_path):
+    folder = photo_folder(tmp_path / "images", ["astronaut.png", "chelsea.png", "coffee.png"])
+    cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 100},
+                   filters={"blur": {"enabled": False}, "broken": {"enabled": True}},
+                   ray={"model_actors": 1, "model_batch_size": 1})  # 3 batches: the default limit
+    with pytest.raises(BrokenStepError, match="step 'broken' failed on every sample of 3 batches in a row"):
+        run_build(cfg, tmp_path / "out", show_progress=False)
+    out = tmp_path / "out"
+    assert not list((out / "ledger").iterdir()) and not list((out / "shards").iterdir())  # the unit is not done
