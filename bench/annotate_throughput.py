@@ -101,9 +101,9 @@ def config_florence2(device, args):
 
 
 def tiny_captioner(save, device, args):
-    """--tiny: a tiny random captioner of the same family (tests/annotate/tiny_models.py), a smoke run."""
+    """--tiny: a tiny random captioner of the same family (annotate/tiny_models.py), a smoke run."""
     from annotate.captioner import Captioner, CaptionerConfig
-    from tests.annotate.tiny_models import save_tiny_blip, save_tiny_florence2
+    from annotate.tiny_models import save_tiny_blip, save_tiny_florence2
 
     folder = {"blip": save_tiny_blip, "florence2": save_tiny_florence2}[save](Path(tempfile.mkdtemp(prefix="bench-ann-")))
     return Captioner, CaptionerConfig(model=str(folder), max_new_tokens=args.new_tokens, num_beams=args.num_beams,
