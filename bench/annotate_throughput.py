@@ -24,6 +24,7 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
@@ -99,6 +100,16 @@ def config_florence2(device, args):
                                       device=device, batch_size=max(args.batch_sizes))
 
 
+def tiny_captioner(save, device, args):
+    """--tiny: a tiny random captioner of the same family (annotate/tiny_models.py), a smoke run."""
+    from annotate.captioner import Captioner, CaptionerConfig
+    from annotate.tiny_models import save_tiny_blip, save_tiny_florence2
+
+    folder = {"blip": save_tiny_blip, "florence2": save_tiny_florence2}[save](Path(tempfile.mkdtemp(prefix="bench-ann-")))
+    return Captioner, CaptionerConfig(model=str(folder), max_new_tokens=args.new_tokens, num_beams=args.num_beams,
+                                      device=device, batch_size=max(args.batch_sizes))
+
+
 def config_yolo(device, args):
     from ultralytics import YOLO
 
@@ -166,6 +177,7 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.0, help="minimum timed seconds per cell")
     ap.add_argument("--new-tokens", type=int, default=20, help="tokens each captioner generates")
     ap.add_argument("--num-beams", type=int, default=1)
+    ap.add_argument("--tiny", action="store_true", help="tiny captioners instead of the full-size ones (a smoke run)")
     ap.add_argument("--only", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     add_readme_option(ap, __file__)
     args = ap.parse_args(argv)
@@ -179,13 +191,17 @@ def run(args) -> None:
     images = [load_photo(n, 512) for n in CLEAN_PHOTOS]
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
     where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
-    print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512; captioners: "
+    print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512; captioners"
+          f"{' (TINY, --tiny)' if args.tiny else ''}: "
           f"{args.new_tokens} new tokens, {args.num_beams} beam(s); load average {os.getloadavg()[0]:.1f}\n")
+    built = {}  # random weights saved to temporary folders, before the table (tokenizer training prints)
+    for name in args.only:
+        tiny = args.tiny and name.startswith("caption-")
+        built[name] = tiny_captioner(name.removeprefix("caption-"), dev, args) if tiny else CONFIGS[name](dev, args)
     print("| annotator | load s | " + " | ".join(f"batch {b} img/s (per CPU-s)" for b in args.batch_sizes) + " |")
     print("|---|---|" + "---|" * len(args.batch_sizes))
     rows = {}
-    for name in args.only:
-        cls, cfg = CONFIGS[name](dev, args)  # random weights saved to a temporary folder
+    for name, (cls, cfg) in built.items():
         t = time.perf_counter()
         step = cls.ready(cfg)  # loaded as a build loads them
         load = time.perf_counter() - t

@@ -157,6 +157,8 @@ def main():
     ap.add_argument("--unet-latent", type=int, default=32, help="latent side (32 = 256 px images)")
     ap.add_argument("--cpu", action="store_true", help="stay on CPU even if CUDA is available")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--models", default=",".join(ASCAN_MODELS + TIMM_MODELS),
+                    help="comma list of classifiers for the first table (e.g. ascan_t,coatnet_0_224)")
     ap.add_argument("--skip", default="", help="comma list of tables to skip: classifiers,ablation,unet")
     add_readme_option(ap, __file__)
     args = ap.parse_args()
@@ -176,7 +178,7 @@ def run(args) -> None:
     print(f"Machine: {machine()}; {mode}; torch {torch.__version__}, timm {timm.__version__}; budget {args.budget:g} s/cell\n")
 
     if "classifiers" not in skip:
-        rows = classifier_rows(runner, ASCAN_MODELS + TIMM_MODELS, batches, args.size)
+        rows = classifier_rows(runner, args.models.split(","), batches, args.size)
         head = " | ".join(f"img/s b{b}" for b in batches)
         print(f"| model | params (M) | GMACs @{args.size} | {head} |")
         print("|---|---|---|" + "---|" * len(batches))

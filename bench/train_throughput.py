@@ -209,8 +209,9 @@ def unet_rows(cfg_dict, shards, steps, batch, device, pairs) -> list[str]:
     return rows
 
 
-def latents_rows(tmp: Path, steps: int, batch: int, device) -> list[str]:
-    """ascan_unet_b at 256 px: the step encoding online vs reading precomputed latents, and precompute."""
+def latents_rows(tmp: Path, steps: int, batch: int, device, real: bool = True) -> list[str]:
+    """ascan_unet_b at 256 px: the step encoding online vs reading precomputed latents, and precompute.
+    real=False: the tiny config's models (tiny VAE, MiniLM text, ascan_unet_tiny at 64 px), a smoke run."""
     from accelerate import Accelerator
 
     from train.encoders import TextEncoder, load_vae
@@ -221,9 +222,10 @@ def latents_rows(tmp: Path, steps: int, batch: int, device) -> list[str]:
     src = tmp / "latent-src"
     src.mkdir()
     shards = write_shards(src, n_shards=1, per_shard=batch * (steps + 1))
-    cfg = tiny_cfg(tmp, shards, real=True)
+    cfg = tiny_cfg(tmp, shards, real=real)
     cfg["vae"]["scaling_factor"] = 0.18215  # SD's; random weights have no measured one
-    cfg["text_encoder"] = {"path": str(clip_l_text_encoder(tmp / "clip-l-text")), "kind": "clip", "max_length": 77}
+    if real:
+        cfg["text_encoder"] = {"path": str(clip_l_text_encoder(tmp / "clip-l-text")), "kind": "clip", "max_length": 77}
     cfg["stages"] = {2: {**cfg["stages"][2], "batch_size": batch, "data": {"train": shards}}}
     parsed = parse_config(cfg)
     sc = parsed.stages[2]
@@ -288,6 +290,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: no spinning on a shared machine)")
     p.add_argument("--latents", action="store_true", help="also online encoding vs precomputed latents (real sizes, slow on CPU)")
     p.add_argument("--latents-only", action="store_true", help="only that table")
+    p.add_argument("--tiny", action="store_true", help="the latents table with the tiny models (a smoke run)")
     add_readme_option(p, __file__)
     a = p.parse_args(argv)
     with readme_section(a.readme, __file__):
@@ -304,10 +307,12 @@ def run(a) -> None:
     print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}; {a.steps} timed steps per cell\n")
     if a.latents or a.latents_only:
         batch = 2 if device.type == "cpu" else 32
-        print(f"| ascan_unet_b step, 256 px, batch {batch}, SD-VAE + CLIP-L-sized text encoder (random weights), "
-              f"median of {max(a.steps, 4)} alternating steps | images/s | ms/image | vs online |")
+        what = ("ascan_unet_tiny step, 64 px, tiny VAE + MiniLM (--tiny)" if a.tiny else
+                "ascan_unet_b step, 256 px, SD-VAE + CLIP-L-sized text encoder (random weights)")
+        steps = a.steps if a.tiny else max(a.steps, 4)
+        print(f"| {what}, batch {batch}, median of {steps} alternating steps | images/s | ms/image | vs online |")
         print("|---|---|---|---|")
-        for row in latents_rows(tmp, max(a.steps, 4), batch, device):
+        for row in latents_rows(tmp, steps, batch, device, real=not a.tiny):
             print(row)
         print(f"\nload average after: {os.getloadavg()[0]:.1f}\n")
         if a.latents_only:

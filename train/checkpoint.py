@@ -43,8 +43,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def optimizer_to_files(opt: torch.optim.Optimizer, folder: Path) -> None:
-    sd = opt.state_dict()
+def optimizer_to_files(opt_or_sd, folder: Path) -> None:
+    """An optimizer (or its state dict, e.g. gathered from FSDP shards) -> safetensors + JSON."""
+    sd = opt_or_sd if isinstance(opt_or_sd, dict) else opt_or_sd.state_dict()
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
         for k, v in st.items():
@@ -57,6 +58,11 @@ def optimizer_to_files(opt: torch.optim.Optimizer, folder: Path) -> None:
 
 
 def optimizer_from_files(opt: torch.optim.Optimizer, folder: Path) -> None:
+    opt.load_state_dict(read_optimizer_files(folder))
+
+
+def read_optimizer_files(folder: Path) -> dict:
+    """The optimizer state dict `optimizer_to_files` wrote (parameters by index)."""
     meta = json.loads((folder / "optimizer.json").read_text())
     state: dict[int, dict] = {}
     for key, v in load_file(str(folder / "optimizer.safetensors")).items():
@@ -64,7 +70,7 @@ def optimizer_from_files(opt: torch.optim.Optimizer, folder: Path) -> None:
         state.setdefault(int(pid), {})[name] = v
     for pid, st in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(st)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return {"state": state, "param_groups": meta["param_groups"]}
 
 
 def rng_state(gen: torch.Generator) -> tuple[dict[str, torch.Tensor], dict]:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from train.config import DiffusionConfig
+from train.sharding import local
 
 
 def make_scheduler(cfg: DiffusionConfig):
@@ -60,9 +61,10 @@ def ema_decay_at(step: int, max_decay: float) -> float:
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema = decay * ema + (1 - decay) * model over parameters, in one fused call per list
-    (no Python loop over tensors); buffers copied."""
-    ema_params = list(ema.parameters())
-    model_params = [p.detach().to(e.dtype) for e, p in zip(ema_params, model.parameters())]
+    (no Python loop over tensors); buffers copied. Sharded (FSDP) networks update their local
+    shards: the EMA is sharded like the model, so no communication."""
+    ema_params = [local(e) for e in ema.parameters()]
+    model_params = [local(p.detach()).to(e.dtype) for e, p in zip(ema_params, model.parameters())]
     torch._foreach_lerp_(ema_params, model_params, 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)

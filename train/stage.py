@@ -26,6 +26,15 @@ from train.data import DataError, make_loader, resolve_source, survey_upscale
 from train.diffusion import ema_decay_at, update_ema
 from train.encoders import ModelLoadError
 from train.monitor import Monitor, log, setup_logging, trackers
+from train.sharding import (
+    clip_grad_norm,
+    fsdp_plugin,
+    full_model_state,
+    full_optimizer_state,
+    load_full_model_state,
+    load_full_optimizer_state,
+    shard,
+)
 from train.tasks import make_task
 
 
@@ -121,6 +130,9 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         for net in (task.model, task.ema):
             if net is not None:
                 net.to(memory_format=torch.channels_last)
+    if latest is None:  # a fresh stage starts from the previous one (whole weights, before any sharding)
+        start_from(acc, stage_dir, task, init, resume, sc)
+    sharded = shard_for_fsdp(acc, task, cfg, stage)
     optimizer = torch.optim.AdamW(task.model.parameters(), lr=sc.lr, weight_decay=sc.weight_decay)
     schedule = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}[sc.lr_schedule]
     lr_sched = get_scheduler(schedule, optimizer, num_warmup_steps=sc.warmup_steps, num_training_steps=sc.max_steps)
@@ -128,23 +140,16 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     gen = torch.Generator(acc.device).manual_seed(cfg.seed * 1000 + rank)
     set_seed(cfg.seed * 1000 + rank + 1)  # drop-path and anything else on the global RNG
 
-    # Where to start: this stage's own latest checkpoint (--resume), else the previous stage.
+    # With --resume: this stage's own latest checkpoint.
     step, consumed = 0, 0
     if latest is not None:
-        step, consumed = resume_from(latest, task, optimizer, lr_sched, gen, rank, world, sc)
+        step, consumed = resume_from(latest, task, optimizer, lr_sched, gen, rank, world, sc, sharded)
         log.info("resumed from %s: step %d, %d batches consumed on rank %d", latest, step, consumed, rank)
-    else:
-        if resume:
-            log.info("--resume: no complete checkpoint in %s yet; starting the stage from the beginning", stage_dir)
-        if init is not None:
-            message, names = task.init_from(init, ckpt_io.read_state(init)["task"])
-            log.info("init: %s", message)
-            if acc.is_main_process:
-                (stage_dir / "init_report.json").write_text(json.dumps(init_report(init, task.model, names), indent=1))
-        else:
-            log.info("init: random weights (%s)", "init_from: none" if sc.init_from == "none" else "first stage")
 
-    model, optimizer = acc.prepare(task.model, optimizer)
+    if sharded:  # already sharded (no DDP wrapper); its precision comes from the FSDP policy
+        model, optimizer = task.model, acc.prepare(optimizer)
+    else:
+        model, optimizer = acc.prepare(task.model, optimizer)
     run_name, wandb = f"{cfg.name}-stage{stage}", cfg.logging.wandb
     acc.init_trackers(wandb.project if wandb else run_name, config={"stage": stage, "task": sc.task, "seed": cfg.seed},
                       init_kwargs={"wandb": {"name": run_name, "entity": wandb.entity}} if wandb else {})
@@ -165,7 +170,9 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
                          min_crop_scale=getattr(sc, "min_crop_scale", 0.35), max_upscale=max_upscale)
 
     evaluator = None
-    if cfg.evaluation is not None and sc.task == "t2i" and acc.is_main_process:
+    # A sharded EMA samples only with every rank taking part: then every rank samples (rank 0 writes).
+    samples_here = acc.is_main_process or sharded
+    if cfg.evaluation is not None and sc.task == "t2i" and samples_here:
         from train.evaluation import Evaluator
 
         evaluator = Evaluator(cfg.evaluation, acc.device)
@@ -173,9 +180,13 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     def validate():
         if val_src is None:
             return
+        # Each rank validates its share; a sharded network's forward is collective, so there every
+        # rank runs the same batches (the whole held-out set) and the sums are averaged, not added.
+        val_rank, val_world, how = (0, 1, "mean") if sharded else (rank, world, "sum")
+
         def loader():
             return make_loader(val_src, val_kind, task=sc.task, train=False, batch_size=sc.batch_size,
-                               bucket_table=table, seed=cfg.seed, rank=rank, world=world, num_workers=0,
+                               bucket_table=table, seed=cfg.seed, rank=val_rank, world=val_world, num_workers=0,
                                max_upscale=max_upscale)
 
         model.eval()
@@ -183,7 +194,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         weights = {"": acc.unwrap_model(model)} | ({"_ema": task.ema} if task.ema is not None else {})
         values = {}
         for suffix, net in weights.items():
-            sums = {k: float(acc.reduce(v, "sum")) for k, v in task.evaluate(net, loader()).items()}
+            sums = {k: float(acc.reduce(v, how)) for k, v in task.evaluate(net, loader()).items()}
             n = max(sums.pop("count"), 1.0)
             values[f"val/loss{suffix}"] = sums.pop("val_loss_sum") / n
             values |= {f"val/{k.removesuffix('_sum')}{suffix}": v / n for k, v in sums.items()}  # top1, psnr
@@ -194,7 +205,8 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         monitor.scalars(values, step)
 
     def save():
-        path = save_checkpoint(acc, stage_dir, task, acc.unwrap_model(model), optimizer, lr_sched, gen, step, consumed, sc)
+        path = save_checkpoint(acc, stage_dir, task, acc.unwrap_model(model), optimizer, lr_sched, gen, step, consumed, sc,
+                               sharded)
         log.info("step %d: checkpoint %s", step, path)
         return path
 
@@ -219,7 +231,9 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
             loss = task.loss(forward, batch, gen)
             acc.backward(loss)
             if acc.sync_gradients:  # the norm before clipping, logged (inf: measure without clipping)
-                grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.accelerate.max_grad_norm or float("inf"))
+                max_norm = cfg.accelerate.max_grad_norm or float("inf")
+                grad_norm = (clip_grad_norm(model.parameters(), max_norm) if sharded
+                             else acc.clip_grad_norm_(model.parameters(), max_norm))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach().float()
@@ -243,7 +257,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
                      ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())), describe_skips(skipped))
         if sc.val_every and step % sc.val_every == 0:
             validate()
-        if cfg.logging.sample_every and step % cfg.logging.sample_every == 0 and sc.task == "t2i" and acc.is_main_process:
+        if cfg.logging.sample_every and step % cfg.logging.sample_every == 0 and sc.task == "t2i" and samples_here:
             monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step, len(cfg.logging.sample_prompts))
 
     # The end: a final checkpoint the next stage starts from, validation, a sample grid.
@@ -254,7 +268,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     log.info("bucket fill (batches per bucket on rank %d): %s; skipped samples: %s", rank,
              ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(bucket_batches.items())) or "-", describe_skips(skipped))
     validate()
-    if sc.task == "t2i" and acc.is_main_process:
+    if sc.task == "t2i" and samples_here:
         monitor.image_grid(task.sample_grid(cfg.logging.sample_prompts, cfg.seed), step, len(cfg.logging.sample_prompts))
     if sc.task == "vae" and acc.is_main_process:
         exported = task.export(acc.unwrap_model(model), iter(loader), cfg.vae.path)
@@ -266,6 +280,37 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         keys_file.close()
     acc.end_training()
     return 0
+
+
+def start_from(acc, stage_dir: Path, task, init: Path | None, resume: bool, sc) -> None:
+    """A stage without a checkpoint of its own: the previous stage's weights, or random ones."""
+    if resume:
+        log.info("--resume: no complete checkpoint in %s yet; starting the stage from the beginning", stage_dir)
+    if init is None:
+        log.info("init: random weights (%s)", "init_from: none" if sc.init_from == "none" else "first stage")
+        return
+    message, names = task.init_from(init, ckpt_io.read_state(init)["task"])
+    log.info("init: %s", message)
+    if acc.is_main_process:
+        (stage_dir / "init_report.json").write_text(json.dumps(init_report(init, task.model, names), indent=1))
+
+
+def shard_for_fsdp(acc, task, cfg, stage: int) -> bool:
+    """Shard the trained network and its EMA when accelerate's FSDP config asks (train/sharding.py)."""
+    plugin = fsdp_plugin(acc)
+    if plugin is None:
+        return False
+    name = type(task.model).__name__
+    try:
+        for net in (task.model, task.ema):
+            if net is not None:
+                shard(net, plugin, cfg.accelerate.mixed_precision)
+    except ValueError as err:
+        raise StartError(f"stage {stage}: FSDP: {err}") from err
+    log.info("FSDP: %s and its EMA sharded over %d processes (units: %s, reshard after forward: %s)",
+             name, acc.num_processes, plugin.transformer_cls_names_to_wrap,
+             plugin.reshard_after_forward)
+    return True
 
 
 def use_latents(cfg, sc, stage: int, task, table, train_src, src_kind) -> list[str]:
@@ -319,8 +364,10 @@ def init_report(source: Path, model, names: list[str]) -> dict:
             "fraction_copied": copied / total}
 
 
-def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step, consumed, sc) -> Path:
-    """Every rank writes its RNG and data position; the main process the rest, then commits."""
+def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step, consumed, sc, sharded=False) -> Path:
+    """Every rank writes its RNG and data position; the main process the rest, then commits.
+    Sharded (FSDP): every rank takes part in gathering the whole weights, EMA and optimizer
+    state to rank 0, which writes the same files as an unsharded run."""
     tmp = ckpt_io.tmp_dir_for(stage_dir, step)
     if acc.is_main_process:
         tmp.mkdir(parents=True, exist_ok=True)
@@ -328,13 +375,19 @@ def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step,
     tensors, py_np = ckpt_io.rng_state(gen)
     ckpt_io.save_weights({**tensors, "consumed": torch.tensor(consumed)}, tmp / f"rng_rank{acc.process_index}.safetensors")
     (tmp / f"rng_rank{acc.process_index}.json").write_text(json.dumps(py_np))
+    opt = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper -> the torch optimizer
+    if sharded:
+        weights = {"model": full_model_state(model)} | ({"ema": full_model_state(task.ema)} if task.ema is not None else {})
+        opt_state = full_optimizer_state(model, opt)
+    else:
+        weights = {"model": model} | ({"ema": task.ema} if task.ema is not None else {})
+        opt_state = opt
     acc.wait_for_everyone()
     final = tmp.with_name(tmp.name.removesuffix(".tmp"))
     if acc.is_main_process:
-        ckpt_io.save_weights(model, tmp / "model.safetensors")
-        if task.ema is not None:
-            ckpt_io.save_weights(task.ema, tmp / "ema.safetensors")
-        ckpt_io.optimizer_to_files(optimizer, tmp)
+        for name, sd in weights.items():
+            ckpt_io.save_weights(sd, tmp / f"{name}.safetensors")
+        ckpt_io.optimizer_to_files(opt_state, tmp)
         state = {"step": step, "task": task.kind, "world_size": acc.num_processes, "num_workers": sc.data.num_workers,
                  "batch_size": sc.batch_size, "lr_scheduler": lr_sched.state_dict(), **task.describe()}
         final = ckpt_io.commit(tmp, state, sc.keep_checkpoints)
@@ -342,12 +395,17 @@ def save_checkpoint(acc, stage_dir, task, model, optimizer, lr_sched, gen, step,
     return final
 
 
-def resume_from(path: Path, task, optimizer, lr_sched, gen, rank, world, sc) -> tuple[int, int]:
+def resume_from(path: Path, task, optimizer, lr_sched, gen, rank, world, sc, sharded=False) -> tuple[int, int]:
     state = ckpt_io.read_state(path)
-    task.model.load_state_dict(ckpt_io.load_weights(path / "model.safetensors"))
-    if task.ema is not None:
-        task.ema.load_state_dict(ckpt_io.load_weights(path / "ema.safetensors"))
-    ckpt_io.optimizer_from_files(optimizer, path)
+    nets = {"model": task.model} | ({"ema": task.ema} if task.ema is not None else {})
+    if sharded:  # rank 0 reads the whole files and scatters them into the shards
+        for name, net in nets.items():
+            load_full_model_state(net, ckpt_io.load_weights(path / f"{name}.safetensors") if rank == 0 else {})
+        load_full_optimizer_state(task.model, optimizer, ckpt_io.read_optimizer_files(path) if rank == 0 else {})
+    else:
+        for name, net in nets.items():
+            net.load_state_dict(ckpt_io.load_weights(path / f"{name}.safetensors"))
+        ckpt_io.optimizer_from_files(optimizer, path)
     lr_sched.load_state_dict(state["lr_scheduler"])
     same_layout = (state["world_size"], state["num_workers"], state["batch_size"]) == (world, sc.data.num_workers, sc.batch_size)
     rng_file = path / f"rng_rank{rank}.safetensors"
