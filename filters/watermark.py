@@ -31,10 +31,13 @@ computed once per image (filters/text.py `detect_text`: whichever filter runs fi
 detects, the other reuses `filter_outputs["text"]`). The price: a watermark whose text
 covers more than 3 % of the image (a big centred or tiled mark) is rejected as `text`
 when the text filter is on, and kept when it is off (bench/README.md measures how many).
+Text means text the text filter's recogniser confirms (filters/text.py: its boxes are read
+where the detected area is over `defer_text_area`), so a watermarked photo of sand ripples
+whose texture makes detector boxes is still judged by the model.
 Ledger columns: `watermark_prob` (the model's raw probability), `watermark_text_area`
-(the detected text's share of the image where P >= threshold; 0 where the model did not
+(the confirmed text's share of the image where P >= threshold; 0 where the model did not
 fire, because text is only looked for where it could change the verdict: read the text
-filter's `text_area_frac` for the text itself).
+filter's `text_confirmed_area` for the text itself).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class WatermarkFilter(Filter):
 
         c = self.cfg
         if c.defer_text_area is not None and self.text is None:
-            self.text = TextFilter.ready(device=c.device)
+            self.text = TextFilter.ready(device=c.device, threshold=c.defer_text_area)  # reads the boxes of images over it
         self.device = torch_device(c.device)
         if c.arch == "default":
             hint = ("set it to a WatermarkNet .safetensors (python -m filter_dev.watermark_train writes one) "
@@ -130,9 +133,10 @@ class WatermarkFilter(Filter):
         outputs: list[dict | None] = [None] * len(images)
         firing = np.flatnonzero(prob >= self.cfg.threshold)
         if self.text is not None and len(firing):
-            found = self.text.detect_text([images[i] for i in firing], [meta[i] for i in firing])
-            for i, out in zip(firing, found):
-                area[i], outputs[i] = out["area_frac"], {self.text.name: out}
+            fired = [images[i] for i in firing]
+            found = self.text.confirm_text(fired, self.text.detect_text(fired, [meta[i] for i in firing]))
+            for i, out in zip(firing, found):  # text a recogniser confirmed (the detected area if it did not read)
+                area[i], outputs[i] = out.get("confirmed_area", out["area_frac"]), {self.text.name: out}
         return {"prob": prob, "text_area": area}, outputs
 
     def score(self, images, meta):

@@ -34,6 +34,8 @@ LEDGER_FIELDS = [
     ("caption_words", pa.int32()),
     ("object_count", pa.int32()),
     ("ocr_words", pa.int32()),
+    # what the text filter's recogniser read as text, where it read (filters/text.py: `words`)
+    ("text_read", pa.string()),
     # every decoded sample: for the dataset-wide duplicate pass (pipeline/dedup.py) and its replay in what-if
     ("pixel_hash", pa.string()),
     ("phash", pa.string()),
@@ -82,6 +84,7 @@ def ledger_rows(samples: list[Sample], shard: str | None, score_columns: list[st
         cols["source_extra"].append(json.dumps(s.source.get("extra") or {}))  # the input's own columns
         cols["pixel_hash"].append(s.hashes.get("pixel_hash"))
         cols["phash"].append(s.hashes.get("phash"))
+        cols["text_read"].append((s.filter_outputs.get("text") or {}).get("words"))
         for name, value in caption_figures(s).items():
             cols[name].append(value)
         for c in score_columns:

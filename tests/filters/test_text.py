@@ -10,7 +10,8 @@ from filter_dev.synth.fonts import font
 from filter_dev.synth.text import add_text_overlay
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
 
-TEXT_HEAVY = ("page", "text")
+TEXT_HEAVY = ("page",)
+HANDWRITING = "text"  # skimage text.png: slanted handwritten equations, boxed but not readable by PP-OCR rec
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
@@ -21,7 +22,7 @@ def text_filter():
 
 @pytest.fixture(scope="module")
 def images():
-    ims = {n: load_photo(n, 512) for n in TEXT_HEAVY + PHOTOS}
+    ims = {n: load_photo(n, 512) for n in TEXT_HEAVY + (HANDWRITING,) + PHOTOS}
     ims["chelsea_meme"] = add_text_overlay(ims["chelsea"], np.random.default_rng(3), "meme")
     return ims
 
@@ -47,7 +48,10 @@ def test_decisions(text_filter, scored):
     assert area["page"] > 0.15  # a full page of text (tight line boxes)
     counts = dict(zip(names, s["boxes"]))
     assert counts["page"] >= 5 and counts["chelsea_meme"] >= 2
-    assert text_filter.details(s, text_filter.keep(s))[names.index("page")] == "area_frac"
+    assert text_filter.details(s, text_filter.keep(s))[names.index("page")] == "confirmed_area"
+    # The known miss of confirmation: handwriting is detected but reads as '6' at 0.16, so it is kept.
+    i = names.index(HANDWRITING)
+    assert keep[HANDWRITING] and s["area_frac"][i] > DEFAULT_TEXT_THRESHOLD and s["confirmed_area"][i] == 0
 
 
 def test_filter_outputs_boxes(scored, images):
