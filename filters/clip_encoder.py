@@ -55,6 +55,8 @@ class ClipEncoder:
         elif not clip_model.startswith("hf-hub:"):
             raise ValueError(f"{setting}.clip_weights: required for clip_model {clip_model!r}; {hint}")
         self.device = torch_device(device)
+        # names the model of stored embeddings (pipeline/embeddings.py): architecture + weights
+        self.label = f"{clip_model}@{clip_weights}" if clip_weights else clip_model
         source = clip_weights or clip_model
         setting_name = f"{setting}.clip_weights" if clip_weights else f"{setting}.clip_model"
         try:

@@ -79,6 +79,10 @@ class ConceptFilter(Filter):
     def score_names(self) -> tuple[str, ...]:
         return tuple(self.concepts) + ("max",)
 
+    @property
+    def clip_encoder(self):  # the shared encoder whose embeddings the build stores
+        return getattr(self, "encoder", None)
+
     def setup(self):
         from filters.clip_encoder import get_clip_encoder
 

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.dedup_index import chunk_pairs, components, plan_chunks, unique_hashes
+from pipeline.embeddings import drop_keys
 from pipeline.image_hashes import phash_array
 from pipeline.ledger import read_ledger_file
 from pipeline.output_layout import LEDGER_DIR, MANIFEST_FILE, SHARD_DIR, STATE_FILE, atomic_write
@@ -91,7 +92,7 @@ def choose(rows: dict, labels: np.ndarray) -> dict[int, int]:
 
 
 def rewrite_unit(out_dir: str, unit: str, removed: dict[str, str]) -> None:
-    """Drop `removed` keys from the unit's shard, then mark them in its ledger; both atomic."""
+    """Drop `removed` keys from the unit's shard and embeddings, then mark them in its ledger; each atomic."""
     out = Path(out_dir)
     shard = out / SHARD_DIR / f"{unit}.tar"
     if shard.exists():
@@ -102,6 +103,7 @@ def rewrite_unit(out_dir: str, unit: str, removed: dict[str, str]) -> None:
                 write_members(shard, kept)
             else:
                 shard.unlink()
+    drop_keys(out, unit, removed)  # the stored CLIP embeddings follow the shard
     ledger = out / LEDGER_DIR / f"{unit}.parquet"
     t = pq.read_table(ledger)
     cols = {c: t[c].to_pylist() for c in ("status", "reason", "detail", "shard")}

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from pipeline.embeddings import collect as collect_embeddings
 from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
 from steps.base import Step
@@ -84,6 +85,7 @@ class ModelStepRunner:
     def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[Verdict], score_all: bool) -> list[Verdict]:
         run_filters(self.filters, images, meta, verdicts, score_all, self.stats)
         run_annotators(self.annotators, images, meta, verdicts, self.stats)
+        collect_embeddings(self.steps, images, verdicts)  # computed once by the CLIP steps, stored beside the shard
         return verdicts
 
     def stats_dict(self) -> dict:
