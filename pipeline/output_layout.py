@@ -16,6 +16,7 @@ EMBED_DIR = "embeddings"  # NNNNN.json + .npy: CLIP image embeddings of a shard'
 REJECTS_DIR = "rejects"  # NNNNN.tar: thumbnails of some rejected samples, for filter-report
 STATE_FILE = "_state.json"  # the run's config and input fingerprint, written when it starts
 MANIFEST_FILE = "manifest.json"  # written when a run ends
+PAIRS_FILE = "dedup.parquet"  # the copies the duplicate pass removed (pipeline/dedup.py)
 TMP_SUFFIX = ".tmp"  # files being written; renamed when complete, deleted by --resume
 
 

@@ -1,13 +1,15 @@
 """The CLIP steps in a real build (Ray, one model actor): clip_score and aesthetic on one
 tiny CLIP (saved, loaded by path in the actor), their scores in the ledger for every kept
 row, each kept sample's embedding stored beside its shard in shard order, and the copy the
-duplicate pass removes gone from the embeddings as from the shard."""
+duplicate pass removes gone from the embeddings as from the shard; filter-report shows the
+removed copy beside the kept one, histograms of the new scores, and exports the pairs."""
 
 from __future__ import annotations
 
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import webdataset as wds
@@ -15,8 +17,10 @@ import webdataset as wds
 from demo.loopback_server import LoopbackServer
 from filter_dev.photos import skimage_photos
 from filters.aesthetic import aesthetic_mlp
+from pipeline.dedup import run_dedup
 from pipeline.embeddings import read_unit_embeddings
 from pipeline.ledger import read_ledger
+from pipeline.report.cli import main as report_main
 from pipeline.runner import run_build
 from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.pipeline.conftest import workflow, write_jsonl
@@ -67,3 +71,27 @@ def test_scores_in_ledger_and_embeddings_beside_shards(built):
     assert stored == 5
     dup = ledger.loc[ledger["reason"] == "duplicate", "key"].item()
     assert not any(dup in read_unit_embeddings(out, p.stem)[0] for p in (out / "ledger").glob("*.parquet"))
+
+
+def test_report_shows_the_duplicate_pair_and_the_new_scores(built, tmp_path, capsys):
+    _, out, _ = built
+    ledger = read_ledger(out).to_pandas()
+    dup = ledger[ledger["reason"] == "duplicate"].iloc[0]
+    kept_source = ledger.set_index("key").loc[dup["detail"], "source"]
+    html = tmp_path / "r.html"
+    assert report_main([str(out), "--html", str(html)]) == 0
+    text = capsys.readouterr().out
+    assert "Duplicates removed: 1 (1 exact, 0 near" in text and dup["source"] in text and kept_source in text
+    page = html.read_text()
+    section = page[page.index('<section id="duplicates">'):page.index('<section id="captions">')]
+    assert section.count("<img") == 2  # the removed copy (from rejects/) beside the kept sample (from its shard)
+    assert "histogram of clip_score_alt" in page and "histogram of aesthetic_score" in page
+
+    # the pass run again adds no second thumbnail; the export lists the pair with both sources
+    rejects = {p.name: p.read_bytes() for p in (out / "rejects").glob("*.tar")}
+    run_dedup(out)
+    assert {p.name: p.read_bytes() for p in (out / "rejects").glob("*.tar")} == rejects
+    assert report_main([str(out), "--export", str(tmp_path / "dups.csv"), "--duplicates"]) == 0
+    pairs = pd.read_csv(tmp_path / "dups.csv")
+    assert pairs[["key", "source", "kept_key", "kept_source", "kind", "distance"]].values.tolist() == [
+        [dup["key"], dup["source"], dup["detail"], kept_source, "exact", 0]]
