@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.output_layout import EMBED_DIR, atomic_write, atomic_write_bytes
+from pipeline.verdict import Status
 
 
 def clip_encoders(steps) -> list:
@@ -40,8 +41,6 @@ def clip_encoders(steps) -> list:
 
 def collect(steps, images: list, verdicts: list) -> None:
     """Give each verdict still pending its image embedding from every encoder in use."""
-    from pipeline.verdict import Status
-
     idx = [i for i, v in enumerate(verdicts) if v.status == Status.PENDING]
     for enc in clip_encoders(steps) if idx else []:
         emb = enc.embed_images([images[i] for i in idx]).float().cpu().numpy().astype(np.float16)
