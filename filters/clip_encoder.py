@@ -21,12 +21,30 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+from pydantic import Field
 
+from filters.base import DEVICE_FIELD, FilterConfig
 from steps.devices import model_load_error, require_file, torch_device
 
 _ENCODERS: dict = {}
 _LOCK = threading.Lock()
 CACHE_IMAGES = 512
+
+
+class ClipStepConfig(FilterConfig):
+    """The settings every filter on the shared CLIP encoder has (concepts, clip_score, aesthetic)."""
+
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture, or hf-hub:ORG/REPO (weights from the HF cache)")
+    clip_weights: str | None = Field(None, description="open_clip checkpoint file (no CLIP weights ship offline)")
+    clip_config: str | None = Field(None, description="open_clip model config JSON for an architecture open_clip does not know")
+    device: str = DEVICE_FIELD
+    batch_size: int = Field(32, ge=1)
+    required: bool = Field(True, description="false: skip this filter with a warning when its model cannot be loaded")
+
+
+def encoder_for(cfg: ClipStepConfig, setting: str) -> ClipEncoder:
+    """The process's shared encoder for a ClipStepConfig section (`setting` names it in errors)."""
+    return get_clip_encoder(cfg.clip_model, cfg.clip_weights, cfg.device, cfg.clip_config, setting=setting)
 
 
 def get_clip_encoder(clip_model: str, clip_weights: str | None, device: str = "auto",
@@ -55,6 +73,8 @@ class ClipEncoder:
         elif not clip_model.startswith("hf-hub:"):
             raise ValueError(f"{setting}.clip_weights: required for clip_model {clip_model!r}; {hint}")
         self.device = torch_device(device)
+        # names the model of stored embeddings (pipeline/embeddings.py): architecture + weights
+        self.label = f"{clip_model}@{clip_weights}" if clip_weights else clip_model
         source = clip_weights or clip_model
         setting_name = f"{setting}.clip_weights" if clip_weights else f"{setting}.clip_model"
         try:

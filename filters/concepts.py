@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, model_validator
 
-from filters.base import DEVICE_FIELD, Filter, FilterConfig
+from filters.base import Filter
+from filters.clip_encoder import ClipStepConfig, encoder_for
 from steps.registry import register_step
 
 _SETTING = "filters.concepts"
@@ -38,7 +39,7 @@ DEFAULT_NEUTRAL = ["a photo", "an ordinary photo of everyday life", "a photo of 
                    "a photo of people", "a photo of an object", "a picture"]
 
 
-class ConceptsConfig(FilterConfig):
+class ConceptsConfig(ClipStepConfig):
     enabled: bool = False
     prompts: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_PROMPTS.items()},
                                           description="concept name -> text prompts describing it")
@@ -46,12 +47,6 @@ class ConceptsConfig(FilterConfig):
                                        description="prompts for an ordinary image, the alternative each concept is scored against")
     threshold: float = Field(DEFAULT_CONCEPT_THRESHOLD, ge=0, le=1, description="reject if P(concept) >= this, for any concept")
     thresholds: dict[str, float] = Field(default_factory=dict, description="per-concept threshold overrides")
-    clip_model: str = Field("ViT-B-32", description="open_clip architecture, or hf-hub:ORG/REPO (weights from the HF cache)")
-    clip_weights: str | None = Field(None, description="open_clip checkpoint file (no CLIP weights ship offline)")
-    clip_config: str | None = Field(None, description="open_clip model config JSON for an architecture open_clip does not know")
-    device: str = DEVICE_FIELD
-    batch_size: int = Field(32, ge=1)
-    required: bool = Field(True, description="false: skip this filter with a warning when its model cannot be loaded")
 
     @model_validator(mode="after")
     def _check(self):
@@ -79,11 +74,13 @@ class ConceptFilter(Filter):
     def score_names(self) -> tuple[str, ...]:
         return tuple(self.concepts) + ("max",)
 
-    def setup(self):
-        from filters.clip_encoder import get_clip_encoder
+    @property
+    def clip_encoder(self):  # the shared encoder whose embeddings the build stores
+        return getattr(self, "encoder", None)
 
+    def setup(self):
         c = self.cfg
-        self.encoder = get_clip_encoder(c.clip_model, c.clip_weights, c.device, c.clip_config, setting=_SETTING)
+        self.encoder = encoder_for(c, _SETTING)
         texts = [p for k in self.concepts for p in c.prompts[k]] + list(c.neutral_prompts)
         emb = self.encoder.embed_texts(texts)
         bounds = np.cumsum([0] + [len(c.prompts[k]) for k in self.concepts])

@@ -217,6 +217,10 @@ class NsfwFilter(Filter):
         else:
             self.model = ClipNsfw(c.clip_model, c.clip_weights, c.head_path, c.device)
 
+    @property
+    def clip_encoder(self):  # the shared encoder whose embeddings the build stores (backend: clip)
+        return getattr(getattr(self, "model", None), "encoder", None)
+
     def score(self, images, meta):
         return {"prob": self.model(images)}
 

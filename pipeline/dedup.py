@@ -32,14 +32,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.dedup_index import chunk_pairs, components, plan_chunks, unique_hashes
+from pipeline.embeddings import drop_keys
 from pipeline.image_hashes import phash_array
 from pipeline.ledger import read_ledger_file
-from pipeline.output_layout import LEDGER_DIR, MANIFEST_FILE, SHARD_DIR, STATE_FILE, atomic_write
+from pipeline.output_layout import LEDGER_DIR, MANIFEST_FILE, PAIRS_FILE, SHARD_DIR, STATE_FILE, atomic_write
+from pipeline.rejects import add_rejects
 from pipeline.shard_reader import member_key_ext
 from pipeline.shard_rewrite import read_members, write_members
 
 REASON = "duplicate"
-PAIRS_FILE = "dedup.parquet"
 COLUMNS = ["key", "status", "reason", "original_width", "original_height", "pixel_hash", "phash"]
 
 
@@ -90,18 +91,36 @@ def choose(rows: dict, labels: np.ndarray) -> dict[int, int]:
     return removed
 
 
+def removed_thumbs(members, removed: dict[str, str]) -> list[tuple[str, bytes, dict]]:
+    """(key, jpg, rejects meta) of the shard members being removed as copies."""
+    parts: dict[str, dict[str, bytes]] = {}
+    for m, d in members:
+        ke = member_key_ext(m.name)
+        if d is not None and ke and ke[0] in removed:
+            parts.setdefault(ke[0], {})[ke[1]] = d
+    out = []
+    for key in sorted(parts):
+        if "jpg" in parts[key]:
+            src = (json.loads(parts[key]["json"]).get("source") or {}) if "json" in parts[key] else {}
+            meta = {"key": key, "source": src.get("url") or src.get("path"), "reason": REASON, "detail": removed[key], "scores": {}}
+            out.append((key, parts[key]["jpg"], meta))
+    return out
+
+
 def rewrite_unit(out_dir: str, unit: str, removed: dict[str, str]) -> None:
-    """Drop `removed` keys from the unit's shard, then mark them in its ledger; both atomic."""
+    """Drop `removed` keys from the unit's shard and embeddings, then mark them in its ledger; each atomic."""
     out = Path(out_dir)
     shard = out / SHARD_DIR / f"{unit}.tar"
     if shard.exists():
         members = read_members(shard)
         kept = [(m, d) for m, d in members if (member_key_ext(m.name) or ("",))[0] not in removed]
         if len(kept) != len(members):
+            add_rejects(out, unit, removed_thumbs(members, removed))  # before they leave the shard: the report's pairs
             if any(d is not None for _, d in kept):
                 write_members(shard, kept)
             else:
                 shard.unlink()
+    drop_keys(out, unit, removed)  # the stored CLIP embeddings follow the shard
     ledger = out / LEDGER_DIR / f"{unit}.parquet"
     t = pq.read_table(ledger)
     cols = {c: t[c].to_pylist() for c in ("status", "reason", "detail", "shard")}

@@ -12,9 +12,11 @@ from typing import BinaryIO
 
 SHARD_DIR = "shards"  # NNNNN.tar: WebDataset shards of kept samples, one per unit
 LEDGER_DIR = "ledger"  # NNNNN.parquet: one row per input item; a unit is done when its ledger exists
+EMBED_DIR = "embeddings"  # NNNNN.json + .npy: CLIP image embeddings of a shard's samples (pipeline/embeddings.py)
 REJECTS_DIR = "rejects"  # NNNNN.tar: thumbnails of some rejected samples, for filter-report
 STATE_FILE = "_state.json"  # the run's config and input fingerprint, written when it starts
 MANIFEST_FILE = "manifest.json"  # written when a run ends
+PAIRS_FILE = "dedup.parquet"  # the copies the duplicate pass removed (pipeline/dedup.py)
 TMP_SUFFIX = ".tmp"  # files being written; renamed when complete, deleted by --resume
 
 

@@ -108,3 +108,28 @@ def read_rejects(out_dir: Path) -> dict[str, tuple[bytes, dict]]:
                 out[key] = (parts["jpg"], meta)
     return out
 
+
+
+def add_rejects(out_dir: Path, unit_name: str, records: list[tuple[str, bytes, dict]], limit: int = PER_FILTER) -> None:
+    """Add thumbnails (key, full-size jpg, meta) of samples rejected after their unit was
+    written (the duplicate pass) to `rejects/<unit>.tar`, at most `limit`, skipping keys
+    already there, so a pass run twice adds nothing the second time. Atomic, like the rest."""
+    from pipeline.shard_reader import member_key_ext
+    from pipeline.shard_rewrite import read_members, write_members
+
+    path = Path(out_dir) / REJECTS_DIR / f"{unit_name}.tar"
+    members = read_members(path) if path.exists() else []
+    have = {(member_key_ext(m.name) or ("",))[0] for m, _ in members}
+    added = 0
+    for key, jpg, meta in records:
+        thumb = thumbnail(jpg) if key not in have and added < limit else None
+        if thumb is None:
+            continue
+        for ext, data in (("jpg", thumb), ("json", json.dumps(meta).encode("utf-8"))):
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.mode, info.size = 0o444, len(data)
+            members.append((info, data))
+        added += 1
+    if added:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_members(path, members)

@@ -19,6 +19,7 @@ from pipeline.dedup import run_dedup
 from pipeline.manifest import write_manifest
 from pipeline.model_pool import ModelActor, model_actor_options
 from pipeline.output_layout import (
+    EMBED_DIR,
     LEDGER_DIR,
     REJECTS_DIR,
     SHARD_DIR,
@@ -51,7 +52,7 @@ def _prepare_output(out: Path, cfg: WorkflowConfig, fp: str, resume: bool) -> No
                     f"--resume: {out} was started with a different workflow or inputs (differs in: {', '.join(changed)}); "
                     "resume with the same config and inputs, or choose a new --output"
                 )
-    for sub in (SHARD_DIR, LEDGER_DIR, REJECTS_DIR):
+    for sub in (SHARD_DIR, LEDGER_DIR, REJECTS_DIR, EMBED_DIR):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out / sub).glob(f"*{TMP_SUFFIX}"):  # partial files of a killed run
             stale.unlink()

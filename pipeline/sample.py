@@ -26,6 +26,7 @@ class Sample:
     scores = property(lambda self: self.verdict.scores)
     filter_outputs = property(lambda self: self.verdict.filter_outputs)
     annotations = property(lambda self: self.verdict.annotations)
+    embeddings = property(lambda self: self.verdict.embeddings)
 
     def fail(self, error: str) -> None:
         """Record a failure; `error` is 'category: message' (category becomes the reason)."""

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from pipeline.embeddings import collect as collect_embeddings
 from pipeline.step_guard import StepGuard
 from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
@@ -69,6 +70,7 @@ class ModelStepRunner:
     def run(self, images: list[np.ndarray], meta: list[dict], verdicts: list[Verdict], score_all: bool) -> list[Verdict]:
         run_filters(self.filters, images, meta, verdicts, score_all, self.stats, self.guard)
         run_annotators(self.annotators, images, meta, verdicts, self.stats, self.guard)
+        collect_embeddings(self.steps, images, verdicts)  # computed once by the CLIP steps, stored beside the shard
         return verdicts
 
     def stats_dict(self) -> dict:

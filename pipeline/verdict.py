@@ -26,6 +26,7 @@ class Verdict:
     scores: dict[str, float] = field(default_factory=dict)  # ledger column -> value
     filter_outputs: dict = field(default_factory=dict)  # filter name -> what it leaves for later steps
     annotations: dict = field(default_factory=dict)  # annotator name -> its json.annotations entry
+    embeddings: dict = field(default_factory=dict)  # CLIP encoder label -> float16 image embedding (pipeline/embeddings.py)
 
     def reject(self, filter_name: str, detail: str) -> None:
         """The first rejecting filter decides; later ones (score_all) only add scores."""
@@ -50,7 +51,8 @@ class Verdict:
 
     def copy(self) -> Verdict:
         """What is sent to the model pool: the pool's changes come back in a new one."""
-        return Verdict(self.status, self.reason, self.detail, dict(self.scores), dict(self.filter_outputs), dict(self.annotations))
+        return Verdict(self.status, self.reason, self.detail, dict(self.scores), dict(self.filter_outputs), dict(self.annotations),
+                       dict(self.embeddings))
 
     def merge(self, other: Verdict) -> None:
         """Take what a step chain (here or in the model pool) decided: its scores and
@@ -58,6 +60,7 @@ class Verdict:
         self.scores.update(other.scores)
         self.filter_outputs.update(other.filter_outputs)
         self.annotations.update(other.annotations)
+        self.embeddings.update(other.embeddings)
         if other.status == Status.FAILED:
             self.fail(other.reason, other.detail)
         elif self.status != Status.FAILED:

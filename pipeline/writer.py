@@ -1,4 +1,5 @@
-"""Write one unit's output: a WebDataset shard of its kept samples and its ledger.
+"""Write one unit's output: a WebDataset shard of its kept samples, their CLIP embeddings
+(when a CLIP step ran) and its ledger.
 
 Both are written under a temporary name and renamed when complete; the ledger is
 renamed last, so a unit counts as done exactly when `ledger/NNNNN.parquet` exists.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import webdataset as wds
 
+from pipeline.embeddings import write_unit_embeddings
 from pipeline.ledger import write_ledger
 from pipeline.output_layout import SHARD_DIR, TMP_SUFFIX, atomic_write
 from pipeline.rejects import write_rejects
@@ -62,7 +64,9 @@ class OutputFullError(OSError):
 def write_unit(out_dir: Path, unit_name: str, samples: list[Sample], score_columns: list[str]) -> None:
     samples = sorted(samples, key=lambda s: s.index)
     try:
-        shard = write_shard(out_dir, unit_name, [s for s in samples if s.status == Status.KEPT])
+        kept = [s for s in samples if s.status == Status.KEPT]
+        shard = write_shard(out_dir, unit_name, kept)
+        write_unit_embeddings(out_dir, unit_name, [s.key for s in kept], [s.embeddings for s in kept])
         write_rejects(out_dir, unit_name, samples)  # thumbnails of rejected samples, for filter-report
         write_ledger(out_dir, unit_name, samples, shard, score_columns)
     except OSError as err:

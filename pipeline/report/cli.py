@@ -18,6 +18,7 @@ EPILOG = """examples:
   filter-report out/ds --what-if blur=0.3 watermark=0.7 resolution.min_side=300
   filter-report out/ds --export retry.parquet --status failed --reason timeout,http_503
   filter-report out/ds --export rejudge.parquet --status rejected --filter watermark
+  filter-report out/ds --export dups.csv --duplicates     every removed copy and the key it duplicates
   filter-report out/ds --validate [--shards 'out/ds/shards/{00000..00009}.tar']
 """
 
@@ -37,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--status", choices=["kept", "rejected", "failed"], help="with --export: rows of this status")
     p.add_argument("--reason", type=_csv, default=[], help="with --export: comma-separated reasons (e.g. timeout,http_404)")
     p.add_argument("--filter", type=_csv, default=[], help="with --export: rows rejected by these filters")
+    p.add_argument("--duplicates", action="store_true", help="with --export: the duplicate pairs (key, source, kept_key, "
+                   "kept_source, kind, distance) instead of a URL list")
     p.add_argument("--validate", action="store_true", help="check the shards (readable, unique keys, parts, decode, schema, ledger)")
     p.add_argument("--shards", metavar="PATTERN", help="with --validate: shards to check, brace patterns allowed")
     return p.parse_args(argv)
@@ -47,8 +50,8 @@ def main(argv=None) -> int:
     from pipeline.report.terminal import console
 
     con, err = console(), console(sys.stderr)
-    if (args.status or args.reason or args.filter) and not args.export:
-        err.print("error: --status/--reason/--filter select rows for --export; add --export FILE")
+    if (args.status or args.reason or args.filter or args.duplicates) and not args.export:
+        err.print("error: --status/--reason/--filter/--duplicates select rows for --export; add --export FILE")
         return 2
     if args.shards and not args.validate:
         err.print("error: --shards names the shards for --validate; add --validate")
@@ -80,6 +83,12 @@ def _report(build, args, con, err) -> int:
 
         new_rules = apply_overrides(rules, args.what_if)  # a bad setting fails before any output
         render_what_if(what_if(build.ledger, new_rules, build.config.get("dedup")), con)
+        return 0
+    if args.export and args.duplicates:
+        from pipeline.report.duplicates import export_duplicates
+
+        n = export_duplicates(build.path, build.ledger, args.export)
+        con.print(f"exported {n} duplicate pairs to {args.export}")
         return 0
     if args.export:
         from pipeline.report.export import export

@@ -3,7 +3,7 @@ base64, styles inline, no script and no network, so it opens from a mail attachm
 
 Sections (each always present, saying "none" when empty): counts, filters (statistics
 and a histogram per score with its threshold), near-threshold images per filter,
-captions, failures, steps.
+duplicates (removed copy and kept sample side by side), captions, failures, steps.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import base64
 from html import escape
 from pathlib import Path
 
+from pipeline.report.duplicates import duplicate_images, duplicate_pairs
 from pipeline.report.images import caption_samples, near_threshold
 from pipeline.report.load import BuildOutput
 from pipeline.report.plots import histogram_png
 from pipeline.report.rules import FilterRule
 
-SECTIONS = ("counts", "filters", "near-threshold", "captions", "failures", "steps")
+SECTIONS = ("counts", "filters", "near-threshold", "duplicates", "captions", "failures", "steps")
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -93,6 +94,20 @@ def _near(grids: list[dict]) -> str:
     return "".join(parts) or "<p>no filter with a threshold ran</p>"
 
 
+def _duplicates(d: dict | None, pairs: list[dict]) -> str:
+    if d is None:
+        return "<p>the duplicate pass did not run (dedup.enabled: false) or has not finished</p>"
+    head = f"<p>{d['removed']} copies removed: {d['exact']} exact, {d['near']} near (most distant near copies first)</p>"
+
+    def cell(jpg, label, cls):
+        pic = _img(jpg, "image/jpeg", label) if jpg else "<span class=muted>no thumbnail</span>"
+        return f'<figure class="{cls}">{pic}<figcaption>{escape(str(label))}</figcaption></figure>'
+
+    rows = [[cell(p["removed_jpg"], p["source"] or p["key"], "rej"), cell(p["kept_jpg"], p["kept_source"] or p["kept_key"], "kept"),
+             escape(p["kind"]), p["distance"]] for p in pairs]
+    return head + (_table(["removed copy", "kept", "kind", "bits apart"], rows, {3}) if rows else "<p>no duplicates</p>")
+
+
 def _captions(samples: list[dict], ann: dict) -> str:
     if not samples:
         return "<p>no kept samples</p>"
@@ -131,6 +146,7 @@ def _steps(s: dict) -> str:
 def render_html(build: BuildOutput, summary: dict, rules: list[FilterRule]) -> str:
     grids = near_threshold(build.path, build.ledger, rules)
     samples = caption_samples(build.path, build.ledger)
+    dup_images = duplicate_images(build.path, build.ledger, duplicate_pairs(build.path, build.ledger))
     warn = "".join(f"<p class=warn>warning: {escape(w)}</p>" for w in summary["warnings"])
     body = [
         f"<h1>filter-report: {escape(summary['path'])}</h1>",
@@ -138,6 +154,7 @@ def render_html(build: BuildOutput, summary: dict, rules: list[FilterRule]) -> s
         _section("counts", "Counts per status and reason", _counts(summary)),
         _section("filters", "Filters: scores and thresholds", _filters(summary, build, rules)),
         _section("near-threshold", "Images nearest each threshold", _near(grids)),
+        _section("duplicates", "Duplicates: removed copy and the sample kept", _duplicates(summary.get("duplicates"), dup_images)),
         _section("captions", "Captions", _captions(samples, summary["annotations"])),
         _section("failures", "Failures", _failures(summary)),
         _section("steps", "Steps: time and throughput", _steps(summary)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.report.duplicates import duplicate_pairs, duplicate_summary
 from pipeline.report.load import BuildOutput
 from pipeline.report.rules import FilterRule, build_rules
 
@@ -117,5 +118,6 @@ def summarize(build: BuildOutput, rules: list[FilterRule] | None = None) -> dict
         "steps": step_rows,
         "steps_source": step_source,
         "annotations": annotation_stats(ledger),
+        "duplicates": duplicate_summary(duplicate_pairs(build.path, ledger)),
         "warnings": (build.manifest or {}).get("warnings") or [],
     }

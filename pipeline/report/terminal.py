@@ -76,8 +76,21 @@ def render_summary(s: dict, con: Console) -> None:
         for label, d in s["annotations"].items():
             t.add_row(label, str(d["n"]), f"{d['mean']:.1f}", *(_num(d[k], "{:.0f}") for k in ("min", "p10", "p50", "p90", "max")))
         con.print(t)
+    render_duplicates(s.get("duplicates"), con)
     for w in s["warnings"]:
         con.print(f"warning: {w}")
+
+
+def render_duplicates(d: dict | None, con: Console) -> None:
+    if d is None:
+        return
+    t = _table(f"Duplicates removed: {d['removed']} ({d['exact']} exact, {d['near']} near; most distant near copies first)",
+               "removed", "kept (the copy it duplicates)", "kind", "bits", right=("bits",))
+    for p in d["pairs"]:
+        t.add_row(str(p["source"] or p["key"]), str(p["kept_source"] or p["kept_key"]), p["kind"], str(p["distance"]))
+    con.print(t)
+    if d["removed"] > len(d["pairs"]):
+        con.print(f"... {d['removed'] - len(d['pairs'])} more: filter-report OUT --export dups.csv --duplicates")
 
 
 def render_what_if(w: dict, con: Console) -> None:

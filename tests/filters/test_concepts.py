@@ -7,8 +7,6 @@ The tiny model has random weights, so these tests check the mechanics (the score
 formula in filters/concepts.py, thresholds, sharing, errors), not that real violence is
 caught: no CLIP weights are available offline (README, "Filters")."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -19,26 +17,13 @@ from filters.concepts import DEFAULT_PROMPTS, ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
-
-TINY_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
+from tests.filters.tiny_open_clip import save_tiny_open_clip
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    import open_clip
-
     d = tmp_path_factory.mktemp("concepts")
-    cfg = d / "tiny-concepts-clip.json"
-    cfg.write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(str(cfg))
-    torch.manual_seed(1)
-    model = open_clip.create_model("tiny-concepts-clip", pretrained=None).eval()
-    torch.save(model.state_dict(), d / "tiny.pt")
-    return {"clip_model": "tiny-concepts-clip", "clip_config": str(cfg), "clip_weights": str(d / "tiny.pt"), "model": model, "dir": d}
+    return {**save_tiny_open_clip(d, "tiny-concepts-clip", seed=1), "dir": d}
 
 
 @pytest.fixture(scope="module")

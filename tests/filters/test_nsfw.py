@@ -2,7 +2,6 @@
 preprocessing, batching, errors; the CLIP-head backend with a tiny open_clip model and a
 head saved to a temp dir and loaded back through the same code path."""
 
-import json
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwFilter, save_clip_head
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
+from tests.filters.tiny_open_clip import save_tiny_open_clip
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +71,10 @@ def test_registry_builds_default_threshold():
     assert isinstance(f, NsfwFilter) and f.cfg.threshold == DEFAULT_NSFW_THRESHOLD == 0.8
 
 
-TINY_CLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
-
-
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    import open_clip
-
     d = tmp_path_factory.mktemp("clip")
-    (d / "tiny-test-clip.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(str(d / "tiny-test-clip.json"))
-    torch.manual_seed(0)
-    model = open_clip.create_model("tiny-test-clip", pretrained=None)
-    torch.save(model.state_dict(), d / "tiny.pt")
+    model = save_tiny_open_clip(d, "tiny-test-clip")["model"]
     rng = np.random.default_rng(0)
     w = [(rng.normal(0, 0.5, (16, 32)), rng.normal(0, 0.1, 16)), (rng.normal(0, 0.5, (1, 16)), np.zeros(1))]
     save_clip_head(str(d / "head.safetensors"), w, output="sigmoid")
@@ -98,7 +85,7 @@ def test_clip_head_backend(tiny_clip, photos):
     d, model, w = tiny_clip
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False},
         "nsfw": {"enabled": True, "backend": "clip", "clip_model": "tiny-test-clip",
-                 "clip_weights": str(d / "tiny.pt"), "head_path": str(d / "head.safetensors"), "threshold": 0.5}})
+                 "clip_weights": str(d / "tiny-test-clip.pt"), "head_path": str(d / "head.safetensors"), "threshold": 0.5}})
     (f,) = build_steps(cfg, "filter")
     ims = photos[:4]
     s = f.score(ims, [{} for _ in ims])["prob"]
@@ -132,9 +119,9 @@ def test_clip_head_softmax_and_norm(tmp_path):
 def test_clip_backend_errors(tiny_clip, tmp_path):
     d, _, _ = tiny_clip
     with pytest.raises(ValueError, match=r"filters\.nsfw\.head_path: required"):
-        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"))
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny-test-clip.pt"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.head_path: .*missing\.safetensors does not exist"):
-        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"),
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny-test-clip.pt"),
                    head_path=str(tmp_path / "missing.safetensors"))
     with pytest.raises(FileNotFoundError, match=r"filters\.nsfw\.clip_weights: .*gone\.pt does not exist"):
         NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(tmp_path / "gone.pt"),
@@ -142,4 +129,4 @@ def test_clip_backend_errors(tiny_clip, tmp_path):
     wrong = tmp_path / "wrong.safetensors"
     save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):
-        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny.pt"), head_path=str(wrong))
+        NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny-test-clip.pt"), head_path=str(wrong))

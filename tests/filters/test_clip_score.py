@@ -1,0 +1,58 @@
+"""ClipScoreFilter with a tiny open_clip model saved and loaded through the user's settings:
+the score is the cosine of the image and alt-text embeddings of that model, an empty alt
+text has none and passes, the threshold (off by default) rejects below it, keep() replays
+without a model, and the encoder is the one the other CLIP steps share."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from filter_dev.photos import load_photo
+from filters.clip_score import ClipScoreFilter
+from filters.concepts import ConceptFilter
+from pipeline.config import FiltersConfig
+from steps.registry import build_steps
+from tests.filters.tiny_open_clip import save_tiny_open_clip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return save_tiny_open_clip(tmp_path_factory.mktemp("clip_score"), "tiny-score-clip", seed=3)
+
+
+def _settings(tiny, **kw):
+    return {"enabled": True, "device": "cpu", **{k: tiny[k] for k in ("clip_model", "clip_config", "clip_weights")}, **kw}
+
+
+def test_score_is_the_cosine_of_image_and_alt_text(tiny):
+    import open_clip
+
+    cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "clip_score": _settings(tiny)})
+    (f,) = build_steps(cfg, "filter")
+    assert isinstance(f, ClipScoreFilter) and f.pool == "model" and f.score_columns == ["clip_score_alt"]
+    images = [load_photo(n, 256) for n in ("astronaut", "chelsea", "coffee")]
+    alts = ["an astronaut in a spacesuit", "", "a cup of coffee on a saucer"]
+    s = f.score(images, [{"caption": a} for a in alts])["alt"]
+    model, tok = tiny["model"], open_clip.get_tokenizer(tiny["clip_model"])
+    with torch.no_grad():
+        x = torch.stack([f.encoder.preprocess(Image.fromarray(images[i])) for i in (0, 2)])
+        e = torch.nn.functional.normalize(model.encode_image(x), dim=-1)
+        t = torch.nn.functional.normalize(model.encode_text(tok([alts[0], alts[2]])), dim=-1)
+    np.testing.assert_allclose(s[[0, 2]], (e * t).sum(-1).numpy(), atol=1e-4)
+    assert np.isnan(s[1])
+    assert f.keep({"alt": s}).all()  # off by default (threshold -1)
+    cut = float(np.nanmean(s[[0, 2]]))
+    strict = ClipScoreFilter(f.cfg.model_copy(update={"threshold": cut}))  # deciding needs no model
+    assert strict.keep({"alt": s}).tolist() == [s[0] >= cut, True, s[2] >= cut] and not strict.keep({"alt": s}).all()
+
+
+def test_shares_the_encoder_with_concepts(tiny):
+    score = ClipScoreFilter.ready(**{k: v for k, v in _settings(tiny).items() if k != "enabled"})
+    concepts = ConceptFilter.ready(**{k: v for k, v in _settings(tiny).items() if k != "enabled"})
+    assert score.clip_encoder is concepts.clip_encoder
+
+
+def test_missing_weights_name_the_setting():
+    with pytest.raises(ValueError, match=r"filters\.clip_score\.clip_weights: required"):
+        ClipScoreFilter.ready(device="cpu")
