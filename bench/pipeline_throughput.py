@@ -55,6 +55,7 @@ def this_pipeline(urls: Path, out: Path, args) -> int:
         "output": {"shard_size": args.shard_size},
         "filters": {"resolution": {"min_side": 0, "max_aspect_ratio": 100}, "blur": {"threshold": 0}},
         "ray": {"num_workers": args.workers},
+        "dedup": {"enabled": False},  # the same photos served many times; img2dataset has no such pass
     })
     manifest = run_build(cfg, out, show_progress=False)
     return manifest["counts"]["status"]["kept"]

@@ -127,6 +127,7 @@ def run_case(tmp: Path, server, urls: list[str], max_bytes: int, workers: int, t
         "output": {"shard_size": -(-len(urls) // workers)},
         "filters": {"resolution": {"min_side": 0}, "blur": {"threshold": 0}},
         "ray": {"num_workers": workers},
+        "dedup": {"enabled": False},  # the same photos served many times
     })
     out = tmp / f"out-{max_bytes}"
     with PeakWatcher() as watch:

@@ -48,6 +48,7 @@ def build_shards(rows: list[tuple[Path, str]], out: Path) -> str:
             "output": {"shard_size": 64},
             "filters": {"resolution": {"min_side": 16}, "blur": {"enabled": False}},  # flat toy images
             "ray": {"num_workers": 1},
+            "dedup": {"enabled": False},  # many images per prompt, near-copies by design
         })
         run_build(cfg, out / "dataset", show_progress=False)
     return str(out / "dataset" / "shards" / "*.tar")

@@ -47,7 +47,8 @@ def built(ray_session, tmp_path_factory):
         cfg = workflow([{"type": "url_list", "path": str(urls)}], output={"shard_size": 3},
                        filters={"blur": {"enabled": False},
                                 "clip_score": {"enabled": True, **settings},
-                                "aesthetic": {"enabled": True, "model_path": str(tmp / "aesthetic.pth"), **settings}})
+                                "aesthetic": {"enabled": True, "model_path": str(tmp / "aesthetic.pth"), **settings}},
+                       dedup={"enabled": True})
         manifest = run_build(cfg, tmp / "out", show_progress=False)
     return manifest, tmp / "out", clip
 

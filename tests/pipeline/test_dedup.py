@@ -75,7 +75,8 @@ def built(ray_session, tmp_path_factory):
              "cat_mirror_site.png", "rocket.jpg", "astronaut.png"]  # originals and copies in different units
     with LoopbackServer(tmp / "www") as server:
         urls = write_jsonl(tmp / "urls.jsonl", [{"url": server.url(n), "caption": n} for n in order])
-        cfg = workflow([{"type": "url_list", "path": str(urls)}], output={"shard_size": 3}, filters={"blur": {"enabled": False}})
+        cfg = workflow([{"type": "url_list", "path": str(urls)}], output={"shard_size": 3}, filters={"blur": {"enabled": False}},
+                       dedup={"enabled": True})
         manifest = run_build(cfg, tmp / "out", show_progress=False)
     return manifest, tmp / "out", copies
 

@@ -50,7 +50,8 @@ def _workflow(tmp_path, served):
                                   "images": {"image_size": 256, "encode_quality": 95}, "download": {"timeout": 5,
                                                "allow_private_networks": True},
                                   "output": {"shard_size": 2}, "filters": {"resolution": {"min_side": 64}},
-                                  "ray": {"num_workers": 1}}))
+                                  "ray": {"num_workers": 1},
+                                  "dedup": {"enabled": False}}))  # the inputs reuse photos
     return wf
 
 

@@ -53,6 +53,7 @@ def test_readme_filter_registered_from_outside_built_and_replayed(tmp_path):
         "images": {"image_size": 256},
         "output": {"shard_size": 3},
         "ray": {"num_workers": 1},
+        "dedup": {"enabled": False},  # the folder holds near-copies (chessboard_GRAY/RGB, ...)
         "filters": {"resolution": {"min_side": 64}, "blur": {"enabled": False},
                     "brightness": {"enabled": True, "min_mean": MIN_MEAN}},
     }))

@@ -33,8 +33,7 @@ def built(ray_session, tmp_path_factory):
                  "explode": {"enabled": True, "on_original_width": 640},
                  "oom": {"enabled": True, "max_batch": 4}},  # out of memory above 4 images
         annotate={"probe": {"enabled": True}},
-        ray={"model_actors": 1, "model_batch_size": 16},
-        dedup={"enabled": False},
+        ray={"model_actors": 1, "model_batch_size": 16}
     )
     manifest = run_build(cfg, tmp / "out", show_progress=False)
     return manifest, read_ledger(tmp / "out").to_pandas()
@@ -89,8 +88,7 @@ def test_a_sample_that_kills_the_model_actor_fails_alone(ray_session, tmp_path):
     folder = photo_folder(tmp_path / "images", ["chelsea.png", "coffee.png"])  # one batch of 2; coffee is 600 px wide
     cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 100},
                    filters={"blur": {"enabled": False}, "kill_actor": {"enabled": True, "on_original_width": 600}},
-                   annotate={"probe": {"enabled": True}}, ray={"model_actors": 1, "model_batch_size": 2},
-                   dedup={"enabled": False})
+                   annotate={"probe": {"enabled": True}}, ray={"model_actors": 1, "model_batch_size": 2})
     run_build(cfg, tmp_path / "out", show_progress=False)
     rows = _by_name(read_ledger(tmp_path / "out").to_pandas())
     assert (rows["coffee.png"].status, rows["coffee.png"].reason) == ("failed", "model_pool_error")

@@ -62,6 +62,7 @@ def test_second_node_killed_mid_job_the_job_finishes(served, tmp_path):
         "images": {"image_size": 128}, "download": {"timeout": 10, "thread_count": 2, "allow_private_networks": True},
         "output": {"shard_size": 2},
         "filters": {"resolution": {"min_side": 64}},
+        "dedup": {"enabled": False},  # the inputs reuse photos
     }))
     ray_tmp = tempfile.mkdtemp(prefix="rn-", dir="/tmp")
     out = tmp_path / "out"

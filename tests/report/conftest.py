@@ -76,7 +76,7 @@ def url_rows(server, names) -> list[dict]:
 def build(sources_rows: list[dict], out: Path, filters=None, score_all=True) -> dict:
     urls = write_jsonl(out.with_suffix(".jsonl"), sources_rows)
     cfg = workflow([{"type": "url_list", "path": str(urls)}], filters=filters or FILTERS, score_all=score_all,
-                   output={"shard_size": 8})
+                   output={"shard_size": 8}, dedup={"enabled": True})  # as a default build
     return run_build(cfg, out, show_progress=False)
 
 

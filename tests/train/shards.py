@@ -41,6 +41,7 @@ def build_shards(root: Path, shard_size: int = 4) -> Path:
             "output": {"shard_size": shard_size},
             "filters": {"resolution": {"min_side": 100, "max_aspect_ratio": 4.0}, "blur": {"enabled": False}},
             "ray": {"num_workers": 1},
+            "dedup": {"enabled": False},  # scikit-image's photos hold near-copies (chessboard_GRAY/RGB, ...)
         })
         run_build(cfg, root / "out", show_progress=False)
     return root / "out" / "shards"
