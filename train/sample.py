@@ -32,7 +32,19 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples", help="folder for the PNGs")
     p.add_argument("--weights", choices=["ema", "model"], default="ema")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     return p.parse_args(argv)
+
+
+def pick_device(name: str) -> torch.device:
+    """The --device to sample on; a CUDA device this process cannot see is an error naming it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)  # ValueError for a malformed name
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {name}: this process sees {torch.cuda.device_count()} CUDA device(s); "
+                         "use --device cpu or one it sees")
+    return device
 
 
 def resolve_checkpoint(path: Path) -> Path:
@@ -53,12 +65,14 @@ def main(argv=None) -> int:
             raise ValueError(f"--checkpoint {ckpt} is a {state['task']} checkpoint; sampling needs a T2I stage (2-4)")
         width, height = (int(v) for v in a.size.lower().split("x")) if a.size else (state["resolution"],) * 2
         vae_cfg, diff_cfg = VAEConfig(**state["vae"]), DiffusionConfig(**state["diffusion"])
-        vae, text_encoder = load_vae(vae_cfg), TextEncoder(TextEncoderConfig(**state["text_encoder"]))
-    except (ValueError, ModelLoadError) as err:
+        device = pick_device(a.device)
+        vae, text_encoder = load_vae(vae_cfg, device), TextEncoder(TextEncoderConfig(**state["text_encoder"]), device)
+    except (ValueError, RuntimeError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     unet = ascan.create_model(state["unet"]["name"], **state["unet"]["overrides"]).eval()
     unet.load_state_dict(ckpt_io.load_weights(ckpt / f"{a.weights}.safetensors"))
+    unet.to(device)
     multiple = 2 ** (len(vae.config.block_out_channels) - 1) * unet.cfg.downsample_factor
     if width % multiple or height % multiple:
         print(f"error: --size {width}x{height}: both sides must be multiples of {multiple} (VAE x UNet downsampling)",
@@ -67,7 +81,7 @@ def main(argv=None) -> int:
     images = sample_images(unet, vae, text_encoder, make_sampler(diff_cfg, make_scheduler(diff_cfg)), a.prompt,
                            height=height, width=width, steps=a.steps or diff_cfg.sample_steps,
                            guidance_scale=diff_cfg.guidance_scale if a.cfg is None else a.cfg,
-                           scaling=scaling_factor(vae_cfg, vae), seed=a.seed)
+                           scaling=scaling_factor(vae_cfg, vae), seed=a.seed, device=device)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     from torchvision.utils import save_image

@@ -91,7 +91,7 @@ def test_stage2_loss_falls_on_a_few_pipeline_samples(run):
     assert grid.size == (3 * 66 + 2, 4 * 66 + 2)
 
 
-def test_sample_py_writes_images(run, tmp_path):
+def test_sample_py_writes_images(run, tmp_path, capsys):
     from train.sample import main
 
     _, out = run
@@ -103,6 +103,12 @@ def test_sample_py_writes_images(run, tmp_path):
     im = Image.open(pngs[0])
     assert im.size == (96, 64)
     assert len(np.unique(np.asarray(im.convert("L")))) > 10  # an image, not a constant
+    # --device: explicit CPU works; a CUDA device this process cannot see is a clear error
+    rc = main(["--checkpoint", str(out / "stage2"), "--prompt", "astronaut", "--steps", "2", "--size", "64x64",
+               "--device", "cpu", "--out", str(tmp_path / "cpu")])
+    assert rc == 0 and len(list((tmp_path / "cpu").glob("*.png"))) == 1
+    rc = main(["--checkpoint", str(out / "stage2"), "--prompt", "astronaut", "--device", "cuda:7", "--out", str(tmp_path)])
+    assert rc == 2 and "--device cuda:7: this process sees 0 CUDA device(s)" in capsys.readouterr().err
 
 
 def test_tensorboard_gets_losses_validation_and_sample_grids(run):
