@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
-from steps.devices import torch_device
+from steps.devices import half_dtype, torch_device
 from steps.registry import register_step
 
 _SETTING = "annotate.caption"
@@ -46,7 +46,7 @@ def pick_dtype(dtype: str, device):
         return getattr(torch, dtype)
     if device.type != "cuda":
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return half_dtype()
 
 
 def load_captioner(name: str, dtype):

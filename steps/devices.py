@@ -17,7 +17,19 @@ def torch_device(device: str = "auto"):
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={device!r} was asked for but torch sees no CUDA device; use 'auto' or 'cpu'")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        # under Ray a model actor sees only the GPU(s) it was given, numbered from 0
+        raise RuntimeError(f"device={device!r} was asked for but this process sees {torch.cuda.device_count()} CUDA "
+                           "device(s), numbered from 0 (a Ray actor sees only its own); use 'auto' or 'cuda'")
     return dev
+
+
+def half_dtype():
+    """bfloat16 where the GPU runs it natively (Ampere and later), else float16: torch's
+    plain is_bf16_supported() counts emulation, which on a T4 or V100 is slow."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def ort_providers(device: str = "auto") -> list[str]:
