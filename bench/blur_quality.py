@@ -1,12 +1,14 @@
 """Blur filter quality, per kind of image, on the photos it was tuned on AND on held-out ones.
 
-    python bench/blur_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--angles 12]
+    python bench/blur_quality.py [--source opencv gcompris] [--angles 12]
 
 Tuning set: the bundled real photos (filter_dev.photos.CLEAN_PHOTOS: scikit-image, scikit-learn,
 matplotlib, ultralytics) plus skimage's clock_motion.png (real motion blur). The method's
-constants and threshold (filters/blur.py) were chosen on this set only. Held-out set: the 20
-clean OpenCV sample photos of bench/filter_quality.py plus its two real blurred photos
-(licenseplate_motion.jpg, text_defocus.jpg); skipped when --opencv-data is missing.
+constants and threshold (filters/blur.py) were chosen on this set only. Held-out sets, one
+per `--source` (filter_dev/heldout_photos.py): the 20 clean OpenCV sample photos of
+bench/filter_quality.py plus its two real blurred photos (licenseplate_motion.jpg,
+text_defocus.jpg), and GCompris's 33 wildlife photos (no real blurred photo); a source
+that is not installed is skipped.
 
 Every photo is stored as the pipeline stores it (long side 512, JPEG q90); every degraded
 copy is stored again (a camera blurs before it compresses). Kinds (filter_dev/blur_degradations.py):
@@ -31,7 +33,7 @@ import time
 import numpy as np
 
 from filter_dev.blur_degradations import dusk, fog, gauss, low_vertical_resolution, motion, motion_px, shallow_dof, snow
-from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, load, stored
+from filter_dev.heldout_photos import SOURCES, add_source_options, stored
 from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.blur import BlurFilter
 from pipeline.bench_report import add_readme_option, machine, readme_section
@@ -109,7 +111,7 @@ def print_table(title, rows, summary, threshold):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--opencv-data", default=OPENCV_DATA)
+    add_source_options(ap)
     ap.add_argument("--angles", type=int, default=12, help="angles of the any-angle motion blur, 180/N degrees apart")
     ap.add_argument("--seed", type=int, default=0)
     add_readme_option(ap, __file__)
@@ -120,19 +122,21 @@ def main(argv=None):
 
 def run(args):
     f = BlurFilter.ready()
-    sets = [("Tuning set: bundled photos (tuned on these)",
+    sets = [(0, "Tuning set: bundled photos (tuned on these)",
              {n: stored(load_photo(n)) for n in CLEAN_PHOTOS}, {"clock_motion.png": stored(load_photo("clock_motion"))})]
-    if os.path.isdir(args.opencv_data):
-        sets.append(("Held-out set: OpenCV sample photos (never tuned on)",
-                     {os.path.basename(n): load(args.opencv_data, n) for n in CLEAN}, {n: load(args.opencv_data, n) for n in REAL_BLUR}))
-    else:
-        print(f"(held-out set skipped: --opencv-data {args.opencv_data} not found; see bench/filter_quality.py)\n")
+    for src in (SOURCES[s] for s in args.source):
+        d = getattr(args, f"{src.name}_data")
+        if not os.path.exists(d):
+            print(f"(held-out set skipped: --{src.name}-data {d} not found; install Debian's {src.package})\n")
+            continue
+        sets.append((1 + list(SOURCES).index(src.name), f"Held-out set: {src.title} (never tuned on)",
+                     {os.path.basename(n): src.load(d, n) for n in src.clean}, {n: src.load(d, n) for n in src.real_blur}))
     result = {}
-    for k, (title, clean, real) in enumerate(sets):
+    for k, title, clean, real in sets:  # k: the set's seed, the same whichever sources run
         rows, misses, summary = evaluate(labelled(clean, real, np.random.default_rng([args.seed, k]), args.angles), f)
         print_table(title, rows, summary, f.cfg.threshold)
         print(f"Wrong decisions: {', '.join(misses) or 'none'}\n")
-        result[title.split(":")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
+        result[title.split(" (")[0]] = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
     print(f"Speed: {np.mean([r['images_per_s'] for r in result.values()]):.0f} images/s (BlurFilter.score, 512 px)\n")
     print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n")
     print("RESULT " + json.dumps(result), file=sys.stderr)  # machine-readable, not for the README

@@ -1,15 +1,17 @@
 """Quality of the blur, text, watermark and NSFW filters on real photos they never saw.
 
-    apt-get install opencv-doc          # or: apt-get download opencv-doc && dpkg-deb -x opencv-doc_*.deb /tmp/ocv
-    python bench/filter_quality.py [--opencv-data /usr/share/doc/opencv-doc/examples/data] [--only watermark] [--readme]
+    make heldout-photos                 # apt-get install opencv-doc gcompris-qt-data
+    python bench/filter_quality.py [--source opencv gcompris] [--only watermark] [--readme]
 
-Source of the clean photos: OpenCV's sample images (filter_dev/heldout_photos.py). No filter
-was trained or tuned on them: the
+Sources of the clean photos (filter_dev/heldout_photos.py; one table each): OpenCV's sample
+images and GCompris's wildlife photos. No filter was trained or tuned on them: the
 watermark model trained on scikit-image/scikit-learn/ultralytics photos and Debian's
 desktop backgrounds (filter_dev.photos.WATERMARK_SPLIT["train"]). Every image is stored like the pipeline does
 (long side 512, JPEG q90). Labels were set by looking at each image.
 
-Labelled sets, per filter (a sample is "positive" when the filter should reject it):
+Labelled sets, per filter (a sample is "positive" when the filter should reject it; the
+real blurred, text and watermarked photos named here are OpenCV's; GCompris's photos are
+all clean, so its positives are the synthetic ones):
 - blur: + licenseplate_motion.jpg (real motion blur), text_defocus.jpg (real defocus), and
   every clean photo Gaussian-blurred (sigma 2.5 px at 256), motion-blurred 9 px at 256 and
   9 px at the 512 px stored size (random angles) [synthetic blur of real photos]; - the
@@ -41,7 +43,7 @@ import time
 import numpy as np
 
 from filter_dev.blur_degradations import fog, gauss, motion, motion_px
-from filter_dev.heldout_photos import CLEAN, OPENCV_DATA, REAL_BLUR, REAL_TEXT, REAL_WATERMARK, load, stored
+from filter_dev.heldout_photos import SOURCES, add_source_options, stored
 from filter_dev.photos import load_photo
 from filter_dev.quality_metrics import binary_metrics
 from filter_dev.synth.text import add_text_overlay
@@ -61,13 +63,13 @@ def metrics(y, score, rejected, names, clean_mask):
             "fn": [n for n, r, t in zip(names, rejected, y) if not r and t == 1]}
 
 
-def bench_blur(d, clean, rng):
+def bench_blur(src, d, clean, rng):
     from filters.blur import BlurFilter
 
     f = BlurFilter.ready()
     items = [(im, 0, short(n), True) for n, im in clean.items()]
     items += [(fog(im), 0, f"{short(n)}+fog", False) for n, im in clean.items()]
-    items += [(load(d, n), 1, short(n), False) for n in REAL_BLUR]
+    items += [(src.load(d, n), 1, short(n), False) for n in src.real_blur]
     for n, im in clean.items():
         items.append((gauss(im, 2.5), 1, f"{short(n)}+gauss2.5", False))
         a = float(rng.uniform(0, 180))
@@ -79,12 +81,14 @@ def bench_blur(d, clean, rng):
     return metrics(y, -s["sharpness"], ~f.keep(s), names, np.array(cm)), f"sharpness < {f.cfg.threshold:g}"
 
 
-def bench_text(d, clean, rng):
+def bench_text(src, d, clean, rng):
     from filters.text import TextFilter
 
     f = TextFilter.ready()
     items = [(im, 0, short(n), True) for n, im in clean.items()]
-    items += [(load(d, n), 1, n, False) for n in REAL_TEXT] + [(load_photo("page", 512), 1, "skimage/page.png", False)]
+    items += [(src.load(d, n), 1, n, False) for n in src.real_text]
+    if src.real_text:  # a real page beside the source's own (OpenCV's); the other sources have text only rendered
+        items.append((load_photo("page", 512), 1, "skimage/page.png", False))
     for k, (n, im) in enumerate(clean.items()):
         kind = ("poster", "meme", "paragraph")[k % 3]
         items.append((add_text_overlay(im, rng, kind), 1, f"{short(n)}+{kind}", False))
@@ -107,7 +111,7 @@ def bench_text(d, clean, rng):
             (dm, f"detected text area > {f.cfg.threshold:g} (the detector alone, `confirm: false`)")]
 
 
-def bench_watermark(d, clean, rng, model_path=None):
+def bench_watermark(src, d, clean, rng, model_path=None):
     from filters.text import TextFilter
     from filters.watermark import WatermarkConfig, WatermarkFilter
 
@@ -115,7 +119,7 @@ def bench_watermark(d, clean, rng, model_path=None):
     f = WatermarkFilter(WatermarkConfig(model_path=model_path))
     f.text = text  # share the detector instead of loading a second one
     f.setup()
-    items = [(im, int(n in REAL_WATERMARK), short(n), n not in REAL_WATERMARK) for n, im in clean.items()]
+    items = [(im, int(n in src.real_watermark), short(n), n not in src.real_watermark) for n, im in clean.items()]
     for n, im in clean.items():
         for k in range(3):
             items.append((stored(add_watermark(im, rng, "heldout")), 1, f"{short(n)}+wm{k}", False))
@@ -131,7 +135,7 @@ def bench_watermark(d, clean, rng, model_path=None):
             (metrics(y, s["prob"], model_alone, names, np.array(cm)), f"P >= {f.cfg.threshold:g} (model alone, no text rule)")]
 
 
-def bench_nsfw(d, clean, rng):
+def bench_nsfw(src, d, clean, rng):
     from filters.nsfw import NsfwFilter
 
     f = NsfwFilter.ready()
@@ -148,7 +152,7 @@ def bench_nsfw(d, clean, rng):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--opencv-data", default=OPENCV_DATA)
+    add_source_options(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--watermark-model", default=None, help="WatermarkNet weights to measure (default: the bundled ones)")
     ap.add_argument("--only", nargs="+", choices=["blur", "text", "watermark", "nsfw"], default=["blur", "text", "watermark", "nsfw"])
@@ -158,37 +162,49 @@ def main(argv=None):
         run(args)
 
 
-def run(args):
-    clean = {n: load(args.opencv_data, n) for n in CLEAN}
+def run_source(args, k: int, src) -> list:
+    d = getattr(args, f"{src.name}_data")
+    clean = {n: src.load(d, n) for n in src.clean}
     rows = []
     for name in args.only:
-        rng = np.random.default_rng([args.seed, ["blur", "text", "watermark", "nsfw"].index(name)])
+        # the first source keeps the seeds it had before there were two
+        rng = np.random.default_rng([args.seed, ["blur", "text", "watermark", "nsfw"].index(name)] + ([k] if k else []))
         t = time.time()
         if name in ("watermark", "text"):
             bench = bench_watermark if name == "watermark" else bench_text
-            for m, rule in bench(args.opencv_data, clean, rng, *([args.watermark_model] if name == "watermark" else [])):
+            for m, rule in bench(src, d, clean, rng, *([args.watermark_model] if name == "watermark" else [])):
                 rows.append((name, m, rule))
         else:
-            m, rule = {"blur": bench_blur, "nsfw": bench_nsfw}[name](args.opencv_data, clean, rng)
+            m, rule = {"blur": bench_blur, "nsfw": bench_nsfw}[name](src, d, clean, rng)
             rows.append((name, m, rule))
-        print(f"[{name}: {time.time() - t:.0f}s]", file=sys.stderr, flush=True)
+        print(f"[{src.name} {name}: {time.time() - t:.0f}s]", file=sys.stderr, flush=True)
+    return rows
+
+
+def run(args):
+    measured = [(SOURCES[s], run_source(args, k, SOURCES[s])) for k, s in enumerate(args.source)]
     print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n")
-    print(f"Clean photos: {len(CLEAN)} real photos from OpenCV's samples/data (never used for training or tuning), "
-          "stored at 512 px, JPEG q90; for the watermark filter "
-          f"{len(CLEAN) - len(REAL_WATERMARK)}: {', '.join(REAL_WATERMARK)} carries a real watermark.\n")
-    print("| filter | pos | neg | AUC | precision | recall | clean photos rejected | rejects when |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, m, rule in rows:
-        auc = "-" if np.isnan(m["auc"]) else f"{m['auc']:.3f}"
-        prec = "-" if name == "nsfw" else f"{m['precision']:.3f}"
-        rec = "-" if name == "nsfw" else f"{m['recall']:.3f}"
-        cr = f"{round(m['clean_rejected'] * m['clean_n'])}/{m['clean_n']} ({100 * m['clean_rejected']:.0f}%)"
-        print(f"| {name} | {m['pos']} | {m['neg']} | {auc} | {prec} | {rec} | {cr} | {rule} |")
-    print()
-    for name, m, rule in rows:
-        print(f"- {name} ({rule}): false positives {m['fp'] or 'none'}; false negatives {m['fn'] or 'none'}")
-    result = {f"{n}|{r}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k not in ("fp", "fn")}
-              for n, m, r in rows}
+    result = {}
+    for src, rows in measured:
+        wm = f"{len(src.clean) - len(src.real_watermark)}: {', '.join(src.real_watermark)} carries a real watermark" \
+            if src.real_watermark else f"all {len(src.clean)}"
+        print(f"### {src.title} (`--source {src.name}`, Debian's {src.package})\n")
+        print(f"Clean photos: {len(src.clean)} real photos (never used for training or tuning), "
+              f"stored at 512 px, JPEG q90; for the watermark filter {wm}.\n")
+        print("| filter | pos | neg | AUC | precision | recall | clean photos rejected | rejects when |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, m, rule in rows:
+            auc = "-" if np.isnan(m["auc"]) else f"{m['auc']:.3f}"
+            prec = "-" if name == "nsfw" else f"{m['precision']:.3f}"
+            rec = "-" if name == "nsfw" else f"{m['recall']:.3f}"
+            cr = f"{round(m['clean_rejected'] * m['clean_n'])}/{m['clean_n']} ({100 * m['clean_rejected']:.0f}%)"
+            print(f"| {name} | {m['pos']} | {m['neg']} | {auc} | {prec} | {rec} | {cr} | {rule} |")
+        print()
+        for name, m, rule in rows:
+            print(f"- {name} ({rule}): false positives {m['fp'] or 'none'}; false negatives {m['fn'] or 'none'}")
+        print()
+        result[src.name] = {f"{n}|{r}": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k not in ("fp", "fn")}
+                            for n, m, r in rows}
     print("RESULT " + json.dumps(result), file=sys.stderr)  # machine-readable, not for the README
 
 
