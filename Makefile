@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE ?= disabled
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint bench clean chromium watermark-photos watermark-model
+.PHONY: setup demo test lint bench clean chromium watermark-photos watermark-model heldout-photos
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ WATERMARK_PHOTO_PACKAGES := gnome-backgrounds lomiri-wallpapers-16.04 lomiri-wal
 watermark-photos:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(WATERMARK_PHOTO_PACKAGES)
+
+# The filter-quality benches' held-out photos (filter_dev/heldout_photos.py); no test reads
+# them, so CI does not install them.
+HELDOUT_PHOTO_PACKAGES := opencv-doc gcompris-qt-data
+heldout-photos:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(HELDOUT_PHOTO_PACKAGES)
 
 watermark-model: $(STAMP) watermark-photos
 	$(VENV)/bin/python -m filter_dev.watermark_train
