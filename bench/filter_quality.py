@@ -162,12 +162,13 @@ def main(argv=None):
         run(args)
 
 
-def run_source(args, k: int, src) -> list:
+def run_source(args, src) -> list:
     d = getattr(args, f"{src.name}_data")
     clean = {n: src.load(d, n) for n in src.clean}
     rows = []
     for name in args.only:
-        # the first source keeps the seeds it had before there were two
+        # seeded per source (OpenCV's as before there were two), the same whichever sources run
+        k = list(SOURCES).index(src.name)
         rng = np.random.default_rng([args.seed, ["blur", "text", "watermark", "nsfw"].index(name)] + ([k] if k else []))
         t = time.time()
         if name in ("watermark", "text"):
@@ -182,7 +183,7 @@ def run_source(args, k: int, src) -> list:
 
 
 def run(args):
-    measured = [(SOURCES[s], run_source(args, k, SOURCES[s])) for k, s in enumerate(args.source)]
+    measured = [(SOURCES[s], run_source(args, SOURCES[s])) for s in args.source]
     print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n")
     result = {}
     for src, rows in measured:
