@@ -1,6 +1,7 @@
 """The CLIP steps in a real build (Ray, one model actor): clip_score and aesthetic on one
 tiny CLIP (saved, loaded by path in the actor), their scores in the ledger for every kept
-row, each kept sample's embedding stored beside its shard in shard order, and the copy the
+row (clip_score_caption from the model actor's second trip, after fusion in the CPU
+worker), each kept sample's embedding stored beside its shard in shard order, and the copy the
 duplicate pass removes gone from the embeddings as from the shard; filter-report shows the
 removed copy beside the kept one, histograms of the new scores, and exports the pairs."""
 
@@ -48,6 +49,7 @@ def built(ray_session, tmp_path_factory):
                        filters={"blur": {"enabled": False},
                                 "clip_score": {"enabled": True, **settings},
                                 "aesthetic": {"enabled": True, "model_path": str(tmp / "aesthetic.pth"), **settings}},
+                       annotate={"fused": {"enabled": True, "template": "{alt}, seen from afar"}},
                        dedup={"enabled": True})
         manifest = run_build(cfg, tmp / "out", show_progress=False)
     return manifest, tmp / "out", clip
@@ -70,6 +72,17 @@ def test_scores_in_ledger_and_embeddings_beside_shards(built):
         np.testing.assert_allclose(np.linalg.norm(arrays[label].astype(np.float32), axis=1), 1, atol=1e-2)
         stored += len(keys)
     assert stored == 5
+    # the caption score: stored image embedding . text embedding of the shard's fused txt
+    from filters.clip_score import ClipScoreFilter
+
+    enc = ClipScoreFilter.ready(**{k: clip[k] for k in ("clip_model", "clip_config", "clip_weights")}, device="cpu").encoder
+    for tar in sorted((out / "shards").glob("*.tar")):
+        txt = {s["__key__"]: s["txt"].decode() for s in wds.WebDataset(str(tar), shardshuffle=False)}
+        keys, arrays = read_unit_embeddings(out, tar.stem)
+        assert all(txt[k].endswith("seen from afar") for k in keys)
+        img = torch.nn.functional.normalize(torch.as_tensor(arrays[label].astype(np.float32)), dim=-1)
+        want = (img * enc.embed_texts([txt[k] for k in keys])).sum(-1).numpy()
+        np.testing.assert_allclose(kept.set_index("key").loc[keys, "clip_score_caption"], want, atol=1e-5)
     dup = ledger.loc[ledger["reason"] == "duplicate", "key"].item()
     assert not any(dup in read_unit_embeddings(out, p.stem)[0] for p in (out / "ledger").glob("*.parquet"))
 
