@@ -8,6 +8,7 @@ removed copy beside the kept one, histograms of the new scores, and exports the 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -109,3 +110,48 @@ def test_report_shows_the_duplicate_pair_and_the_new_scores(built, tmp_path, cap
     pairs = pd.read_csv(tmp_path / "dups.csv")
     assert pairs[["key", "source", "kept_key", "kept_source", "kind", "distance"]].values.tolist() == [
         [dup["key"], dup["source"], dup["detail"], kept_source, "exact", 0]]
+
+
+def test_semantic_pass_removes_a_planted_copy_and_is_idempotent(built, tmp_path, capsys):
+    """SemDeDup on the stored embeddings (`python pipeline/dedup.py OUT --semantic`): two
+    distinct photos given the same embedding (written through the real file format) are
+    grouped; the one with fewer original pixels is removed, named as semantic in its
+    ledger detail and in dedup.parquet, from its shard and its embeddings; a rerun changes nothing."""
+    from pipeline.dedup import main as dedup_main
+    from pipeline.embeddings import write_unit_embeddings
+
+    _, built_out, _ = built
+    out = tmp_path / "out"
+    shutil.copytree(built_out, out)
+    ledger = read_ledger(out).to_pandas().set_index("key")
+    kept = ledger[ledger["status"] == "kept"]
+    src = lambda name: kept.index[kept["source"].str.endswith("/" + name)].item()  # noqa: E731
+    a, b = src("astronaut.png"), src("coffee.png")  # 512x512 vs 400x600: coffee has fewer pixels, so it goes
+    unit_a, unit_b = (Path(kept.loc[k, "shard"]).stem for k in (a, b))
+    keys_a, arr_a = read_unit_embeddings(out, unit_a)
+    (label,) = arr_a
+    keys_b, arr_b = read_unit_embeddings(out, unit_b)
+    vec_b = arr_b[label].copy()
+    vec_b[keys_b.index(b)] = arr_a[label][keys_a.index(a)]
+    write_unit_embeddings(out, unit_b, keys_b, [{label: v} for v in vec_b])
+    sims = np.stack([read_unit_embeddings(out, u)[1][label] for u in sorted({unit_a, unit_b})])
+    eps = 0.001  # far below 1 - the closest distinct pair of this tiny CLIP's embeddings (checked next)
+    x = np.concatenate(list(sims)).astype(np.float32)
+    s = (x @ x.T)[np.triu_indices(len(x), 1)]
+    assert (s > 1 - eps).sum() == 1
+
+    assert dedup_main([str(out), "--semantic", "--eps", str(eps)]) == 0
+    assert "1 semantic" in capsys.readouterr().out
+    after = read_ledger(out).to_pandas().set_index("key")
+    assert (after.loc[b, "status"], after.loc[b, "reason"]) == ("rejected", "duplicate")
+    assert after.loc[b, "detail"].startswith(f"{a} (semantic, cos 1.0")
+    assert after["status"].value_counts().to_dict() == {"kept": 4, "rejected": 2}
+    assert b not in [s["__key__"] for t in (out / "shards").glob("*.tar") for s in wds.WebDataset(str(t), shardshuffle=False)]
+    assert b not in read_unit_embeddings(out, unit_b)[0] and b in read_unit_embeddings(out, unit_b, removed=True)[0]
+    pairs = pd.read_parquet(out / "dedup.parquet")
+    assert sorted(pairs["kind"]) == ["exact", "semantic"]
+    assert pairs.loc[pairs["kind"] == "semantic", ["key", "kept_key"]].values.tolist() == [[b, a]]
+
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    assert dedup_main([str(out), "--semantic", "--eps", str(eps)]) == 0  # run again: same rows in, same groups out
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name != "manifest.json"} == files
