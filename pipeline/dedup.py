@@ -232,7 +232,7 @@ def run_dedup(out_dir: str | Path, max_distance: int = 8, near: bool = True, sem
     labels, emb_rows, emb = hash_labels, np.zeros(0, np.int64), np.zeros((0, 1), np.float16)
     if semantic:
         emb_rows, emb = unit_embeddings(parts)
-        sem = semantic_pairs(emb, eps, clusters, _ray_cluster_pairs)
+        sem = semantic_pairs(emb, eps, clusters, _ray_map)
         labels = find_groups(rows, max_distance, near, pair_task, extra=(emb_rows[sem[0]], emb_rows[sem[1]]))
     removed = choose(rows, labels)
     kind, sim = kinds(rows, removed, hash_labels), similarities(removed, emb_rows, emb)
@@ -251,13 +251,11 @@ def run_dedup(out_dir: str | Path, max_distance: int = 8, near: bool = True, sem
             "units_rewritten": len(by_unit), "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _ray_cluster_pairs(x: np.ndarray, jobs: list) -> list:
-    """semantic_pairs' map on Ray: one task per batch of clusters, all reading one copy of x."""
+def _ray_map(fn, x: np.ndarray, jobs: list) -> list:
+    """semantic_pairs' map on Ray: one task per job, all reading one copy of x."""
     import ray
 
-    from pipeline.semantic_dedup import cluster_pairs
-
-    task = ray.remote(num_cpus=1)(cluster_pairs)
+    task = ray.remote(num_cpus=1)(fn)
     ref = ray.put(x)
     return ray.get([task.remote(ref, *job) for job in jobs])
 
