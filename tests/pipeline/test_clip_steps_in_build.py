@@ -101,6 +101,12 @@ def test_report_shows_the_duplicate_pair_and_the_new_scores(built, tmp_path, cap
     section = page[page.index('<section id="duplicates">'):page.index('<section id="captions">')]
     assert section.count("<img") == 2  # the removed copy (from rejects/) beside the kept sample (from its shard)
     assert "histogram of clip_score_alt" in page and "histogram of aesthetic_score" in page
+    assert "histogram of clip_score_caption" in page and "clip_score: clip_score_caption, threshold -1" in page  # its own grid
+
+    # what-if on the caption threshold: every kept row has a caption score below 1
+    assert report_main([str(out), "--what-if", "clip_score.threshold_caption=1"]) == 0
+    rows = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert rows["kept"][1:3] == ["5", "0"] and rows["clip_score"][1:3] == ["0", "6"]
 
     # the pass run again adds no second thumbnail; the export lists the pair with both sources
     rejects = {p.name: p.read_bytes() for p in (out / "rejects").glob("*.tar")}
