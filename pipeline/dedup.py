@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.manifest import refresh_counts
 
         refresh_counts(out, {"dedup": summary})
+    if summary["semantic"] and not summary["embeddings"]:
+        print(f"dedup: --semantic found no stored embeddings in {out}/embeddings: the build ran no CLIP step "
+              "(enable clip_score, aesthetic or concepts to store them)", file=sys.stderr)
     print(f"dedup: {summary['removed']} copies removed ({summary['exact']} exact, {summary['near_removed']} near, "
           f"{summary['semantic_removed']} semantic) "
           f"in {summary['groups']} groups of {summary['compared']} samples, {summary['seconds']} s")
