@@ -233,7 +233,9 @@ def run_dedup(out_dir: str | Path, max_distance: int = 8, near: bool = True, sem
     if semantic:
         emb_rows, emb = unit_embeddings(parts)
         sem = semantic_pairs(emb, eps, clusters, _ray_map)
-        labels = find_groups(rows, max_distance, near, pair_task, extra=(emb_rows[sem[0]], emb_rows[sem[1]]))
+        first = np.unique(hash_labels, return_index=True)[1]  # hash groups joined by the semantic pairs, no second search
+        labels = components(len(hash_labels), np.concatenate([np.arange(len(hash_labels)), emb_rows[sem[0]]]),
+                            np.concatenate([first[hash_labels], emb_rows[sem[1]]]))
     removed = choose(rows, labels)
     kind, sim = kinds(rows, removed, hash_labels), similarities(removed, emb_rows, emb)
     by_unit: dict[str, dict[str, str]] = {}
