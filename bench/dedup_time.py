@@ -1,7 +1,7 @@
 """How long the duplicate pass takes on a large build: the real pass (pipeline/dedup.py's
 `run_dedup`, on a local Ray) over a synthetic output folder of N rows.
 
-    python bench/dedup_time.py [--rows 200000] [--units 40] [--dim 512] [--eps 0.05] [--readme]
+    python bench/dedup_time.py [--rows 1000000] [--units 100] [--dim 512] [--eps 0.05] [--readme]
     python bench/dedup_time.py --semantic-only --rows 1000000
 
 `--semantic-only` times the semantic step alone (pipeline/semantic_dedup.py's stages, in
@@ -120,8 +120,8 @@ def semantic_only(rows: dict, eps: float) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=200_000, help="synthetic rows (200k: the full pass in ~5 min on 2 loaded cores)")
-    ap.add_argument("--units", type=int, default=40, help="ledger files (units) the rows are spread over")
+    ap.add_argument("--rows", type=int, default=1_000_000, help="synthetic rows (1 M: about 4 min on 2 idle cores)")
+    ap.add_argument("--units", type=int, default=100, help="ledger files (units) the rows are spread over")
     ap.add_argument("--semantic-only", action="store_true", help="time the semantic step alone, in one process")
     ap.add_argument("--dim", type=int, default=512, help="embedding width (ViT-B/32: 512, ViT-L/14: 768)")
     ap.add_argument("--eps", type=float, default=0.05)
