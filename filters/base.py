@@ -45,6 +45,12 @@ class Filter(Step):
     # `detail`s of rejections this filter makes after the annotators (check_final_caption),
     # which no score replays: filter-report counts rows rejected so as rejected by it.
     late_details: ClassVar[tuple[str, ...]] = ()
+    # Scores (of score_names) known only once the training caption is final, after caption
+    # fusion in the CPU worker (model filters): `score` gives NaN for them, then the worker
+    # sends the final captions back to the model pool for `score_final_captions`, and keep()
+    # decides again with them. NaN (never scored: the sample left before fusion) passes;
+    # filter-report does not require them to call a row scored.
+    late_scores: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_declarations(cls) -> None:
@@ -71,6 +77,12 @@ class Filter(Step):
         """Asked once the training caption is final (after caption fusion), for samples
         still kept: a non-empty detail rejects the sample with this filter as the reason."""
         return ""
+
+    def score_final_captions(self, captions: list[str], meta: list[dict]) -> dict[str, np.ndarray]:
+        """The `late_scores` of samples still kept, from their final training captions;
+        meta[i] holds "embeddings" (the image embeddings the pool stored in the verdict,
+        pipeline/embeddings.py) and "scores" (the sample's ledger scores so far)."""
+        raise NotImplementedError
 
     def details(self, scores: dict[str, np.ndarray], keep: np.ndarray) -> list[str]:
         """Why each rejected sample was rejected, for the ledger's `detail` column.

@@ -9,7 +9,9 @@ wait in the pool (in Ray's object store); past that the worker waits for the old
 slow model pool slows the downloads instead of filling memory. `finish()` collects the
 remaining verdicts; `annotate_kept()` marks the survivors kept after the CPU annotators
 (caption fusion, metadata only) describe them and the filters have checked the final
-caption (filters/caption.py: no empty `txt`).
+caption: the CPU filters here (filters/caption_rules.py: no empty `txt`), then the model
+filters that score it (Filter.late_scores, e.g. clip_score_caption) in a second,
+text-only trip to the model pool, a batch at a time.
 """
 
 from __future__ import annotations
@@ -108,4 +110,12 @@ class SampleBatcher:
                 detail = f.check_final_caption(s.training_caption)
                 if detail:
                     s.verdict.reject(f.name, detail)
+        live = [s for s in live if s.status == Status.PENDING]
+        if self.chain.final_caption_scores and self.chain.pool is not None:
+            for i in range(0, len(live), self.chain.batch_size):
+                part = live[i:i + self.chain.batch_size]
+                self.in_pool.append((part, self.chain.pool.submit_final_captions([s.training_caption for s in part],
+                                                                                 [s.verdict.copy() for s in part])))
+            self.finish()
+        for s in live:
             s.verdict.keep()

@@ -108,6 +108,9 @@ class DedupConfig(_Strict):
     enabled: bool = Field(True, description="remove copies across the whole build when it ends (exact pixels, and near with `near`)")
     near: bool = Field(True, description="also near copies: perceptual hashes within max_distance bits")
     max_distance: int = Field(8, ge=0, le=32, description="largest Hamming distance between the 64-bit pHashes of near copies")
+    semantic: bool = Field(False, description="also semantic duplicates (SemDeDup) from the stored CLIP image embeddings: needs a CLIP step")
+    eps: float = Field(0.05, gt=0, lt=1, description="semantic duplicates: cosine similarity above 1 - eps within a k-means cluster")
+    clusters: int = Field(0, ge=0, description="k-means clusters for the semantic step; 0 = one per 1000 embeddings")
 
 
 # One field per registered step (filters/*.py, annotate/*.py register themselves).

@@ -13,7 +13,10 @@ The .npy names carry a hash of the keys they hold and are written before the jso
 names them, so a reader (or a pass killed mid-rewrite) always finds a json whose files
 match it; files no json names are deleted on the next write. A second CLIP model in the
 same build (e.g. ViT-L-14 for aesthetic, ViT-B-32 for clip_score) gets `NNNNN.<id>.1.npy`.
-The dedup pass drops removed keys when it rewrites a shard (`drop_keys`).
+The dedup pass drops removed keys when it rewrites a shard (`drop_keys`) and keeps their
+rows aside in `embeddings/removed/NNNNN.{json,npy}` (same layout), so a second run of the
+pass (resume, or run alone) compares the same rows as the first: the semantic step's
+k-means sees the same input and finds the same groups.
 """
 
 from __future__ import annotations
@@ -54,10 +57,18 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+REMOVED_DIR = "removed"  # under EMBED_DIR: rows of the samples the dedup pass removed
+
+
 def write_unit_embeddings(out_dir: Path, unit_name: str, keys: list[str], vectors: list[dict]) -> None:
     """`vectors[i]` = {label: float16 vector} of keys[i]. Only keys with every label are
-    stored; nothing to store removes a file left by an earlier run of the unit."""
-    folder = Path(out_dir) / EMBED_DIR
+    stored; nothing to store removes a file left by an earlier run of the unit (and a
+    freshly written unit has no removed rows)."""
+    _write(Path(out_dir) / EMBED_DIR, unit_name, keys, vectors)
+    _remove(Path(out_dir) / EMBED_DIR / REMOVED_DIR, unit_name)
+
+
+def _write(folder: Path, unit_name: str, keys: list[str], vectors: list[dict]) -> None:
     meta_path = folder / f"{unit_name}.json"
     labels = sorted({lab for v in vectors for lab in v})
     rows = [i for i, v in enumerate(vectors) if labels and all(lab in v for lab in labels)]
@@ -84,9 +95,13 @@ def _remove(folder: Path, unit_name: str, keep: set[str] | None = None) -> None:
             p.unlink(missing_ok=True)
 
 
-def read_unit_embeddings(out_dir: Path, unit_name: str) -> tuple[list[str], dict[str, np.ndarray]]:
-    """(keys in shard order, {label: N x D float16}); ([], {}) when the unit has none."""
-    folder = Path(out_dir) / EMBED_DIR
+def read_unit_embeddings(out_dir: Path, unit_name: str, removed: bool = False) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(keys in shard order, {label: N x D float16}); ([], {}) when the unit has none.
+    removed=True: the rows the dedup pass took out of the unit instead."""
+    return _read(Path(out_dir) / EMBED_DIR / (REMOVED_DIR if removed else ""), unit_name)
+
+
+def _read(folder: Path, unit_name: str) -> tuple[list[str], dict[str, np.ndarray]]:
     meta_path = folder / f"{unit_name}.json"
     if not meta_path.exists():
         return [], {}
@@ -94,10 +109,27 @@ def read_unit_embeddings(out_dir: Path, unit_name: str) -> tuple[list[str], dict
     return meta["keys"], {lab: np.load(folder / name, allow_pickle=False) for lab, name in meta["files"].items()}
 
 
+def all_unit_embeddings(out_dir: Path, unit_name: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The unit's rows and its removed rows, each key once (a pass killed between the two
+    writes of drop_keys leaves a key in both)."""
+    keys, arrays = read_unit_embeddings(out_dir, unit_name)
+    rkeys, rarrays = read_unit_embeddings(out_dir, unit_name, removed=True)
+    extra = [i for i, k in enumerate(rkeys) if k not in set(keys)]
+    if not extra or set(rarrays) != set(arrays):
+        return (keys, arrays) if keys else (rkeys, rarrays)
+    return keys + [rkeys[i] for i in extra], {lab: np.concatenate([a, rarrays[lab][extra]]) for lab, a in arrays.items()}
+
+
 def drop_keys(out_dir: Path, unit_name: str, removed) -> None:
-    """Rewrite the unit's embeddings without `removed` keys (the dedup pass, after its shard)."""
+    """Rewrite the unit's embeddings without `removed` keys (the dedup pass, after its
+    shard); their rows go to removed/ first, so none is ever lost."""
     keys, arrays = read_unit_embeddings(out_dir, unit_name)
     if not any(k in removed for k in keys):
         return
-    vectors = [{lab: a[i] for lab, a in arrays.items()} for i, k in enumerate(keys) if k not in removed]
-    write_unit_embeddings(out_dir, unit_name, [k for k in keys if k not in removed], vectors)
+    row = lambda a, i: {lab: x[i] for lab, x in a.items()}  # noqa: E731
+    rkeys, rarrays = read_unit_embeddings(out_dir, unit_name, removed=True)
+    gone = [i for i, k in enumerate(keys) if k in removed and k not in set(rkeys)]
+    _write(Path(out_dir) / EMBED_DIR / REMOVED_DIR, unit_name, rkeys + [keys[i] for i in gone],
+           [row(rarrays, i) for i in range(len(rkeys))] + [row(arrays, i) for i in gone])
+    vectors = [row(arrays, i) for i, k in enumerate(keys) if k not in removed]
+    _write(Path(out_dir) / EMBED_DIR, unit_name, [k for k in keys if k not in removed], vectors)

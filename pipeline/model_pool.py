@@ -49,6 +49,11 @@ class ModelActor:
         pick = lambda xs: [xs[i] for i in positions]  # noqa: E731
         return self.runner.run(pick(images), pick(meta), pick(verdicts), score_all)
 
+    def final_captions(self, batch: tuple, score_all: bool, positions: list[int]):
+        """The second trip (after caption fusion): `batch` is (captions, verdicts)."""
+        captions, verdicts = batch
+        return self.runner.score_final_captions([captions[i] for i in positions], [verdicts[i] for i in positions])
+
     def stats(self) -> dict:
         return self.runner.stats_dict()
 
@@ -76,6 +81,7 @@ class _InPool:
     score_all: bool
     actor: object
     ref: ray.ObjectRef
+    method: str = "run"  # the ModelActor method: run, or final_captions
 
 
 class RayModelPool:
@@ -90,9 +96,13 @@ class RayModelPool:
     def submit(self, images, meta, verdicts, score_all):
         return self._send(ray.put((images, meta, verdicts)), verdicts, list(range(len(images))), score_all)
 
-    def _send(self, data, verdicts, positions, score_all) -> _InPool:
+    def submit_final_captions(self, captions, verdicts):
+        return self._send(ray.put((captions, verdicts)), verdicts, list(range(len(captions))), False, "final_captions")
+
+    def _send(self, data, verdicts, positions, score_all, method="run") -> _InPool:
         actor = next(self._next)
-        return _InPool(data, verdicts, positions, score_all, actor, actor.run.remote(data, score_all, positions))
+        ref = getattr(actor, method).remote(data, score_all, positions)
+        return _InPool(data, verdicts, positions, score_all, actor, ref, method)
 
     def result(self, sent: _InPool) -> list[Verdict]:
         try:
@@ -104,7 +114,7 @@ class RayModelPool:
                 return [v]
             _wait_until_back(sent.actor)
             half = len(sent.positions) // 2
-            parts = [self._send(sent.data, sent.verdicts, p, sent.score_all)
+            parts = [self._send(sent.data, sent.verdicts, p, sent.score_all, sent.method)
                      for p in (sent.positions[:half], sent.positions[half:])]
             return [v for part in parts for v in self.result(part)]
 

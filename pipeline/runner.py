@@ -87,7 +87,8 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     try:
         stats = _run_units(cfg, out, todo, len(units), show_progress)
         if cfg.dedup.enabled:  # every time, resumed or not: the pass is idempotent and finishes a killed one
-            stats["dedup"] = run_dedup(out, cfg.dedup.max_distance, cfg.dedup.near)
+            d = cfg.dedup
+            stats["dedup"] = run_dedup(out, d.max_distance, d.near, d.semantic, d.eps, d.clusters)
     finally:
         if started_ray:
             ray.shutdown()

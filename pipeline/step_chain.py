@@ -25,6 +25,7 @@ class StepChain:
     batch_size: int = 64
     warnings: list[str] = field(default_factory=list)
     guard: StepGuard = field(default_factory=StepGuard)  # this worker's CPU steps: lives as long as the worker
+    final_caption_scores: bool = False  # a model filter scores the final caption (Filter.late_scores): a second trip to the pool
 
     def wants_pixels(self, width: int, height: int) -> bool:
         """False when a filter that decides from the original size alone, running before
@@ -68,5 +69,6 @@ def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None 
         runner = build_model_runner(cfg, warnings)
         pool, model_columns = LocalModelPool(runner), score_columns(runner.filters)
     columns = score_columns(cpu_filters) + list(model_columns or [])
+    late = any(c.late_scores for c in enabled_steps(cfg.filters, "filter", "model"))
     return StepChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings,
-                     StepGuard(cfg.ray.max_failed_batches))
+                     StepGuard(cfg.ray.max_failed_batches), late)

@@ -55,6 +55,32 @@ def run_annotators(annotators, images: list, meta: list[dict], verdicts: list[Ve
             meta[i].setdefault("annotations", {})[a.name] = r
 
 
+class FinalCaptionScores(Step):
+    """A filter's `late_scores` (filters/base.py) as a step that run_filters runs after
+    caption fusion: no pixels; meta holds the final caption, the sample's scores so far and
+    its stored image embeddings; keep() decides on all of the filter's scores."""
+
+    kind = "filter"
+    needs_pixels = False
+
+    def __init__(self, f):
+        self.filter, self.name, self.pool = f, f.name, f.pool
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.filter.batch_size
+
+    def process(self, images, meta) -> list[dict]:
+        f = self.filter
+        late = f.score_final_captions([m["final_caption"] for m in meta], meta)
+        scores = {n: np.array([m["scores"].get(f"{f.name}_{n}", np.nan) for m in meta], dtype=float) for n in f.score_names}
+        scores.update(late)
+        keep = f.keep(scores)
+        details = f.details(scores, keep)
+        return [{"scores": {n: float(late[n][i]) for n in late}, "keep": bool(keep[i]), "detail": details[i], "outputs": None}
+                for i in range(len(meta))]
+
+
 class ModelStepRunner:
     """The model steps (filters, then annotators) of one model actor, on one batch."""
 
@@ -71,6 +97,13 @@ class ModelStepRunner:
         run_filters(self.filters, images, meta, verdicts, score_all, self.stats, self.guard)
         run_annotators(self.annotators, images, meta, verdicts, self.stats, self.guard)
         collect_embeddings(self.steps, images, verdicts)  # computed once by the CLIP steps, stored beside the shard
+        return verdicts
+
+    def score_final_captions(self, captions: list[str], verdicts: list[Verdict]) -> list[Verdict]:
+        """The second trip, after caption fusion: the model filters' late scores of the samples still pending."""
+        steps = [FinalCaptionScores(f) for f in self.filters if f.late_scores]
+        meta = [{"final_caption": c, "scores": v.scores, "embeddings": v.embeddings} for c, v in zip(captions, verdicts)]
+        run_filters(steps, [None] * len(verdicts), meta, verdicts, False, self.stats, self.guard)
         return verdicts
 
     def stats_dict(self) -> dict:
@@ -90,6 +123,9 @@ class LocalModelPool:
 
     def submit(self, images, meta, verdicts, score_all):
         return self.runner.run(images, meta, verdicts, score_all)
+
+    def submit_final_captions(self, captions, verdicts):
+        return self.runner.score_final_captions(captions, verdicts)
 
     def result(self, handle):
         return handle

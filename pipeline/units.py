@@ -46,13 +46,13 @@ def run_unit(unit: Unit, cfg: WorkflowConfig, chain: StepChain) -> tuple[list[Sa
     decoder = ImageDecoder.for_images(cfg.images, chain.wants_pixels)  # no pixels for sizes the first filters reject
     samples = LOADERS[unit.kind](unit.items, cfg.download, decoder, batcher.add)  # steps run as samples arrive
     t_loaded = time.perf_counter()
-    waited = batcher.finish()
-    batcher.annotate_kept(samples)
+    batcher.finish()
+    batcher.annotate_kept(samples)  # may wait on the pool again (final-caption scores)
     if unit.kind in ROWS_PER_ITEM and len(samples) != len(unit.items):  # accounting guard, before anything is written
         raise RuntimeError(f"unit {unit.name}: {len(unit.items)} inputs but {len(samples)} ledger rows")
     loaded = sum(1 for s in samples if s.image is not None or s.status != Status.FAILED)
     stats.add("load", "cpu", t_loaded - t0 - batcher.busy_s, loaded)
-    stats.waiting_for_models_s += waited
+    stats.waiting_for_models_s += batcher.waited_s
     return samples, stats
 
 

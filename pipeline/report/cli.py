@@ -82,7 +82,10 @@ def _report(build, args, con, err) -> int:
         from pipeline.report.whatif import what_if
 
         new_rules = apply_overrides(rules, args.what_if)  # a bad setting fails before any output
-        render_what_if(what_if(build.ledger, new_rules, build.config.get("dedup")), con)
+        from pipeline.report.duplicates import duplicate_pairs
+
+        pairs = duplicate_pairs(build.path, build.ledger)
+        render_what_if(what_if(build.ledger, new_rules, build.config.get("dedup"), pairs), con)
         return 0
     if args.export and args.duplicates:
         from pipeline.report.duplicates import export_duplicates

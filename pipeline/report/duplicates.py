@@ -35,10 +35,17 @@ def duplicate_pairs(out_dir: Path, ledger: pd.DataFrame) -> pd.DataFrame | None:
     return pairs.reset_index(drop=True)
 
 
+def kind_label(pair: dict) -> str:
+    """exact / near / semantic (cos 0.973)."""
+    sim = pair.get("similarity")
+    return f"{pair['kind']} (cos {sim:.3f})" if pair["kind"] == "semantic" and sim == sim and sim is not None else pair["kind"]
+
+
 def duplicate_summary(pairs: pd.DataFrame | None) -> dict | None:
     if pairs is None:
         return None
     return {"removed": len(pairs), "exact": int((pairs["kind"] == "exact").sum()), "near": int((pairs["kind"] == "near").sum()),
+            "semantic": int((pairs["kind"] == "semantic").sum()),
             "pairs": pairs.head(20).to_dict("records")}
 
 
@@ -66,5 +73,6 @@ def export_duplicates(out_dir: Path, ledger: pd.DataFrame, path: str | Path) -> 
     pairs = duplicate_pairs(out_dir, ledger)
     if pairs is None:
         raise FileNotFoundError(f"{out_dir} has no {PAIRS_FILE}: the duplicate pass did not run (dedup.enabled) or has not finished")
-    write_url_list(pairs[["key", "source", "kept_key", "kept_source", "kind", "distance"]], Path(path))
+    cols = ["key", "source", "kept_key", "kept_source", "kind", "distance"] + (["similarity"] if "similarity" in pairs.columns else [])
+    write_url_list(pairs[cols], Path(path))
     return len(pairs)

@@ -95,16 +95,19 @@ def _near(grids: list[dict]) -> str:
 
 
 def _duplicates(d: dict | None, pairs: list[dict]) -> str:
+    from pipeline.report.duplicates import kind_label
+
     if d is None:
         return "<p>the duplicate pass did not run (dedup.enabled: false) or has not finished</p>"
-    head = f"<p>{d['removed']} copies removed: {d['exact']} exact, {d['near']} near (most distant near copies first)</p>"
+    head = (f"<p>{d['removed']} copies removed: {d['exact']} exact, {d['near']} near, {d.get('semantic', 0)} semantic "
+            "(most distant copies first)</p>")
 
     def cell(jpg, label, cls):
         pic = _img(jpg, "image/jpeg", label) if jpg else "<span class=muted>no thumbnail</span>"
         return f'<figure class="{cls}">{pic}<figcaption>{escape(str(label))}</figcaption></figure>'
 
     rows = [[cell(p["removed_jpg"], p["source"] or p["key"], "rej"), cell(p["kept_jpg"], p["kept_source"] or p["kept_key"], "kept"),
-             escape(p["kind"]), p["distance"]] for p in pairs]
+             escape(kind_label(p)), p["distance"]] for p in pairs]
     return head + (_table(["removed copy", "kept", "kind", "bits apart"], rows, {3}) if rows else "<p>no duplicates</p>")
 
 

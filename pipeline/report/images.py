@@ -46,19 +46,24 @@ def read_shard_samples(out_dir: Path, wanted: dict[str, set[str]]) -> dict[str, 
 
 
 def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule], per_side: int = 8) -> list[dict]:
-    """Per filter (with a threshold on its first score): the rejected and the kept samples nearest it.
+    """Per filter (with a threshold on its first score, and on each late score: clip_score_caption):
+    the rejected and the kept samples nearest it.
     Each image: {"key", "source", "score", "jpg" (thumbnail bytes), "detail"}."""
     rejects = read_rejects(out_dir)
-    kept_pick: dict[str, pd.DataFrame] = {}
+    kept_pick: dict[tuple[str, str], pd.DataFrame] = {}
     out = []
-    for rule in rules:
-        col, thr = rule.primary, rule.threshold(rule.primary)
+    grids = [(rule, col) for rule in rules
+             for col in dict.fromkeys([rule.primary] + [f"{rule.name}_{n}" for n in rule.filter.late_scores])]
+    for rule, col in grids:
+        thr = rule.threshold(col)
         if thr is None or col not in ledger.columns:
             continue
         kept = ledger[(ledger["status"] == "kept") & ledger[col].notna()]
-        kept_pick[rule.name] = _nearest(kept, col, thr, per_side)
+        kept_pick[(rule.name, col)] = _nearest(kept, col, thr, per_side)
+        names = set(rule.score_names)  # a detail naming one score (clip_score: alt, caption) puts the image in that grid only
         rej = [(meta["scores"].get(col), key, jpg, meta) for key, (jpg, meta) in rejects.items()
-               if meta.get("reason") == rule.name and meta["scores"].get(col) is not None]
+               if meta.get("reason") == rule.name and meta["scores"].get(col) is not None and meta["scores"][col] == meta["scores"][col]
+               and (meta.get("detail") not in names or col == f"{rule.name}_{meta['detail']}")]
         rej.sort(key=lambda r: (abs(r[0] - thr), r[1]))
         out.append({"filter": rule.name, "column": col, "threshold": thr,
                     "rejected_total": int(((ledger["status"] == "rejected") & (ledger["reason"] == rule.name)).sum()),
@@ -71,7 +76,7 @@ def near_threshold(out_dir: Path, ledger: pd.DataFrame, rules: list[FilterRule],
             wanted.setdefault(r["shard"], set()).add(r["key"])
     samples = read_shard_samples(out_dir, wanted)
     for entry in out:
-        for _, r in kept_pick[entry["filter"]].iterrows():
+        for _, r in kept_pick[(entry["filter"], entry["column"])].iterrows():
             jpg = samples.get(r["key"], {}).get("jpg")
             thumb = thumbnail(jpg) if jpg else None
             if thumb:

@@ -81,10 +81,12 @@ class FilterRule:
         return FilterRule(type(self.filter)(cfg), self.later)
 
     def scored(self, ledger: pd.DataFrame) -> np.ndarray:
-        """True where every score column of this filter is present (the filter ran on the row)."""
+        """True where every score column of this filter is present (the filter ran on the row),
+        late scores aside (Filter.late_scores: none on a row that left before caption fusion)."""
         if not all(c in ledger.columns for c in self.columns):
             return np.zeros(len(ledger), dtype=bool)
-        return ledger[self.columns].notna().all(axis=1).to_numpy()
+        late = set(self.filter.late_scores)
+        return ledger[[c for n, c in zip(self.score_names, self.columns) if n not in late]].notna().all(axis=1).to_numpy()
 
     def keep_rows(self, ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(scored, keep) per ledger row; keep is meaningful only where scored."""

@@ -84,10 +84,13 @@ def render_summary(s: dict, con: Console) -> None:
 def render_duplicates(d: dict | None, con: Console) -> None:
     if d is None:
         return
-    t = _table(f"Duplicates removed: {d['removed']} ({d['exact']} exact, {d['near']} near; most distant near copies first)",
+    from pipeline.report.duplicates import kind_label
+
+    t = _table(f"Duplicates removed: {d['removed']} ({d['exact']} exact, {d['near']} near, {d.get('semantic', 0)} semantic; "
+               "most distant copies first)",
                "removed", "kept (the copy it duplicates)", "kind", "bits", right=("bits",))
     for p in d["pairs"]:
-        t.add_row(str(p["source"] or p["key"]), str(p["kept_source"] or p["kept_key"]), p["kind"], str(p["distance"]))
+        t.add_row(str(p["source"] or p["key"]), str(p["kept_source"] or p["kept_key"]), kind_label(p), str(p["distance"]))
     con.print(t)
     if d["removed"] > len(d["pairs"]):
         con.print(f"... {d['removed'] - len(d['pairs'])} more: filter-report OUT --export dups.csv --duplicates")

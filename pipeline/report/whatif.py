@@ -8,7 +8,9 @@ left at an earlier filter in the real run and score_all was off): it may be kept
 rejected by that filter or a later one, which gives each count a lower and upper bound.
 With score_all: true every row is scored by every filter and all counts are exact.
 With the build's `dedup` settings, the duplicate pass is replayed on the rows the new
-thresholds keep (a copy whose representative is now rejected comes back).
+thresholds keep (a copy whose representative is now rejected comes back). Semantic pairs
+(dedup.semantic) come from the build's dedup.parquet, not from a new k-means: embeddings
+are stored only for the samples the build kept, so no other pair can be known.
 """
 
 from __future__ import annotations
@@ -21,21 +23,28 @@ from pipeline.report.rules import FilterRule
 DUPLICATE = "duplicate"  # pipeline/dedup.py's reason
 
 
-def replay_dedup(ledger: pd.DataFrame, kept: np.ndarray, dedup: dict) -> np.ndarray:
-    """Rows among `kept` the build's duplicate pass would remove (pipeline/dedup.py, same code)."""
+def replay_dedup(ledger: pd.DataFrame, kept: np.ndarray, dedup: dict, pairs: pd.DataFrame | None = None) -> np.ndarray:
+    """Rows among `kept` the build's duplicate pass would remove (pipeline/dedup.py, same code);
+    `pairs`: the build's dedup.parquet, whose semantic pairs are replayed."""
     from pipeline.dedup import choose, find_groups
 
     idx = np.flatnonzero(kept & ledger["phash"].notna().to_numpy())
     sub = ledger.iloc[idx]
     rows = {"key": sub["key"].tolist(), "pixel_hash": sub["pixel_hash"].tolist(), "phash": sub["phash"].tolist(),
             "pixels": (sub["original_width"].to_numpy(np.int64) * sub["original_height"].to_numpy(np.int64))}
-    removed = choose(rows, find_groups(rows, dedup.get("max_distance", 8), dedup.get("near", True)))
+    extra = None
+    if pairs is not None and dedup.get("semantic") and "kind" in pairs.columns:
+        at = {k: i for i, k in enumerate(rows["key"])}
+        sem = [(at[a], at[b]) for a, b in pairs.loc[pairs["kind"] == "semantic", ["key", "kept_key"]].itertuples(index=False)
+               if a in at and b in at]
+        extra = (np.array([a for a, _ in sem], np.int64), np.array([b for _, b in sem], np.int64))
+    removed = choose(rows, find_groups(rows, dedup.get("max_distance", 8), dedup.get("near", True), extra=extra))
     out = np.zeros(len(ledger), dtype=bool)
     out[idx[list(removed)]] = True
     return out
 
 
-def what_if(ledger: pd.DataFrame, rules: list[FilterRule], dedup: dict | None = None) -> dict:
+def what_if(ledger: pd.DataFrame, rules: list[FilterRule], dedup: dict | None = None, pairs: pd.DataFrame | None = None) -> dict:
     n = len(ledger)
     status = ledger["status"].to_numpy()
     pending = np.isin(status, ["kept", "rejected"])
@@ -51,7 +60,7 @@ def what_if(ledger: pd.DataFrame, rules: list[FilterRule], dedup: dict | None = 
     unknown = first_unknown >= 0
     n_dup = 0
     if dedup and dedup.get("enabled", True) and "phash" in ledger.columns:  # copies among the new kept rows
-        dup = replay_dedup(ledger, pending, dedup)
+        dup = replay_dedup(ledger, pending, dedup, pairs)
         reason[dup], pending, n_dup = DUPLICATE, pending & ~dup, int(dup.sum())
     rejected_by = {r.name: int((reason == r.name).sum()) for r in rules}
     rows = [{"status": "kept", "reason": "", "low": int(pending.sum()), "high": int(pending.sum() + unknown.sum())}]

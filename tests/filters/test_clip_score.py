@@ -30,10 +30,12 @@ def test_score_is_the_cosine_of_image_and_alt_text(tiny):
 
     cfg = FiltersConfig.model_validate({"resolution": {"enabled": False}, "blur": {"enabled": False}, "clip_score": _settings(tiny)})
     (f,) = build_steps(cfg, "filter")
-    assert isinstance(f, ClipScoreFilter) and f.pool == "model" and f.score_columns == ["clip_score_alt"]
+    assert isinstance(f, ClipScoreFilter) and f.pool == "model" and f.score_columns == ["clip_score_alt", "clip_score_caption"]
     images = [load_photo(n, 256) for n in ("astronaut", "chelsea", "coffee")]
     alts = ["an astronaut in a spacesuit", "", "a cup of coffee on a saucer"]
-    s = f.score(images, [{"caption": a} for a in alts])["alt"]
+    scores = f.score(images, [{"caption": a} for a in alts])
+    s = scores["alt"]
+    assert np.isnan(scores["caption"]).all()  # scored after caption fusion (tests/pipeline/test_caption_clip_score.py)
     model, tok = tiny["model"], open_clip.get_tokenizer(tiny["clip_model"])
     with torch.no_grad():
         x = torch.stack([f.encoder.preprocess(Image.fromarray(images[i])) for i in (0, 2)])
@@ -41,10 +43,11 @@ def test_score_is_the_cosine_of_image_and_alt_text(tiny):
         t = torch.nn.functional.normalize(model.encode_text(tok([alts[0], alts[2]])), dim=-1)
     np.testing.assert_allclose(s[[0, 2]], (e * t).sum(-1).numpy(), atol=1e-4)
     assert np.isnan(s[1])
-    assert f.keep({"alt": s}).all()  # off by default (threshold -1)
+    assert f.keep(scores).all()  # off by default (threshold -1)
     cut = float(np.nanmean(s[[0, 2]]))
     strict = ClipScoreFilter(f.cfg.model_copy(update={"threshold": cut}))  # deciding needs no model
-    assert strict.keep({"alt": s}).tolist() == [s[0] >= cut, True, s[2] >= cut] and not strict.keep({"alt": s}).all()
+    assert strict.keep(scores).tolist() == [s[0] >= cut, True, s[2] >= cut] and not strict.keep(scores).all()
+    assert strict.details(scores, strict.keep(scores)).count("alt") == 1
 
 
 def test_shares_the_encoder_with_concepts(tiny):

@@ -14,7 +14,7 @@ import pytest
 from filter_dev.photos import load_photo
 from filters.concepts import ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
-from pipeline.embeddings import EMBED_DIR, drop_keys, read_unit_embeddings, write_unit_embeddings
+from pipeline.embeddings import EMBED_DIR, all_unit_embeddings, drop_keys, read_unit_embeddings, write_unit_embeddings
 from pipeline.step_runner import ModelStepRunner
 from pipeline.verdict import Status, Verdict
 from tests.filters.tiny_open_clip import save_tiny_open_clip
@@ -72,10 +72,15 @@ def test_unit_files_round_trip_follow_dedup_and_stay_consistent(tmp_path):
     got_keys, arrays = read_unit_embeddings(tmp_path, "00007")
     assert got_keys == ["k0", "k2"]
     np.testing.assert_array_equal(arrays["A@w"], np.stack([vecs[0]["A@w"], vecs[2]["A@w"]]))
-    files = sorted(p.name for p in (tmp_path / EMBED_DIR).iterdir())
+    files = sorted(p.name for p in (tmp_path / EMBED_DIR).iterdir() if p.is_file())
     assert len(files) == 3 and "00007.json" in files  # the old .npy files are gone
+    # the removed row is kept aside, so a second dedup pass compares the same rows
+    rkeys, removed = read_unit_embeddings(tmp_path, "00007", removed=True)
+    assert rkeys == ["k1"] and np.array_equal(removed["B"][0], vecs[1]["B"])
+    assert all_unit_embeddings(tmp_path, "00007")[0] == ["k0", "k2", "k1"]
+    snapshot = sorted(str(p) for p in (tmp_path / EMBED_DIR).rglob("*"))
     drop_keys(tmp_path, "00007", {"k1": "k0"})  # idempotent (the dedup pass may run again)
-    assert sorted(p.name for p in (tmp_path / EMBED_DIR).iterdir()) == files
+    assert sorted(str(p) for p in (tmp_path / EMBED_DIR).rglob("*")) == snapshot
 
-    write_unit_embeddings(tmp_path, "00007", ["k0"], [{}])  # a redone unit with nothing to store
-    assert read_unit_embeddings(tmp_path, "00007") == ([], {}) and not any((tmp_path / EMBED_DIR).iterdir())
+    write_unit_embeddings(tmp_path, "00007", ["k0"], [{}])  # a redone unit with nothing to store (nor removed rows)
+    assert read_unit_embeddings(tmp_path, "00007") == ([], {}) and not any(p.is_file() for p in (tmp_path / EMBED_DIR).rglob("*"))

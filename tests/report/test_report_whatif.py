@@ -88,3 +88,21 @@ def test_what_if_settings_are_checked(report_build):
     proc = filter_report(out, "--what-if", "blurr=3", check_rc=2)
     assert "'blurr' is not a filter" in proc.stderr
     assert FILTERS["blur"]["threshold"] == 0.35  # the build's own thresholds are untouched
+
+
+def test_semantic_pairs_replay_from_dedup_parquet():
+    """With dedup.semantic, what-if joins the build's semantic pairs (no other row has a
+    stored embedding): the copy goes while its kept row stays, and comes back without it."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.report.whatif import replay_dedup
+
+    ledger = pd.DataFrame({"key": ["a", "b", "c"], "pixel_hash": ["1", "2", "3"],
+                           "phash": ["0000000000000000", "ffffffffffffffff", "00000000ffffffff"],
+                           "original_width": [100, 50, 80], "original_height": [100, 50, 80]})
+    pairs = pd.DataFrame({"key": ["b"], "kept_key": ["a"], "kind": ["semantic"], "distance": [64], "similarity": [0.99]})
+    dedup = {"max_distance": 8, "near": True, "semantic": True}
+    assert replay_dedup(ledger, np.ones(3, bool), dedup, pairs).tolist() == [False, True, False]
+    assert replay_dedup(ledger, np.array([False, True, True]), dedup, pairs).tolist() == [False, False, False]
+    assert not replay_dedup(ledger, np.ones(3, bool), {**dedup, "semantic": False}, pairs).any()
