@@ -27,7 +27,8 @@ def cuda_problem() -> str | None:
     if not torch.cuda.is_available():
         return (f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no usable GPU: torch.cuda.is_available() "
                 f"is False; the NVIDIA driver is too old for CUDA {torch.version.cuda} (nvidia-smi shows the CUDA version it "
-                "supports; CUDA 13 needs driver R580 or later) or no GPU is visible to this process (CUDA_VISIBLE_DEVICES)")
+                "supports; CUDA 13 needs driver R580 or later), there is no NVIDIA GPU or driver on this machine, or no GPU "
+                "is visible to this process (CUDA_VISIBLE_DEVICES)")
     major, minor = torch.cuda.get_device_capability()
     archs = torch.cuda.get_arch_list()
     if not _has_kernels_for(major, minor, archs):
@@ -132,6 +133,11 @@ def ort_session(path: str, device: str, setting: str, hint: str, num_threads: in
     opts.intra_op_num_threads = num_threads or process_cpus()
     opts.inter_op_num_threads = 1  # sequential execution (ORT's default mode) uses no inter-op pool
     providers = ort_providers(device)
+    if providers[0] != "CPUExecutionProvider":
+        # onnxruntime-gpu finds its CUDA libraries (cuBLAS, cuDNN) only once loaded: torch
+        # loads the same CUDA 13 ones from the nvidia-* wheels at import. Without this, a
+        # session asking for CUDA falls back to CPU ("libcublasLt.so.13: cannot open").
+        import torch  # noqa: F401
     try:
         session = ort.InferenceSession(path, sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types

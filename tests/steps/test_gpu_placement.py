@@ -36,7 +36,7 @@ def test_torch_reasons(monkeypatch):
     _gpu(monkeypatch, capability=(7, 0), archs=("compute_70",))  # PTX is compiled for it at load time
     assert cuda_problem() is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a driver older than the build's CUDA
-    assert "torch.cuda.is_available() is False; the NVIDIA driver is too old for CUDA 13.0" in cuda_problem()
+    assert "torch.cuda.is_available() is False; the NVIDIA driver is too old for CUDA 13.0 (" in cuda_problem()
     monkeypatch.setattr(torch.version, "cuda", None)
     assert "is a CPU-only build" in cuda_problem()
     with pytest.raises(RuntimeError, match="device='cuda' was asked for but torch .* is a CPU-only build"):
