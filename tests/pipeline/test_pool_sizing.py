@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 import ray
+import torch
 
-from pipeline.model_pool import model_actor_options
+from pipeline.model_pool import ModelActor, model_actor_options
 from pipeline.pool_start import PoolStartError
 from pipeline.runner import _start_model_pool
+from steps import devices
 from tests.pipeline.conftest import workflow
 
 SOURCES = [{"type": "folder", "path": "/nonexistent"}]
@@ -34,6 +36,21 @@ def test_actors_times_gpus_fits_the_cluster(monkeypatch, ray_cfg, actors, gpus_e
         assert len(warnings) == 1 and f"ray.model_actors = {n} leaves {idle} of the cluster's 4 GPUs idle" in warnings[0]
     else:
         assert warnings == []
+
+
+def test_device_auto_on_an_actor_ray_gave_a_gpu_must_use_it(monkeypatch):
+    # the actor's own code, run in this process: Ray gave it GPU 0, but torch cannot use it (a driver too old)
+    monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
+    monkeypatch.setattr(devices, "_cpu_fallback", False)  # restored after: the actor sets it for its process
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    actor = ModelActor.__ray_actor_class__
+    filters = {"blur": {"enabled": False}, "watermark": {"enabled": True, "defer_text_area": None}}  # device: auto
+    with pytest.raises(RuntimeError, match=r"filters.watermark: device: auto on a model actor Ray gave 1 GPU\(s\), but it runs on CPU"):
+        actor(workflow(SOURCES, filters=filters).model_dump_json())
+    described = actor(workflow(SOURCES, filters=filters, ray={"allow_cpu_fallback": True}).model_dump_json()).describe()
+    assert described["devices"]["watermark"][0]["device"] == "cpu" and "is_available() is False" in described["warnings"][0]
+    monkeypatch.setattr(ray, "get_gpu_ids", lambda: [])  # a CPU actor: auto on CPU is what was asked
+    assert actor(workflow(SOURCES, filters=filters).model_dump_json()).describe()["warnings"] == []
 
 
 @pytest.mark.timeout(120)
