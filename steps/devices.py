@@ -72,11 +72,18 @@ def torch_device(device: str = "auto"):
         if _cpu_fallback:
             return torch.device("cpu")
         raise RuntimeError(f"device={device!r} was asked for but {why}; or use 'auto' or 'cpu'")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        # under Ray a model actor sees only the GPU(s) it was given, numbered from 0
+    if dev.type == "cuda":
+        _check_cuda_index(device, dev.index or 0)
+    return dev
+
+
+def _check_cuda_index(device: str, index: int) -> None:
+    """Under Ray a model actor sees only the GPU(s) it was given, numbered from 0."""
+    import torch
+
+    if index >= torch.cuda.device_count():
         raise RuntimeError(f"device={device!r} was asked for but this process sees {torch.cuda.device_count()} CUDA "
                            "device(s), numbered from 0 (a Ray actor sees only its own); use 'auto' or 'cuda'")
-    return dev
 
 
 def half_dtype():
@@ -104,8 +111,10 @@ def ort_providers(device: str = "auto") -> list[str]:
         raise RuntimeError(f"device={device!r} was asked for but {why}; or use 'auto' or 'cpu'")
     if "CUDAExecutionProvider" in available:
         index = device.partition(":")[2]
-        cuda = ("CUDAExecutionProvider", {"device_id": int(index)}) if index else "CUDAExecutionProvider"
-        return [cuda, "CPUExecutionProvider"]
+        if index:
+            _check_cuda_index(device, int(index))  # ORT would not say: its CUDA provider fails, the session runs on CPU
+            return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 

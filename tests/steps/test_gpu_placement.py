@@ -13,7 +13,7 @@ import torch
 from filters.nsfw import NsfwFilter
 from filters.watermark import WatermarkFilter
 from steps import devices
-from steps.devices import cuda_problem, ort_cuda_problem, torch_device
+from steps.devices import cuda_problem, ort_cuda_problem, ort_providers, torch_device
 from steps.placement import check_placement, placements
 
 ONNX_GPU_BUILD = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]  # onnxruntime-gpu, even on a CPU host
@@ -49,6 +49,10 @@ def test_ort_reason_reports_what_get_available_providers_says(monkeypatch):
     assert "install onnxruntime-gpu in its place" in ort_cuda_problem()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ONNX_GPU_BUILD)
     assert ort_cuda_problem() is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # a Ray actor given one GPU
+    assert ort_providers("cuda:0") == [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    with pytest.raises(RuntimeError, match=r"device='cuda:1' .* this process sees 1 CUDA device\(s\)"):
+        ort_providers("cuda:1")
 
 
 def test_torch_step_on_a_gpu_actor_left_on_cpu_is_an_error_or_a_warning(monkeypatch):
