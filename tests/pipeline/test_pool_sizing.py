@@ -63,15 +63,3 @@ def test_actors_that_cannot_start_stop_the_build_naming_what_is_missing(ray_sess
                                              r"each asks for 1 CPU and 1 GPU, .*: missing 1 GPU\. Lower ray.model_actors"):
         _start_model_pool(cfg)
 
-
-@pytest.mark.timeout(120)
-def test_a_gpu_step_on_a_cpu_cluster_stops_at_start_or_warns_with_allow_cpu_fallback(ray_session):
-    # no monkeypatching: this cluster really has no GPU, and the check runs in the real model actor
-    filters = {"blur": {"enabled": False}, "watermark": {"enabled": True, "device": "cuda", "defer_text_area": None}}
-    with pytest.raises(Exception, match=r"device='cuda' was asked for but torch .*is_available\(\) is False"):
-        _start_model_pool(workflow(SOURCES, filters=filters, ray={"model_actors": 1}))
-    actors, _, warnings, devices = _start_model_pool(workflow(SOURCES, filters=filters, ray={"model_actors": 1, "allow_cpu_fallback": True}))
-    for a in actors:
-        ray.kill(a)
-    assert devices == {"watermark": [{"model": "WatermarkNet", "device": "cpu", "dtype": "float32", "provider": "torch"}]}
-    assert any(w.startswith("filters.watermark: device: cuda, but it runs on CPU: torch") for w in warnings), warnings
