@@ -3,13 +3,14 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+GPU_STAMP := $(VENV)/.installed-gpu
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 export HF_HUB_OFFLINE := 1
 export RAY_AUTH_MODE ?= disabled
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint bench clean chromium watermark-photos watermark-model heldout-photos
+.PHONY: setup setup-gpu demo test lint bench clean chromium watermark-photos watermark-model heldout-photos
 
 setup: $(STAMP)
 
@@ -20,6 +21,20 @@ $(STAMP): pyproject.toml constraints.txt
 	# rapidocr-onnxruntime without its opencv-python requirement (see pyproject.toml)
 	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt rapidocr-onnxruntime
 	touch $(STAMP)
+	# the install above put the CPU onnxruntime back over onnxruntime-gpu: replace it again
+	if [ -f $(GPU_STAMP) ]; then rm $(GPU_STAMP) && $(MAKE) setup-gpu; fi
+
+# A GPU machine (README.md, GPU install): torch from PyPI already is a CUDA 13 build with
+# its CUDA libraries; ONNX Runtime (NSFW, text detection) needs onnxruntime-gpu instead of
+# onnxruntime. Both wheels write the same onnxruntime/ folder: the CPU one goes first.
+# Ends with the report of what can run on the GPU here (exit 1 if something cannot).
+setup-gpu: $(GPU_STAMP)
+
+$(GPU_STAMP): $(STAMP) constraints-gpu.txt
+	$(VENV)/bin/pip uninstall --quiet -y onnxruntime onnxruntime-gpu
+	$(VENV)/bin/pip install --quiet -c constraints.txt -c constraints-gpu.txt 'onnxruntime-gpu[cuda,cudnn]'
+	$(VENV)/bin/python -m steps.gpu_report
+	touch $(GPU_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/python -m demo.run

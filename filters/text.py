@@ -95,7 +95,7 @@ class TextConfig(FilterConfig):
     model_path: str | None = Field(None, description="ppocr: det ONNX file; unset = the one in rapidocr-onnxruntime")
     device: str = DEVICE_FIELD
     batch_size: int = Field(8, ge=1)
-    num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per worker (0 = its default)")
+    num_threads: int = Field(0, ge=0, description="ppocr: ONNX Runtime threads per session (0 = the CPUs Ray gave this actor, or this machine's without Ray)")
 
 
 @register_step("text", order=50)

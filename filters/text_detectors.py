@@ -24,7 +24,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from steps.devices import model_load_error, ort_providers, require_file, torch_device
+from steps.devices import model_load_error, ort_session, require_file, torch_device
 
 _SETTING = "filters.text"
 PPOCR_DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
@@ -69,18 +69,10 @@ class PpocrDetector:
     def __init__(self, model_path: str | None = None, canvas_size: int = 512, thresh: float = 0.3,
                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, device: str = "auto",
                  batch_size: int = 8, num_threads: int = 0, min_short_side: int = 384):
-        import onnxruntime as ort
 
         hint = f"set {_SETTING}.model_path to a PP-OCR det ONNX file, or remove it to use the one in rapidocr-onnxruntime"
         path = require_file(model_path or default_ppocr_det_path(), f"{_SETTING}.model_path", hint)
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
-        try:
-            self.session = ort.InferenceSession(path, sess_options=opts, providers=ort_providers(device))
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise model_load_error(f"{_SETTING}.model_path", path, exc, hint) from exc
+        self.session = ort_session(path, device, f"{_SETTING}.model_path", hint, num_threads)
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
         self.post = DBPostProcess(thresh=thresh, box_thresh=box_thresh, max_candidates=1000,

@@ -21,7 +21,7 @@ import os
 import cv2
 import numpy as np
 
-from steps.devices import model_load_error, ort_providers, require_file
+from steps.devices import model_load_error, ort_session, require_file
 
 _SETTING = "filters.text"
 PPOCR_REC_FILE = "ch_PP-OCRv4_rec_infer.onnx"
@@ -57,18 +57,14 @@ class PpocrRecognizer:
     """PP-OCRv4 rec (ONNX Runtime). Input: BGR crops, 48 px high, (x/255 - 0.5)/0.5, NCHW."""
 
     def __init__(self, model_path: str | None = None, device: str = "auto", batch_size: int = 8, num_threads: int = 0):
-        import onnxruntime as ort
         from rapidocr_onnxruntime.ch_ppocr_rec.utils import CTCLabelDecode
 
         hint = f"set {_SETTING}.rec_model_path to a PP-OCR rec ONNX file, or remove it to use the one in rapidocr-onnxruntime"
         path = require_file(model_path or default_ppocr_rec_path(), f"{_SETTING}.rec_model_path", hint)
-        opts = ort.SessionOptions()
-        if num_threads:
-            opts.intra_op_num_threads = num_threads
+        self.session = ort_session(path, device, f"{_SETTING}.rec_model_path", hint, num_threads, optimize=False)
         try:
-            self.session = ort.InferenceSession(path, sess_options=opts, providers=ort_providers(device))
             chars = self.session.get_modelmeta().custom_metadata_map["character"].splitlines()
-        except Exception as exc:  # onnxruntime raises its own exception types; a KeyError: no character list
+        except KeyError as exc:  # a model without the character list
             raise model_load_error(f"{_SETTING}.rec_model_path", path, exc, hint) from exc
         self.decode = CTCLabelDecode(character=chars)
         self.input_name = self.session.get_inputs()[0].name

@@ -98,6 +98,10 @@ class RayConfig(_Strict):
     model_actors: int | None = Field(None, ge=1, description="model pool actors; default: GPUs x model_actors_per_gpu, or CPUs // 4 (at least 1) without GPUs")
     model_actors_per_gpu: int = Field(1, ge=1, description="actors sharing one GPU (each gets 1/N of it)")
     num_cpus_per_model_actor: float = Field(1.0, gt=0)
+    allow_cpu_fallback: bool = Field(False, description="a model step asked for a GPU (device: cuda, or auto on an actor Ray gave a GPU) that "
+                                     "cannot have one runs on CPU with a warning in the manifest; by default the build stops at start-up, saying why")
+    model_pool_start_timeout_s: float = Field(900.0, gt=0, description="longest wait for the model actors to start and load their models; "
+                                              "then the build stops, naming the resources the actors wait for")
     model_batch_size: int = Field(64, ge=1, description="samples per batch sent from a CPU worker to the model pool")
     max_failed_batches: int = Field(3, ge=1, description="a step failing every sample of this many batches in a row (a broken model) stops the build")
 

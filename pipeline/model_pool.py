@@ -29,6 +29,8 @@ from pipeline.step_chain import build_model_runner, score_columns
 from pipeline.unit_scheduler import RESTART_TIMEOUT_S, WORKER_DEATHS, first_line
 from pipeline.verdict import Verdict
 from pipeline.worker_env import worker_env
+from steps.devices import set_cpu_fallback
+from steps.placement import check_placement
 
 
 @ray.remote(max_restarts=-1, max_task_retries=1)
@@ -36,12 +38,17 @@ class ModelActor:
     def __init__(self, cfg_json: str):
         cfg = WorkflowConfig.model_validate_json(cfg_json)
         self.warnings: list[str] = []
+        set_cpu_fallback(cfg.ray.allow_cpu_fallback)
         self.runner = build_model_runner(cfg, self.warnings)
+        # what each step really runs on; a GPU asked for and not used stops the build here
+        gpus = len(ray.get_gpu_ids())
+        self.devices = {s.name: check_placement(s, gpus, cfg.ray.allow_cpu_fallback, self.warnings) for s in self.runner.steps}
 
     def describe(self) -> dict:
-        """Score columns of the model filters and load warnings; also proves the models loaded."""
+        """Score columns of the model filters, load warnings and what each step runs on;
+        also proves the models loaded."""
         return {"score_columns": score_columns(self.runner.filters), "warnings": self.warnings,
-                "steps": [s.name for s in self.runner.steps], "pid": os.getpid()}
+                "steps": [s.name for s in self.runner.steps], "pid": os.getpid(), "devices": self.devices}
 
     def run(self, batch: tuple, score_all: bool, positions: list[int]):
         """The samples at `positions` of `batch` (images, meta, verdicts)."""
@@ -58,13 +65,19 @@ class ModelActor:
         return self.runner.stats_dict()
 
 
-def model_actor_options(cfg: WorkflowConfig) -> tuple[int, dict]:
-    """(number of actors, actor options) for this cluster and workflow."""
+def model_actor_options(cfg: WorkflowConfig, warnings: list[str] | None = None) -> tuple[int, dict]:
+    """(number of actors, actor options) for this cluster and workflow. With GPUs, actors x
+    GPUs per actor never exceeds the cluster's GPUs (more would wait for them forever):
+    `ray.model_actors`, when set, decides how many actors share a GPU."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus:
         n = cfg.ray.model_actors or gpus * cfg.ray.model_actors_per_gpu
-        num_gpus = 1.0 / cfg.ray.model_actors_per_gpu
+        per_gpu = max(cfg.ray.model_actors_per_gpu, -(-n // gpus))  # ceil: enough actors per GPU for all n to fit
+        num_gpus, used = 1.0 / per_gpu, -(-n // per_gpu)
+        if used < gpus and warnings is not None:
+            warnings.append(f"ray.model_actors = {n} leaves {gpus - used} of the cluster's {gpus} GPUs idle; "
+                            "leave it unset to use them all")
     else:
         n, num_gpus = cfg.ray.model_actors or max(1, int(resources.get("CPU", 1) // 4)), 0.0
     return n, {"num_cpus": cfg.ray.num_cpus_per_model_actor, "num_gpus": num_gpus,

@@ -27,6 +27,7 @@ from pipeline.output_layout import (
     TMP_SUFFIX,
     atomic_write_bytes,
 )
+from pipeline.pool_start import wait_for_actors
 from pipeline.sources import fingerprint, plan_units
 from pipeline.step_chain import has_model_steps
 from pipeline.unit_scheduler import UnitScheduler
@@ -102,22 +103,24 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
-def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
-    """(actors, model score columns, warnings). Loads every model step once per actor
-    and fails here, before any unit runs, when a required model cannot be loaded."""
+def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str], dict]:
+    """(actors, model score columns, warnings, what each model step runs on). Loads every
+    model step once per actor and fails here, before any unit runs, when a required model
+    cannot be loaded, a GPU asked for is not used, or the actors cannot start in time."""
     if not has_model_steps(cfg):
-        return [], [], []
-    n, options = model_actor_options(cfg)
+        return [], [], [], {}
+    warnings: list[str] = []
+    n, options = model_actor_options(cfg, warnings)
     cfg_json = cfg.model_dump_json()
     actors = [ModelActor.options(**options).remote(cfg_json) for _ in range(n)]
-    described = ray.get([a.describe.remote() for a in actors])
-    return actors, described[0]["score_columns"], described[0]["warnings"]
+    described = wait_for_actors(actors, options, cfg.ray.model_pool_start_timeout_s)
+    return actors, described[0]["score_columns"], warnings + described[0]["warnings"], described[0]["devices"]
 
 
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
         return {"steps": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
-    actors, model_columns, warnings = _start_model_pool(cfg)
+    actors, model_columns, warnings, devices = _start_model_pool(cfg)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
     free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
@@ -160,5 +163,8 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
             # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
             "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
-    return {"steps": stats.summary(), "worker_errors": scheduler.worker_errors,
+    steps = stats.summary()
+    for name, runs_on in devices.items():  # the first actor's: all load the same steps on the same kind of node
+        steps.setdefault(name, {})["runs_on"] = runs_on
+    return {"steps": steps, "worker_errors": scheduler.worker_errors,
             "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}

@@ -82,6 +82,12 @@ def test_manifest_has_per_step_busy_idle_and_pool_shape(built):
     # the 15 left after explode: 15 and 7 ran out of memory, 4 held and stays the batch size
     assert steps["oom"]["oom_batch_size"] == 4 and "oom_batch_size" not in steps["watermark"]
     assert manifest["pool"]["model_actors"] == 1 and manifest["pool"]["cpu_workers"] >= 1
+    # what each model step ran on, read from its loaded models in the actor (issue 26, item 1)
+    runs_on = steps["watermark"]["runs_on"]
+    assert {"model": "WatermarkNet", "device": "cpu", "dtype": "float32", "provider": "torch"} in runs_on
+    sessions = [e for e in runs_on if e["provider"] == "CPUExecutionProvider"]  # its text check's PP-OCR det and rec
+    assert len(sessions) == 2 and all(e["threads"] == {"intra_op": 1, "inter_op": 1} for e in sessions)  # the actor's 1 CPU
+    assert steps["probe"]["runs_on"] == []  # no model
 
 
 def test_a_sample_that_kills_the_model_actor_fails_alone(ray_session, tmp_path):

@@ -13,6 +13,7 @@ from steps.devices import torch_device
 def _gpus(monkeypatch, n: int):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # an H100: in the build's kernels
 
 
 def test_cuda_index_checked_against_the_devices_this_process_sees(monkeypatch):
@@ -21,7 +22,7 @@ def test_cuda_index_checked_against_the_devices_this_process_sees(monkeypatch):
     with pytest.raises(RuntimeError, match=r"device='cuda:1' .* this process sees 1 CUDA device\(s\)"):
         torch_device("cuda:1")
     _gpus(monkeypatch, 0)
-    with pytest.raises(RuntimeError, match="torch sees no CUDA device"):
+    with pytest.raises(RuntimeError, match=r"sees no usable GPU: torch.cuda.is_available\(\) is False"):
         torch_device("cuda:0")
     assert torch_device("auto") == torch.device("cpu")
 
