@@ -59,3 +59,11 @@ def test_missing_weights_name_the_setting(tmp_path):
         ObjectDetector.ready(DetectorConfig())
     with pytest.raises(FileNotFoundError, match=r"annotate.objects.weights: .*nope.pt does not exist"):
         ObjectDetector.ready(DetectorConfig(weights=str(tmp_path / "nope.pt")))
+
+
+def test_batch_size_is_honoured(detector):
+    """4 photos at batch_size 3: two forward passes of the YOLO net (3, 1), the objects of one pass over all 4."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    with counted(detector.model.model, "forward", lambda x, *a, **kw: len(x)) as calls:
+        assert_honours_batch_size(detector, PHOTOS, [{} for _ in PHOTOS], calls, 3)

@@ -56,3 +56,14 @@ def test_shares_the_encoder_with_concepts(tiny):
 def test_missing_weights_name_the_setting():
     with pytest.raises(ValueError, match=r"filters\.clip_score\.clip_weights: required"):
         ClipScoreFilter.ready(device="cpu")
+
+
+def test_batch_size_is_honoured(tiny):
+    """3 photos at batch_size 2: two passes of the image tower (2, 1), the scores of one pass over all 3."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    f = ClipScoreFilter.ready(ClipScoreFilter.Config(**_settings(tiny)))
+    images = [load_photo(n, 256) for n in ("astronaut", "chelsea", "coffee")]
+    meta = [{"caption": a} for a in ("an astronaut", "a cat", "a cup of coffee")]
+    with counted(f.encoder.model, "encode_image", lambda x, *a, **kw: len(x)) as calls:
+        assert_honours_batch_size(f, images, meta, calls, 2)

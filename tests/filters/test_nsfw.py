@@ -130,3 +130,12 @@ def test_clip_backend_errors(tiny_clip, tmp_path):
     save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):
         NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny-test-clip.pt"), head_path=str(wrong))
+
+
+def test_batch_size_is_honoured(nsfw, photos):
+    """5 photos at batch_size 2: three ONNX Runtime runs (2, 2, 1), the scores of one run over all 5."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = photos[:5]
+    with counted(nsfw.model.session, "run", lambda names, feed, *a: len(next(iter(feed.values())))) as calls:
+        assert_honours_batch_size(nsfw, ims, [{} for _ in ims], calls, 2)

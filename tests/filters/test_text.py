@@ -128,3 +128,15 @@ def test_recognizer_missing_names_setting(tmp_path):
     (tmp_path / "craft_mlt_25k.pth").write_bytes(b"placeholder")
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*english_g2\.pth does not exist"):
         TextFilter.ready(model_dir=str(tmp_path), recognize=True)
+
+
+def test_batch_size_is_honoured(text_filter, images):
+    """3 images (resized to one size, so the detector batches them together) at batch_size 2:
+    two detector runs (2, 1), the scores and boxes of one run over all 3."""
+    import cv2
+
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = [cv2.resize(images[n], (384, 384)) for n in ("page", "chelsea_meme", "coffee")]
+    with counted(text_filter.detector.session, "run", lambda names, feed, *a: len(next(iter(feed.values())))) as calls:
+        assert_honours_batch_size(text_filter, ims, [{} for _ in ims], calls, 2)

@@ -139,3 +139,12 @@ def test_training_photos_come_from_the_makefile_packages(monkeypatch):
     monkeypatch.setattr(photos, "DEBIAN_PHOTOS", moved)
     with pytest.raises(SystemExit, match=r"install Debian's gnome-backgrounds .*make watermark-photos.*--bundled-photos-only"):
         training_photos(bundled_only=False)
+
+
+def test_batch_size_is_honoured(wm, heldout):
+    """5 photos at batch_size 2: three forward passes (2, 2, 1), the scores of one pass over all 5."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = heldout[0][:3] + heldout[1][:2]
+    with counted(wm.model, "forward", lambda x: len(x)) as calls:
+        assert_honours_batch_size(wm, ims, [{} for _ in ims], calls, 2)
