@@ -66,5 +66,6 @@ def test_batch_size_is_honoured(detector):
     """4 photos at batch_size 3: two forward passes of the YOLO net (3, 1), the objects of one pass over all 4."""
     from tests.model_calls import assert_honours_batch_size, counted
 
-    with counted(detector.model.model, "forward", lambda x, *a, **kw: len(x)) as calls:
+    detector.annotate(PHOTOS[:1], [{}])  # ultralytics' predictor (which holds its own copy of the net) exists after a first call
+    with counted(detector.model.predictor.model, "forward", lambda x, *a, **kw: len(x)) as calls:
         assert_honours_batch_size(detector, PHOTOS, [{} for _ in PHOTOS], calls, 3, score_atol(detector))
