@@ -6,11 +6,12 @@ tests' tolerance against float32 references must cover (tests/tolerance.py).
     python bench/half_precision_scores.py --device cuda   # on a GPU too (float32 there = TF32 convolutions)
 
 Each filter runs its real code path with its `compute_dtype` (steps/precision.py) set
-to each dtype in turn. Models: the bundled WatermarkNet (real weights), the text filter's
-CRAFT detector (real weights); no CLIP weights ship, so the CLIP filters use a tiny
-random open_clip model (tests/filters/tiny_open_clip.py): their figures show the
-mechanism, not real CLIP's rounding. The open_nsfw and PP-OCR filters run ONNX Runtime
-in float32 (no autocast): not listed.
+to each dtype in turn. Models: the bundled WatermarkNet (real weights); no CLIP weights
+ship, so the CLIP filters use a tiny random open_clip model (tests/filters/tiny_open_clip.py):
+their figures show the mechanism, not real CLIP's rounding. The open_nsfw and PP-OCR
+filters run ONNX Runtime in float32 (no autocast): not listed. The text filter's
+optional CRAFT detector (`detector: craft`) autocasts too but is left out: about 4 s per
+512 px photo on this CPU.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def filters(device: str, tmp: str) -> dict:
 
     from filters.aesthetic import AestheticFilter, aesthetic_mlp
     from filters.clip_score import ClipScoreFilter
+    from filters.concepts import ConceptFilter
     from filters.nsfw import NsfwFilter, save_clip_head
-    from filters.text import TextFilter
     from filters.watermark import WatermarkFilter
     from tests.filters.tiny_open_clip import save_tiny_open_clip
 
@@ -39,19 +40,22 @@ def filters(device: str, tmp: str) -> dict:
     clip_settings = {k: clip[k] for k in ("clip_model", "clip_config", "clip_weights")}
     torch.manual_seed(0)
     mlp = aesthetic_mlp([32, 16, 8, 4, 2, 1])
+    with torch.no_grad():  # as tests/filters/test_aesthetic.py: ratings spread around 5, rarely clipped to 0..10
+        mlp[-1].bias.fill_(5.0)
+        mlp[0].weight.mul_(20)
     torch.save({f"layers.{k}": v for k, v in mlp.state_dict().items()}, f"{tmp}/aesthetic.pth")
     rng = np.random.default_rng(0)
     save_clip_head(f"{tmp}/head.safetensors", [(rng.normal(0, 0.5, (16, 32)), rng.normal(0, 0.1, 16)),
                                               (rng.normal(0, 0.5, (1, 16)), np.zeros(1))])
     wm = WatermarkFilter.ready(device=device, defer_text_area=None)
-    text = TextFilter.ready(device=device, detector="craft", confirm=False)
     score = ClipScoreFilter.ready(device=device, **clip_settings)
+    concepts = ConceptFilter.ready(device=device, **clip_settings)
     aesthetic = AestheticFilter.ready(device=device, model_path=f"{tmp}/aesthetic.pth", **clip_settings)
     nsfw = NsfwFilter.ready(device=device, backend="clip", head_path=f"{tmp}/head.safetensors",  # config registered above
                             clip_model=clip["clip_model"], clip_weights=clip["clip_weights"])
     return {"watermark (WatermarkNet, real)": (wm, wm, "prob"),
-            "text (CRAFT, real)": (text, text.detector, "area_frac"),
             "clip_score (tiny CLIP)": (score, score.encoder, "alt"),
+            "concepts (tiny CLIP, softmax over prompts)": (concepts, concepts.encoder, "max"),
             "aesthetic (tiny CLIP + MLP)": (aesthetic, aesthetic.encoder, "score"),
             "nsfw, clip backend (tiny CLIP + head)": (nsfw, nsfw.model.encoder, "prob")}
 
