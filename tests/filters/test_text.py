@@ -91,6 +91,7 @@ def test_recognize_reads_rendered_text():
     assert s["boxes"][0] >= 1 and not f.keep(s)[0]
     assert len(out["texts"]) == len(out["boxes"]) == len(out["confidences"])
     assert "HELLO" in " ".join(out["texts"]).upper()
+    assert not any("quantized" in type(m).__module__ for m in f.reader.recognizer.modules())  # reads as on a GPU
 
 
 def test_missing_model_names_setting(tmp_path):
