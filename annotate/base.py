@@ -35,4 +35,5 @@ class Annotator(Step):
         raise NotImplementedError
 
     def process(self, images, meta) -> list[dict]:
-        return self.annotate(images, meta)
+        """annotate(), `batch_size` samples at a time."""
+        return [r for s in self.batches(len(meta)) for r in self.annotate(images[s], meta[s])]

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
 from steps.devices import torch_device
+from steps.precision import autocast_dtype
 from steps.registry import register_step
 
 _SETTING = "annotate.objects"
@@ -92,6 +93,7 @@ class ObjectDetector(Annotator):
         self.model_name = Path(c.weights).name
         self.model_version = f"ultralytics {ultralytics.__version__}"
         self.device = torch_device(c.device)
+        self.compute_dtype = autocast_dtype(self.device)  # ultralytics runs half precision on CUDA (quantize=16)
         self.names = {int(k): str(v) for k, v in self.model.names.items()}
         self.class_ids = None
         if c.classes:

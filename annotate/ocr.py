@@ -6,7 +6,8 @@ holding `craft_mlt_25k.pth` and `english_g2.pth`).
 
 When the text filter ran, its line boxes (`filter_outputs["text"]`, stored-image pixels)
 are read directly: recognition only, no second detection pass. Otherwise EasyOCR
-detects, then recognises. Every line is kept in the json with its confidence; the
+detects, then recognises (annotate/ocr_recognize.py: the same lines, order and
+confidences on every device, `batch_size` crops per recogniser call). Every line is kept in the json with its confidence; the
 caption (annotate/fuse.py) uses only lines at or above `min_confidence`.
 
 Result: {"model", "model_version", "lines": [{"text", "confidence", "box"}], "min_confidence",
@@ -22,6 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from annotate.base import Annotator, AnnotatorConfig
+from annotate.ocr_recognize import read_lines
 from steps.devices import model_load_error, require_file, torch_device
 from steps.registry import register_step
 
@@ -63,8 +65,10 @@ class OcrAnnotator(Annotator):
         for f in ("craft_mlt_25k.pth", "english_g2.pth"):  # check both before loading either
             require_file(os.path.join(model_dir, f), f"{_SETTING}.model_dir", _HINT)
         try:
+            # quantize=False: on CPU easyocr would read with an int8 recogniser, on GPU with the
+            # float32 one; one set of weights reads the same everywhere (annotate/ocr_recognize.py)
             self.reader = easyocr.Reader(["en"], gpu=str(self.device) if self.device.type == "cuda" else False, model_storage_directory=model_dir,
-                                         download_enabled=False, verbose=False)
+                                         download_enabled=False, verbose=False, quantize=False)
         except Exception as exc:
             raise model_load_error(f"{_SETTING}.model_dir", model_dir, exc, _HINT) from exc
         self.model_name = "easyocr-en (craft_mlt_25k + english_g2)"
@@ -106,7 +110,7 @@ class OcrAnnotator(Annotator):
         lines = []
         if horizontal or free:
             grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            found = self.reader.recognize(grey, horizontal, free, detail=1, reformat=False, batch_size=self.cfg.batch_size)
+            found = read_lines(self.reader, grey, horizontal, free, self.cfg.batch_size)
             for box, text, conf in found:
                 pts = np.asarray(box, dtype=np.float64).reshape(-1, 2)
                 x0, y0 = pts.min(0)

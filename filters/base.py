@@ -98,7 +98,11 @@ class Filter(Step):
         return self.score(images, meta), [None] * len(meta)
 
     def process(self, images, meta) -> list[dict]:
-        """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": dict | None}."""
+        """Per sample: {"scores": {name: float}, "keep": bool, "detail": str, "outputs": dict | None},
+        scored `batch_size` samples at a time."""
+        return [r for s in self.batches(len(meta)) for r in self._decide(images[s], meta[s])]
+
+    def _decide(self, images, meta) -> list[dict]:
         scores, outputs = self.score_and_outputs(images, meta)
         keep = self.keep(scores)
         details = self.details(scores, keep)

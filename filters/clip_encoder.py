@@ -25,6 +25,7 @@ from pydantic import Field
 
 from filters.base import DEVICE_FIELD, FilterConfig
 from steps.devices import model_load_error, require_file, torch_device
+from steps.precision import autocast, autocast_dtype
 
 _ENCODERS: dict = {}
 _LOCK = threading.Lock()
@@ -73,6 +74,7 @@ class ClipEncoder:
         elif not clip_model.startswith("hf-hub:"):
             raise ValueError(f"{setting}.clip_weights: required for clip_model {clip_model!r}; {hint}")
         self.device = torch_device(device)
+        self.compute_dtype = autocast_dtype(self.device)
         # names the model of stored embeddings (pipeline/embeddings.py): architecture + weights
         self.label = f"{clip_model}@{clip_weights}" if clip_weights else clip_model
         source = clip_weights or clip_model
@@ -101,7 +103,7 @@ class ClipEncoder:
         todo = [i for i in range(len(images)) if i not in hits]
         if todo:
             x = torch.stack([self.preprocess(Image.fromarray(images[i])) for i in todo]).to(self.device)
-            with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            with torch.inference_mode(), autocast(self.device, self.compute_dtype):
                 emb = torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1)
             self.images_encoded += len(todo)
             with self._lock:

@@ -137,7 +137,8 @@ class TextFilter(Filter):
 
             try:
                 self.reader = easyocr.Reader(["en"], gpu=torch_device(c.device).type == "cuda", model_storage_directory=model_dir,
-                                             download_enabled=False, detector=False, verbose=False)
+                                             download_enabled=False, detector=False, verbose=False,
+                                             quantize=False)  # the float32 recogniser on CPU too, as on GPU (annotate/ocr.py)
             except Exception as exc:
                 raise model_load_error(f"{_SETTING}.model_dir", model_dir, exc, hint) from exc
 

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from steps.devices import model_load_error, ort_session, require_file, torch_device
+from steps.precision import autocast, autocast_dtype
 
 _SETTING = "filters.text"
 PPOCR_DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
@@ -113,6 +114,7 @@ class CraftDetector:
         from easyocr.craft import CRAFT
 
         self.device = torch_device(device)
+        self.compute_dtype = autocast_dtype(self.device)
         try:
             state = torch.load(craft_path, map_location="cpu", weights_only=True)
             state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
@@ -132,7 +134,7 @@ class CraftDetector:
         out: list = [None] * len(images)
         for chunk in _batches_by_shape(canvases, self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(np.stack([canvases[i] for i in chunk]))).to(self.device)
-            with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            with torch.inference_mode(), autocast(self.device, self.compute_dtype):
                 y, _ = self.net(x)
             y = y.float().cpu().numpy()
             for j, i in enumerate(chunk):

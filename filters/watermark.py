@@ -50,6 +50,7 @@ from pydantic import Field
 
 from filters.base import DEVICE_FIELD, Filter, FilterConfig
 from steps.devices import model_load_error, require_file, torch_device
+from steps.precision import autocast, autocast_dtype
 from steps.registry import register_step
 
 DEFAULT_WATERMARK_THRESHOLD = 0.8  # see the module docstring
@@ -83,7 +84,7 @@ class WatermarkFilter(Filter):
         # (at its defaults) reuses the boxes left in meta instead of detecting again.
         # setup() builds one unless a (set-up) TextFilter is assigned here first.
         self.text = None
-        self.model = self.device = None
+        self.model = self.device = self.compute_dtype = None
 
     def setup(self):
         from filters.text import TextFilter
@@ -93,6 +94,7 @@ class WatermarkFilter(Filter):
         if c.defer_text_area is not None and self.text is None:
             self.text = TextFilter.ready(device=c.device, threshold=c.defer_text_area)  # reads the boxes of images over it
         self.device = torch_device(c.device)
+        self.compute_dtype = autocast_dtype(self.device)
         if c.arch == "default":
             hint = ("set it to a WatermarkNet .safetensors (python -m filter_dev.watermark_train writes one) "
                     "or remove it to use the bundled default")
@@ -119,7 +121,7 @@ class WatermarkFilter(Filter):
             x = preprocess_default(images, self.model.cfg.input_size)
         else:
             x = preprocess_laion(images)
-        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+        with torch.inference_mode(), autocast(self.device, self.compute_dtype):
             logits = self.model(x.to(self.device))
         logits = logits.float()
         p = torch.sigmoid(logits) if self.cfg.arch == "default" else torch.softmax(logits, 1)[:, 0]

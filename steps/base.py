@@ -13,7 +13,9 @@ plain Python object with no Ray in it, so each can be built and tested alone. It
   `pool="model"` in the model pool (actors that load each model once, one GPU each when
   the cluster has GPUs);
 - `batch_size`: the config's `batch_size` field when it has one: the most samples one
-  `process()` call gets (pipeline/step_runner.py splits larger batches); None = no limit.
+  model call gets. `process()` splits a larger batch into `batches()` itself, whoever
+  calls it (the step guard also splits, to the size that held after running out of
+  memory); None = no limit.
 
 `process` is what a pool calls: images are RGB uint8 HxWx3 arrays (the stored image),
 `meta` one dict per image (sizes, alt text, outputs of earlier steps). It returns one
@@ -69,6 +71,11 @@ class Step:
     @property
     def batch_size(self) -> int | None:
         return getattr(self.cfg, "batch_size", None)
+
+    def batches(self, n: int) -> list[slice]:
+        """Slices of at most `batch_size` samples covering `n` samples, in order."""
+        size = self.batch_size or max(n, 1)
+        return [slice(s, s + size) for s in range(0, n, size)]
 
     def process(self, images: list[np.ndarray | None], meta: list[dict]) -> list[dict]:
         raise NotImplementedError

@@ -52,3 +52,13 @@ def test_missing_model_names_the_setting(tmp_path):
         Captioner.ready(CaptionerConfig())
     with pytest.raises(RuntimeError, match=r"(?s)annotate.caption.model: could not load .*nothing-here"):
         Captioner.ready(CaptionerConfig(model=str(tmp_path / "nothing-here")))
+
+
+def test_batch_size_is_honoured(saved):
+    """5 photos at batch_size 2: three generate calls (2, 2, 1), the captions of one call over all 5."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    cap = Captioner.ready(CaptionerConfig(enabled=True, model=saved("blip"), max_new_tokens=4, num_beams=2, device="cpu"))
+    photos = PHOTOS + [data.astronaut()[::2, ::2]]
+    with counted(cap.model, "generate", lambda **kw: len(kw["pixel_values"])) as calls:
+        assert_honours_batch_size(cap, photos, [{} for _ in photos], calls, 2)

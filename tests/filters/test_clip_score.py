@@ -14,6 +14,7 @@ from filters.concepts import ConceptFilter
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
 from tests.filters.tiny_open_clip import save_tiny_open_clip
+from tests.tolerance import assert_scores_close, score_atol
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_score_is_the_cosine_of_image_and_alt_text(tiny):
         x = torch.stack([f.encoder.preprocess(Image.fromarray(images[i])) for i in (0, 2)])
         e = torch.nn.functional.normalize(model.encode_image(x), dim=-1)
         t = torch.nn.functional.normalize(model.encode_text(tok([alts[0], alts[2]])), dim=-1)
-    np.testing.assert_allclose(s[[0, 2]], (e * t).sum(-1).numpy(), atol=1e-4)
+    assert_scores_close(s[[0, 2]], (e * t).sum(-1).numpy(), f.encoder, float32=1e-4)
     assert np.isnan(s[1])
     assert f.keep(scores).all()  # off by default (threshold -1)
     cut = float(np.nanmean(s[[0, 2]]))
@@ -59,3 +60,14 @@ def test_shares_the_encoder_with_concepts(tiny):
 def test_missing_weights_name_the_setting():
     with pytest.raises(ValueError, match=r"filters\.clip_score\.clip_weights: required"):
         ClipScoreFilter.ready(device="cpu")
+
+
+def test_batch_size_is_honoured(tiny):
+    """3 photos at batch_size 2: two passes of the image tower (2, 1), the scores of one pass over all 3."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    f = ClipScoreFilter.ready(ClipScoreFilter.Config(**_settings(tiny)))
+    images = [load_photo(n, 256) for n in ("astronaut", "chelsea", "coffee")]
+    meta = [{"caption": a} for a in ("an astronaut", "a cat", "a cup of coffee")]
+    with counted(f.encoder.model, "encode_image", lambda x, *a, **kw: len(x)) as calls:
+        assert_honours_batch_size(f, images, meta, calls, 2, score_atol(f.encoder))

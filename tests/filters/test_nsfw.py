@@ -12,6 +12,7 @@ from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwF
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
 from tests.filters.tiny_open_clip import save_tiny_open_clip
+from tests.tolerance import assert_scores_close, score_atol
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +45,14 @@ def test_matches_reference_classifier(nsfw, photos):
     ims = photos[:4]
     ours = nsfw.score(ims, [{} for _ in ims])["prob"]
     theirs = np.array([ref.classify(im).nsfw for im in ims])
-    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert_scores_close(ours, theirs, nsfw.model)
 
 
 def test_batch_equals_one_by_one(nsfw, photos):
     ims = photos[:5] + [load_photo("page")]
     batch = nsfw.score(ims, [{} for _ in ims])["prob"]
     single = np.array([nsfw.score([im], [{}])["prob"][0] for im in ims])
-    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert_scores_close(batch, single, nsfw.model)
     assert nsfw.score([], [])["prob"].shape == (0,)
 
 
@@ -96,10 +97,10 @@ def test_clip_head_backend(tiny_clip, photos):
         e = torch.nn.functional.normalize(model.encode_image(x), dim=-1).numpy()
     h = np.maximum(e @ w[0][0].T + w[0][1], 0)
     expected = 1 / (1 + np.exp(-(h @ w[1][0].T + w[1][1])[:, 0]))
-    np.testing.assert_allclose(s, expected, atol=1e-4)
+    assert_scores_close(s, expected, f.model.encoder, float32=1e-4)
     assert f.keep({"prob": s}).tolist() == (s < 0.5).tolist()
     single = np.array([f.score([im], [{}])["prob"][0] for im in ims])
-    np.testing.assert_allclose(s, single, atol=1e-5)
+    assert_scores_close(s, single, f.model.encoder)
 
 
 def test_clip_head_softmax_and_norm(tmp_path):
@@ -130,3 +131,12 @@ def test_clip_backend_errors(tiny_clip, tmp_path):
     save_clip_head(str(wrong), [(np.zeros((1, 64)), np.zeros(1))])
     with pytest.raises(RuntimeError, match=r"filters\.nsfw\.head_path: head expects 64-d"):
         NsfwFilter.ready(backend="clip", clip_model="tiny-test-clip", clip_weights=str(d / "tiny-test-clip.pt"), head_path=str(wrong))
+
+
+def test_batch_size_is_honoured(nsfw, photos):
+    """5 photos at batch_size 2: three ONNX Runtime runs (2, 2, 1), the scores of one run over all 5."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = photos[:5]
+    with counted(nsfw.model.session, "run", lambda names, feed, *a: len(next(iter(feed.values())))) as calls:
+        assert_honours_batch_size(nsfw, ims, [{} for _ in ims], calls, 2, score_atol(nsfw.model))

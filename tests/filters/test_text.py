@@ -9,6 +9,7 @@ from filter_dev.photos import load_photo
 from filter_dev.synth.fonts import font
 from filter_dev.synth.text import add_text_overlay
 from filters.text import DEFAULT_TEXT_THRESHOLD, TextFilter
+from tests.tolerance import score_atol
 
 TEXT_HEAVY = ("page",)
 HANDWRITING = "text"  # skimage text.png: slanted handwritten equations, boxed but not readable by PP-OCR rec
@@ -90,6 +91,7 @@ def test_recognize_reads_rendered_text():
     assert s["boxes"][0] >= 1 and not f.keep(s)[0]
     assert len(out["texts"]) == len(out["boxes"]) == len(out["confidences"])
     assert "HELLO" in " ".join(out["texts"]).upper()
+    assert not any("quantized" in type(m).__module__ for m in f.reader.recognizer.modules())  # reads as on a GPU
 
 
 def test_missing_model_names_setting(tmp_path):
@@ -128,3 +130,15 @@ def test_recognizer_missing_names_setting(tmp_path):
     (tmp_path / "craft_mlt_25k.pth").write_bytes(b"placeholder")
     with pytest.raises(FileNotFoundError, match=r"filters\.text\.model_dir: .*english_g2\.pth does not exist"):
         TextFilter.ready(model_dir=str(tmp_path), recognize=True)
+
+
+def test_batch_size_is_honoured(text_filter, images):
+    """3 images (resized to one size, so the detector batches them together) at batch_size 2:
+    two detector runs (2, 1), the scores and boxes of one run over all 3."""
+    import cv2
+
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = [cv2.resize(images[n], (384, 384)) for n in ("page", "chelsea_meme", "coffee")]
+    with counted(text_filter.detector.session, "run", lambda names, feed, *a: len(next(iter(feed.values())))) as calls:
+        assert_honours_batch_size(text_filter, ims, [{} for _ in ims], calls, 2, score_atol(text_filter.detector))

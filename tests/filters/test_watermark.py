@@ -17,6 +17,7 @@ from filters.watermark import DEFAULT_WEIGHTS, WatermarkFilter
 from filters.watermark_net import build_laion_model, preprocess_laion
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
+from tests.tolerance import assert_scores_close, score_atol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -68,7 +69,7 @@ def test_batch_equals_one_by_one(wm, heldout):
     ims = clean[:3] + marked[:3]
     batch = wm.score(ims, [{} for _ in ims])["prob"]
     single = np.array([wm.score([im], [{}])["prob"][0] for im in ims])
-    np.testing.assert_allclose(batch, single, atol=1e-5)
+    assert_scores_close(batch, single, wm)
 
 
 def test_missing_model_path_names_setting(tmp_path):
@@ -102,7 +103,7 @@ def test_laion_architecture_loads_from_path(tmp_path, heldout, suffix):
     p = f.score(ims, [{} for _ in ims])["prob"]
     with torch.no_grad():
         expected = torch.softmax(model(preprocess_laion(ims)), 1)[:, 0].numpy()
-    np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert_scores_close(p, expected, f)
     assert f.keep({"prob": np.array([0.79, 0.8])}).tolist() == [True, False]
 
 
@@ -139,3 +140,30 @@ def test_training_photos_come_from_the_makefile_packages(monkeypatch):
     monkeypatch.setattr(photos, "DEBIAN_PHOTOS", moved)
     with pytest.raises(SystemExit, match=r"install Debian's gnome-backgrounds .*make watermark-photos.*--bundled-photos-only"):
         training_photos(bundled_only=False)
+
+
+def test_batch_size_is_honoured(wm, heldout):
+    """5 photos at batch_size 2: three forward passes (2, 2, 1), the scores of one pass over all 5."""
+    from tests.model_calls import assert_honours_batch_size, counted
+
+    ims = heldout[0][:3] + heldout[1][:2]
+    with counted(wm.model, "forward", lambda x: len(x)) as calls:
+        assert_honours_batch_size(wm, ims, [{} for _ in ims], calls, 2, score_atol(wm))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_tolerance_follows_the_dtype_it_ran_in(heldout, dtype):
+    """Run in half precision on CPU (its compute_dtype, what autocast on a GPU does), the
+    scores move by more than the float32 tolerance and by less than the one for that dtype
+    (tests/tolerance.py): a GPU's scores pass where a CPU's must be exact."""
+    from tests.tolerance import ATOL, ran_in
+
+    f = WatermarkFilter.ready(device="cpu", defer_text_area=None)
+    ims = heldout[0][:4] + heldout[1][:4]
+    reference = f.score(ims, [{} for _ in ims])["prob"]
+    assert ran_in(f) == "float32"
+    f.compute_dtype = dtype
+    half = f.score(ims, [{} for _ in ims])["prob"]
+    assert ran_in(f) == str(dtype).removeprefix("torch.")
+    assert np.abs(half - reference).max() > ATOL["float32"]  # it really ran in half precision
+    assert_scores_close(half, reference, f)
