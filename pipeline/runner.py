@@ -27,6 +27,7 @@ from pipeline.output_layout import (
     TMP_SUFFIX,
     atomic_write_bytes,
 )
+from pipeline.pool_health import PoolHealth
 from pipeline.sources import fingerprint, plan_units
 from pipeline.step_chain import has_model_steps
 from pipeline.unit_scheduler import UnitScheduler
@@ -101,14 +102,14 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
-def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
+def _start_model_pool(cfg: WorkflowConfig, health) -> tuple[list, list[str], list[str]]:
     """(actors, model score columns, warnings). Loads every model step once per actor
     and fails here, before any unit runs, when a required model cannot be loaded."""
     if not has_model_steps(cfg):
         return [], [], []
     n, options = model_actor_options(cfg)
     cfg_json = cfg.model_dump_json()
-    actors = [ModelActor.options(**options).remote(cfg_json) for _ in range(n)]
+    actors = [ModelActor.options(**options).remote(cfg_json, health) for _ in range(n)]
     described = ray.get([a.describe.remote() for a in actors])
     return actors, described[0]["score_columns"], described[0]["warnings"]
 
@@ -116,7 +117,8 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str]]:
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
         return {"steps": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
-    actors, model_columns, warnings = _start_model_pool(cfg)
+    health = PoolHealth.remote()  # failed batches in a row across the pool, actor restarts
+    actors, model_columns, warnings = _start_model_pool(cfg, health)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
     free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
@@ -132,7 +134,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
         runtime_env={"env_vars": worker_env()},
     )
     cfg_json = cfg.model_dump_json()
-    workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]
+    workers = [make.remote(cfg_json, str(out), actors, model_columns, health) for _ in range(n_workers)]
     # Surfaces a CPU step that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
@@ -148,9 +150,10 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     try:
         scheduler.run(todo)
         actor_stats = ray.get([a.stats.remote() for a in actors])
+        restarts = ray.get(health.summary.remote())
     finally:  # a build stopped by an error (a broken step, a full disk) must not leave its actors holding CPUs
         bar.close()
-        for w in [*workers, *actors]:
+        for w in [*workers, *actors, health]:
             ray.kill(w)
     stats = scheduler.stats
     for s in actor_stats:
@@ -158,6 +161,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
             # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
-            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
+            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3),
+            **restarts}  # model_actor_restarts, and the device errors behind them
     return {"steps": stats.summary(), "worker_errors": scheduler.worker_errors,
             "worker_deaths": scheduler.worker_deaths, "warnings": warnings, "pool": pool}
