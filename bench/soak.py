@@ -180,7 +180,7 @@ def run(wf: Path, out: Path, resume: bool, kill_after_units: int | None, rng: ra
     """One build process; killed with SIGKILL once `kill_after_units` ledgers exist (None: to the end).
     Returns (seconds, units done when it ended)."""
     ray_tmp = tempfile.mkdtemp(prefix="rs-", dir="/tmp")
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled"}  # as the tests: no token file to lose
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, str(ROOT / "pipeline" / "build_dataset.py"), "--config", str(wf), "--output", str(out),
            "--no-progress"] + (["--resume"] if resume else [])
