@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import ray
 
 from pipeline.config import WorkflowConfig
-from pipeline.pool_health import failed_batch_count
+from pipeline.pool_health import failed_batch_count, find_pool_health
 from pipeline.step_chain import build_model_runner, score_columns
 from pipeline.step_guard import DeviceBrokenError
 from pipeline.unit_scheduler import RESTART_TIMEOUT_S, WORKER_DEATHS, first_line
@@ -43,9 +43,9 @@ from pipeline.worker_env import worker_env
 
 @ray.remote(max_restarts=-1, max_task_retries=1)
 class ModelActor:
-    def __init__(self, cfg_json: str, health=None):
+    def __init__(self, cfg_json: str, health_name: str | None = None):
         cfg = WorkflowConfig.model_validate_json(cfg_json)
-        self.health = health  # the build's PoolHealth (None outside a build)
+        self.health = health = find_pool_health(health_name)  # the build's PoolHealth (None outside a build)
         if health is not None and ray.get_runtime_context().was_current_actor_reconstructed:
             ray.get(health.actor_restarted.remote())
         self.warnings: list[str] = []

@@ -10,6 +10,8 @@ what must be counted across the pool is:
 
 from __future__ import annotations
 
+import uuid
+
 import ray
 
 from pipeline.step_guard import FailedBatchCount
@@ -36,6 +38,18 @@ class PoolHealth:
 
     def summary(self) -> dict:
         return {"model_actor_restarts": self.restarts, "device_errors": list(self.device_errors)}
+
+
+def start_pool_health():
+    """(actor, name): the processes of the pool find it by its name (an actor handle among
+    a restartable actor's constructor arguments would live in the object store, which Ray
+    warns may break the restart)."""
+    name = f"pool_health_{uuid.uuid4().hex}"
+    return PoolHealth.options(name=name).remote(), name
+
+
+def find_pool_health(name: str | None):
+    return ray.get_actor(name) if name else None
 
 
 class PoolFailedBatchCount:

@@ -27,7 +27,7 @@ from pipeline.output_layout import (
     TMP_SUFFIX,
     atomic_write_bytes,
 )
-from pipeline.pool_health import PoolHealth
+from pipeline.pool_health import start_pool_health
 from pipeline.sources import fingerprint, plan_units
 from pipeline.step_chain import has_model_steps
 from pipeline.unit_scheduler import UnitScheduler
@@ -102,14 +102,14 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
-def _start_model_pool(cfg: WorkflowConfig, health) -> tuple[list, list[str], list[str]]:
+def _start_model_pool(cfg: WorkflowConfig, health_name: str) -> tuple[list, list[str], list[str]]:
     """(actors, model score columns, warnings). Loads every model step once per actor
     and fails here, before any unit runs, when a required model cannot be loaded."""
     if not has_model_steps(cfg):
         return [], [], []
     n, options = model_actor_options(cfg)
     cfg_json = cfg.model_dump_json()
-    actors = [ModelActor.options(**options).remote(cfg_json, health) for _ in range(n)]
+    actors = [ModelActor.options(**options).remote(cfg_json, health_name) for _ in range(n)]
     described = ray.get([a.describe.remote() for a in actors])
     return actors, described[0]["score_columns"], described[0]["warnings"]
 
@@ -117,8 +117,8 @@ def _start_model_pool(cfg: WorkflowConfig, health) -> tuple[list, list[str], lis
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
         return {"steps": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
-    health = PoolHealth.remote()  # failed batches in a row across the pool, actor restarts
-    actors, model_columns, warnings = _start_model_pool(cfg, health)
+    health, health_name = start_pool_health()  # failed batches in a row across the pool, actor restarts
+    actors, model_columns, warnings = _start_model_pool(cfg, health_name)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
     free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
@@ -134,7 +134,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
         runtime_env={"env_vars": worker_env()},
     )
     cfg_json = cfg.model_dump_json()
-    workers = [make.remote(cfg_json, str(out), actors, model_columns, health) for _ in range(n_workers)]
+    workers = [make.remote(cfg_json, str(out), actors, model_columns, health_name) for _ in range(n_workers)]
     # Surfaces a CPU step that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
