@@ -8,7 +8,8 @@ goes through `fetch`; a hostile server costs at most its caps.
   and retry (`timeout`). Each socket operation also waits at most `timeout` seconds for
   data, and a watchdog shuts the socket at the deadline, so a server that drips its
   headers or its TLS handshake cannot stretch it either.
-- Addresses: each hop's host is resolved once, every address it resolves to is checked
+- Addresses: each hop's host is resolved once (answers kept a minute per process:
+  pipeline/dns_cache.py), every address it resolves to is checked
   (loopback, private, link-local incl. cloud metadata, multicast, unspecified,
   reserved: `blocked_address`), and the connection is made to the checked address,
   never to a second lookup (no DNS rebinding). Redirects are followed here, hop by hop,
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
+from pipeline import dns_cache
 from pipeline.host_limits import HostGate, host_turn, retry_after_seconds
 
 CHUNK = 64 * 1024
@@ -108,28 +110,19 @@ def _check_address(policy: FetchPolicy, url: str, host: str, ip) -> None:
 
 
 def _resolve(host: str, port: int, deadline: float) -> list[tuple]:
-    """getaddrinfo within the deadline (the system resolver has no deadline of its own)."""
+    """getaddrinfo within the deadline, from this process's short cache (pipeline/dns_cache.py)."""
     try:
         ip = ipaddress.ip_address(host)
         return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
     except ValueError:
         pass
-    box: dict = {}
-
-    def lookup():
-        try:
-            box["r"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except Exception as err:  # noqa: BLE001 - reported below
-            box["e"] = err
-
-    t = threading.Thread(target=lookup, daemon=True, name="fetch-dns")
-    t.start()
-    t.join(max(0.0, deadline - time.monotonic()))
-    if t.is_alive():
+    try:
+        answer = dns_cache.lookup(host, port, deadline)
+    except Exception as err:  # noqa: BLE001 - reported as the URL's failure
+        raise FetchError("dns_error", f"cannot resolve {host}: {err}") from None
+    if answer is None:
         raise _Expired(f"DNS lookup of {host}")
-    if "e" in box:
-        raise FetchError("dns_error", f"cannot resolve {host}: {box['e']}")
-    return [(family, sockaddr[:2]) for family, _, _, _, sockaddr in box["r"]]
+    return [(family, sockaddr[:2]) for family, _, _, _, sockaddr in answer]
 
 
 # --- deadline ----------------------------------------------------------------------

@@ -12,6 +12,13 @@ which runs the batch once more; if it dies again, the client sends the batch aga
 halves, and so on, until the sample that kills it is alone: it fails as
 `model_pool_error`, the others end as they would have. The batch's data stays in the
 object store until its verdicts are in, so it can be sent again.
+
+A sticky CUDA error (pipeline/step_guard.py: after an illegal memory access or a
+device-side assert every later CUDA call of the process fails) is handled as such a
+death: the actor notes it in the build's PoolHealth and ends its own process, so Ray
+replaces it and runs the batch again on the fresh one; a sample that breaks the device
+every time ends alone as `model_pool_error`. Swallowed per batch, it would fail every
+later batch of that actor.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 
 import ray
 
 from pipeline.config import WorkflowConfig
+from pipeline.pool_health import failed_batch_count, find_pool_health
 from pipeline.step_chain import build_model_runner, score_columns
+from pipeline.step_guard import DeviceBrokenError
 from pipeline.unit_scheduler import RESTART_TIMEOUT_S, WORKER_DEATHS, first_line
 from pipeline.verdict import Verdict
 from pipeline.worker_env import worker_env
@@ -35,11 +45,14 @@ from steps.placement import check_placement
 
 @ray.remote(max_restarts=-1, max_task_retries=1)
 class ModelActor:
-    def __init__(self, cfg_json: str):
+    def __init__(self, cfg_json: str, health_name: str | None = None):
         cfg = WorkflowConfig.model_validate_json(cfg_json)
+        self.health = health = find_pool_health(health_name)  # the build's PoolHealth (None outside a build)
+        if health is not None and ray.get_runtime_context().was_current_actor_reconstructed:
+            ray.get(health.actor_restarted.remote())
         self.warnings: list[str] = []
         set_cpu_fallback(cfg.ray.allow_cpu_fallback)
-        self.runner = build_model_runner(cfg, self.warnings)
+        self.runner = build_model_runner(cfg, self.warnings, failed_batch_count(health))
         # what each step really runs on; a GPU asked for and not used stops the build here
         gpus = len(ray.get_gpu_ids())
         self.devices = {s.name: check_placement(s, gpus, cfg.ray.allow_cpu_fallback, self.warnings) for s in self.runner.steps}
@@ -54,7 +67,19 @@ class ModelActor:
         """The samples at `positions` of `batch` (images, meta, verdicts)."""
         images, meta, verdicts = batch
         pick = lambda xs: [xs[i] for i in positions]  # noqa: E731
-        return self.runner.run(pick(images), pick(meta), pick(verdicts), score_all)
+        try:
+            return self.runner.run(pick(images), pick(meta), pick(verdicts), score_all)
+        except DeviceBrokenError as err:
+            self._replace_process(err)
+
+    def _replace_process(self, err: DeviceBrokenError):
+        """End this process so Ray starts a fresh one (with a working CUDA context) and
+        runs the batch again there: an actor death, isolated as any other."""
+        note = f"{err} (pid {os.getpid()}: the model actor was restarted)"
+        print(f"model actor: sticky device error in step {note}", file=sys.stderr, flush=True)
+        if self.health is not None:
+            ray.get(self.health.device_error.remote(note))
+        os._exit(1)
 
     def final_captions(self, batch: tuple, score_all: bool, positions: list[int]):
         """The second trip (after caption fusion): `batch` is (captions, verdicts)."""

@@ -27,6 +27,7 @@ from pipeline.output_layout import (
     TMP_SUFFIX,
     atomic_write_bytes,
 )
+from pipeline.pool_health import start_pool_health
 from pipeline.pool_start import wait_for_actors
 from pipeline.sources import fingerprint, plan_units
 from pipeline.step_chain import has_model_steps
@@ -103,7 +104,7 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
-def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str], dict]:
+def _start_model_pool(cfg: WorkflowConfig, health_name: str) -> tuple[list, list[str], list[str], dict]:
     """(actors, model score columns, warnings, what each model step runs on). Loads every
     model step once per actor and fails here, before any unit runs, when a required model
     cannot be loaded, a GPU asked for is not used, or the actors cannot start in time."""
@@ -112,7 +113,7 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str], 
     warnings: list[str] = []
     n, options = model_actor_options(cfg, warnings)
     cfg_json = cfg.model_dump_json()
-    actors = [ModelActor.options(**options).remote(cfg_json) for _ in range(n)]
+    actors = [ModelActor.options(**options).remote(cfg_json, health_name) for _ in range(n)]
     described = wait_for_actors(actors, options, cfg.ray.model_pool_start_timeout_s)
     return actors, described[0]["score_columns"], warnings + described[0]["warnings"], described[0]["devices"]
 
@@ -120,7 +121,8 @@ def _start_model_pool(cfg: WorkflowConfig) -> tuple[list, list[str], list[str], 
 def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_progress: bool) -> dict:
     if not todo:
         return {"steps": {}, "worker_errors": [], "worker_deaths": [], "warnings": [], "pool": {}}
-    actors, model_columns, warnings, devices = _start_model_pool(cfg)
+    health, health_name = start_pool_health()  # failed batches in a row across the pool, actor restarts
+    actors, model_columns, warnings, devices = _start_model_pool(cfg, health_name)
     warnings = list(warnings)
     cpus = ray.cluster_resources().get("CPU", 1)
     free = cpus - len(actors) * cfg.ray.num_cpus_per_model_actor
@@ -136,7 +138,7 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
         runtime_env={"env_vars": worker_env()},
     )
     cfg_json = cfg.model_dump_json()
-    workers = [make.remote(cfg_json, str(out), actors, model_columns) for _ in range(n_workers)]
+    workers = [make.remote(cfg_json, str(out), actors, model_columns, health_name) for _ in range(n_workers)]
     # Surfaces a CPU step that cannot be built before any unit runs; gives the ledger's score columns.
     columns = ray.get([w.score_columns.remote() for w in workers])[0]
 
@@ -152,9 +154,10 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     try:
         scheduler.run(todo)
         actor_stats = ray.get([a.stats.remote() for a in actors])
+        restarts = ray.get(health.summary.remote())
     finally:  # a build stopped by an error (a broken step, a full disk) must not leave its actors holding CPUs
         bar.close()
-        for w in [*workers, *actors]:
+        for w in [*workers, *actors, health]:
             ray.kill(w)
     stats = scheduler.stats
     for s in actor_stats:
@@ -162,7 +165,8 @@ def _run_units(cfg: WorkflowConfig, out: Path, todo: list, total: int, show_prog
     pool = {"cpu_workers": n_workers, "model_actors": len(actors),
             "model_actor_gpus": (model_actor_options(cfg)[1]["num_gpus"] if actors else 0),
             # how long the CPU workers sat waiting on the model pool: high = the models are the bottleneck
-            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3)}
+            "cpu_waiting_for_models_s": round(stats.waiting_for_models_s, 3),
+            **restarts}  # model_actor_restarts, and the device errors behind them
     steps = stats.summary()
     for name, runs_on in devices.items():  # the first actor's: all load the same steps on the same kind of node
         steps.setdefault(name, {})["runs_on"] = runs_on

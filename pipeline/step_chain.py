@@ -46,12 +46,13 @@ def has_model_steps(cfg: WorkflowConfig) -> bool:
     return bool(enabled_steps(cfg.filters, "filter", "model") or enabled_steps(cfg.annotate, "annotator", "model"))
 
 
-def build_model_runner(cfg: WorkflowConfig, warnings: list[str]) -> ModelStepRunner:
-    """The model steps, loaded here (once per model actor)."""
+def build_model_runner(cfg: WorkflowConfig, warnings: list[str], counter=None) -> ModelStepRunner:
+    """The model steps, loaded here (once per model actor). `counter`: where the guard
+    counts failed batches (pipeline/pool_health.py), default this process."""
     return ModelStepRunner(
         build_steps(cfg.filters, "filter", warnings, pool="model"),
         build_steps(cfg.annotate, "annotator", warnings, pool="model"),
-        StepGuard(cfg.ray.max_failed_batches),
+        StepGuard(cfg.ray.max_failed_batches, counter),
     )
 
 
@@ -59,7 +60,7 @@ def score_columns(filters: list) -> list[str]:
     return [c for f in filters for c in f.score_columns]
 
 
-def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None) -> StepChain:
+def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None = None, counter=None) -> StepChain:
     """The chain a CPU worker runs. Without `pool`, the model steps are built in this
     process (LocalModelPool: tests, and runs without Ray)."""
     warnings: list[str] = []
@@ -71,4 +72,4 @@ def build_chain(cfg: WorkflowConfig, pool=None, model_columns: list[str] | None 
     columns = score_columns(cpu_filters) + list(model_columns or [])
     late = any(c.late_scores for c in enabled_steps(cfg.filters, "filter", "model"))
     return StepChain(cpu_filters, pool, cpu_annotators, columns, cfg.score_all, cfg.ray.model_batch_size, warnings,
-                     StepGuard(cfg.ray.max_failed_batches), late)
+                     StepGuard(cfg.ray.max_failed_batches, counter), late)

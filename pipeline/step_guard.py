@@ -13,6 +13,13 @@ and in the model actors alike.
   `max_failed_batches` batches in a row in which it failed every sample, it raises
   `BrokenStepError`, which stops the build (the unit is not written, so `--resume`
   redoes it) instead of bisecting every batch of the build down to single samples.
+  The count is kept by a `FailedBatchCount`: this process's own (no Ray), or the
+  build's `PoolHealth` actor (pipeline/pool_health.py), so K batches in a row anywhere
+  in the pool stop the build, however many actors share the work.
+- A sticky CUDA error (an illegal memory access, a device-side assert, a launch
+  failure) breaks the process, not the sample: every later CUDA call in it fails. It
+  is not bisected here (every half would fail too): `DeviceBrokenError` leaves the
+  guard, and the model actor replaces its process (pipeline/model_pool.py).
 """
 
 from __future__ import annotations
@@ -29,6 +36,25 @@ from steps.base import Step
 
 class BrokenStepError(RuntimeError):
     """A step failed on every sample of several batches in a row: the build stops."""
+
+
+class DeviceBrokenError(RuntimeError):
+    """A step hit a sticky CUDA error: this process cannot use the device any more."""
+
+
+# CUDA errors after which the context is unusable (CUDA runtime docs: "the process must be
+# terminated and relaunched"); matched on the text, which torch and ONNX Runtime both carry.
+STICKY_CUDA_ERRORS = (
+    "illegal memory access", "device-side assert", "unspecified launch failure", "cudaErrorLaunchFailure",
+    "cudaErrorIllegalAddress", "cudaErrorAssert", "illegal instruction", "misaligned address",
+    "invalid program counter", "hardware stack error", "uncorrectable ECC error",
+    "the launch timed out and was terminated",
+)
+
+
+def is_sticky_device_error(err: BaseException) -> bool:
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(s.lower() in text.lower() for s in STICKY_CUDA_ERRORS)
 
 
 def reraise_if_broken(err: BaseException) -> None:
@@ -51,10 +77,21 @@ def _release_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+class FailedBatchCount:
+    """Per step, the batches failed whole in a row, in this process."""
+
+    def __init__(self):
+        self.in_a_row: dict[str, int] = defaultdict(int)
+
+    def record(self, step: str, failed_whole: bool) -> int:
+        self.in_a_row[step] = self.in_a_row[step] + 1 if failed_whole else 0
+        return self.in_a_row[step]
+
+
 class StepGuard:
-    def __init__(self, max_failed_batches: int = 3):
+    def __init__(self, max_failed_batches: int = 3, counter=None):
         self.max_failed_batches = max_failed_batches
-        self.failed_in_a_row: dict[str, int] = defaultdict(int)  # step -> batches it failed whole, in a row
+        self.counter = counter or FailedBatchCount()  # .record(step, failed_whole) -> batches failed whole in a row
         self.oom_batch_size: dict[str, int] = {}  # step -> batch size that held after running out of memory
 
     def run(self, step: Step, idx: list[int], images: list, meta: list[dict], verdicts: list[Verdict],
@@ -77,14 +114,11 @@ class StepGuard:
         return [results[i] for i in idx]
 
     def _count(self, step: Step, chunk_results: list, last_error: str) -> None:
-        if any(r is not None for r in chunk_results):
-            self.failed_in_a_row[step.name] = 0
-            return
-        self.failed_in_a_row[step.name] += 1
-        if self.failed_in_a_row[step.name] >= self.max_failed_batches:
+        in_a_row = self.counter.record(step.name, all(r is None for r in chunk_results))
+        if in_a_row >= self.max_failed_batches:
             section = "filters" if step.kind == "filter" else "annotate"
             raise BrokenStepError(
-                f"step {step.name!r} failed on every sample of {self.failed_in_a_row[step.name]} batches in a row "
+                f"step {step.name!r} failed on every sample of {in_a_row} batches in a row "
                 f"(last error: {last_error}); the build stopped: fix the step or disable it "
                 f"({section}.{step.name}.enabled: false), then rerun with --resume"
             )
@@ -106,6 +140,8 @@ class _Call:
         try:
             out = step.process([self.images[i] if step.needs_pixels else None for i in chunk], [self.meta[i] for i in chunk])
         except Exception as err:  # noqa: BLE001 - a step crash fails only the sample that causes it
+            if is_sticky_device_error(err):
+                raise DeviceBrokenError(f"{step.name}: {type(err).__name__}: {str(err).strip().splitlines()[0]}") from err
             # busy time counts every try; images count each sample once (where it ends)
             self.stats.add(step.name, step.pool, time.perf_counter() - t0, 1 if len(chunk) == 1 else 0)
             oom = is_out_of_memory(err)

@@ -9,6 +9,7 @@ import ray
 
 from pipeline.config import WorkflowConfig
 from pipeline.model_pool import RayModelPool
+from pipeline.pool_health import failed_batch_count, find_pool_health
 from pipeline.sources import Unit
 from pipeline.step_chain import build_chain
 from pipeline.units import process_unit, run_unit
@@ -16,11 +17,11 @@ from pipeline.units import process_unit, run_unit
 
 @ray.remote
 class UnitWorker:
-    def __init__(self, cfg_json: str, out_dir: str, model_actors: list, model_columns: list[str]):
+    def __init__(self, cfg_json: str, out_dir: str, model_actors: list, model_columns: list[str], health_name: str | None = None):
         self.cfg = WorkflowConfig.model_validate_json(cfg_json)
         self.out_dir = Path(out_dir)
         pool = RayModelPool(model_actors) if model_actors else None
-        self.chain = build_chain(self.cfg, pool, model_columns)
+        self.chain = build_chain(self.cfg, pool, model_columns, failed_batch_count(find_pool_health(health_name)))
 
     def score_columns(self) -> list[str]:
         return self.chain.score_columns

@@ -11,6 +11,10 @@
 - `broken` (filter, model pool): raises on every batch, like a model missing its weights.
 - `oom` (filter, model pool): raises torch.cuda.OutOfMemoryError on a batch of more than
   `max_batch` images, or holding an image of a given original width (too large alone).
+- `sticky_cuda` (filter, model pool): raises a sticky CUDA error (illegal memory access)
+  once, on the first batch of the build (a marker file says it happened) or on any batch
+  holding an image of a given width; after that every call in that process fails as a
+  real CUDA context would.
 """
 
 from __future__ import annotations
@@ -100,5 +104,29 @@ class OomFilter(ExplodeFilter):
     def score(self, images, meta):
         self.batch_sizes.append(len(meta))
         if len(meta) > self.cfg.max_batch:
+            self.trigger()
+        return super().score(images, meta)
+
+
+class StickyCudaConfig(OnWidthConfig):
+    once_marker: str = ""  # a file: the first call of the build, across processes, creates it and fails
+
+
+_device_broken = False  # this process's "CUDA context", broken for good by a sticky error
+
+
+@register_step("sticky_cuda", order=39)
+class StickyCudaFilter(ExplodeFilter):
+    Config = StickyCudaConfig
+
+    def trigger(self):
+        global _device_broken
+        _device_broken = True
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\n"
+                           "CUDA kernel errors might be asynchronously reported at some other API call")
+
+    def score(self, images, meta):
+        marker = self.cfg.once_marker
+        if _device_broken or (marker and not os.path.exists(marker) and open(marker, "w")):
             self.trigger()
         return super().score(images, meta)

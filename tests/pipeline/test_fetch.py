@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import dns_cache
 from pipeline.config import DownloadConfig
 from pipeline.fetch import FetchError, FetchPolicy, blocked_kind, fetch_bytes, policy_for
 from tests.pipeline import hostile_servers as hs
@@ -180,6 +181,28 @@ def test_connects_to_the_address_it_checked(second, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     data = fetch_bytes(f"http://rebind.test:{second.port}/photo.jpg", policy(allow_private_networks=ONLY_LOOPBACK_2))
     assert data.getvalue().startswith(b"\xff\xd8y") and calls == ["rebind.test"]
+
+
+def test_dns_answers_are_cached_and_still_checked(second, monkeypatch):
+    """Two fetches of one host resolve it once; the cached answer is checked like a fresh
+    one (a policy that blocks its address still refuses it, without contacting it)."""
+    real, calls = socket.getaddrinfo, []
+
+    def counting(host, port, *a, **kw):
+        if host != "cached.test":
+            return real(host, port, *a, **kw)
+        calls.append(host)
+        return real(LOOPBACK_2, port, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    dns_cache.clear()
+    for _ in range(2):
+        assert fetch_bytes(f"http://cached.test:{second.port}/photo.jpg", policy()).getvalue().startswith(b"\xff\xd8y")
+    assert calls == ["cached.test"]
+    before = len(second.hits)
+    err, _ = failure(f"http://CACHED.test:{second.port}/photo.jpg", policy_for(DownloadConfig()))
+    assert err.reason == "blocked_address" and f"cached.test resolves to {LOOPBACK_2}" in str(err)
+    assert calls == ["cached.test"] and len(second.hits) == before
 
 
 def test_blocked_kinds():

@@ -7,6 +7,7 @@ filter scores in the pool."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -102,11 +103,30 @@ def test_a_sample_that_kills_the_model_actor_fails_alone(ray_session, tmp_path):
     assert rows["chelsea.png"].status == "kept"  # sent again alone, on the restarted actor
 
 
+def test_a_sticky_cuda_error_restarts_the_actor(ray_session, tmp_path):
+    """The first batch breaks the actor's CUDA context (every later call in that process
+    would fail): the actor is replaced and the batch runs again on the fresh one. (A sample
+    that breaks it every time is a sample that kills the actor: see the test above.)"""
+    folder = photo_folder(tmp_path / "images", ["astronaut.png", "chelsea.png"])
+    cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 100},
+                   filters={"blur": {"enabled": False},
+                            "sticky_cuda": {"enabled": True, "once_marker": str(tmp_path / "broke_once")}},
+                   ray={"model_actors": 1, "model_batch_size": 2})
+    manifest = run_build(cfg, tmp_path / "out", show_progress=False)
+    ledger = read_ledger(tmp_path / "out").to_pandas()
+    assert list(ledger["status"]) == ["kept", "kept"]  # swallowed per batch, both failed as filter_error
+    assert manifest["pool"]["model_actor_restarts"] == 1
+    (note,) = manifest["pool"]["device_errors"]
+    assert re.fullmatch(r"sticky_cuda: RuntimeError: CUDA error: an illegal memory access was encountered "
+                        r"\(pid \d+: the model actor was restarted\)", note)
+
+
 def test_a_step_that_always_raises_stops_the_build(ray_session, tmp_path):
     folder = photo_folder(tmp_path / "images", ["astronaut.png", "chelsea.png", "coffee.png"])
+    # 3 batches (the default limit) over 2 actors: counted per actor, neither would reach 3
     cfg = workflow([{"type": "folder", "path": str(folder)}], output={"shard_size": 100},
                    filters={"blur": {"enabled": False}, "broken": {"enabled": True}},
-                   ray={"model_actors": 1, "model_batch_size": 1})  # 3 batches: the default limit
+                   ray={"model_actors": 2, "num_cpus_per_model_actor": 0.5, "model_batch_size": 1})
     with pytest.raises(BrokenStepError, match="step 'broken' failed on every sample of 3 batches in a row"):
         run_build(cfg, tmp_path / "out", show_progress=False)
     out = tmp_path / "out"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.step_guard import BrokenStepError, StepGuard, is_out_of_memory
+import tests.steps_for_tests
+from pipeline.step_guard import BrokenStepError, DeviceBrokenError, StepGuard, is_out_of_memory
 from pipeline.step_runner import run_filters
 from pipeline.step_stats import StepStats
 from pipeline.verdict import Status, Verdict
-from tests.steps_for_tests import BrokenFilter, ExplodeFilter, OomFilter
+from tests.steps_for_tests import BrokenFilter, ExplodeFilter, OomFilter, StickyCudaFilter
 
 POISON = 640
 
@@ -53,7 +54,7 @@ def test_a_batch_that_holds_resets_the_count():
     for _ in range(3):  # a lone poison sample is a whole batch failed, but good batches come between
         _run(step, [POISON], guard)
         _run(step, [500, 501], guard)
-    assert guard.failed_in_a_row["explode"] == 0
+    assert guard.counter.in_a_row["explode"] == 0
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_size_that_held():
@@ -79,3 +80,15 @@ def test_memory_errors_count_as_out_of_memory():
 
     assert is_out_of_memory(MemoryError()) and is_out_of_memory(torch.cuda.OutOfMemoryError("x"))
     assert not is_out_of_memory(RuntimeError("x"))
+
+
+def test_a_sticky_cuda_error_is_not_bisected(monkeypatch):
+    """After an illegal memory access every call of the process fails: bisecting would fail
+    every sample of this batch and of every later one. It leaves the guard whole instead
+    (the model actor then replaces its process: test_model_pool.py)."""
+    monkeypatch.setattr(tests.steps_for_tests, "_device_broken", False)
+    step = StickyCudaFilter.ready(enabled=True, on_original_width=POISON)
+    stats = StepStats()
+    with pytest.raises(DeviceBrokenError, match="^sticky_cuda: RuntimeError: CUDA error: an illegal memory access"):
+        _run(step, [500, POISON, 502, 503], StepGuard(), stats)
+    assert stats.busy_s == {}  # one call, no halves
