@@ -61,6 +61,10 @@ class ImagesConfig(_Strict):
     max_image_pixels: int = Field(
         100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
     )
+    max_decode_seconds: float = Field(
+        30.0, gt=0, description="a decode running longer ends its worker process; the image fails as decode_timeout "
+        "and the unit runs again without it (pipeline/decode_deadline.py)"
+    )
 
 
 class DownloadConfig(_Strict):
