@@ -51,3 +51,16 @@ def test_a_changed_signature_fails_naming_both_versions(fetch, downloader, why):
     fetch = img2dataset_glue._original_fetch if fetch == "upstream's" else fetch
     with pytest.raises(ImportError, match=rf"img2dataset {version('img2dataset')} is installed, .* img2dataset {WRITTEN_FOR}: {why}"):
         check_fetch_target(fetch, downloader.download_shard)
+
+
+def test_a_worker_ended_without_a_clean_exit_leaves_no_wandb_folders(tmp_path):
+    """img2dataset imports wandb, which makes two temporary folders that only a clean exit
+    removes; Ray ends its workers with no clean exit, so each build left them in /tmp."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, pipeline.download; os._exit(0)"  # what a CPU worker imports, and how Ray ends it
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert not [p.name for p in tmp_path.iterdir() if "wandb" in p.name]

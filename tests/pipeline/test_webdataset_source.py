@@ -77,6 +77,16 @@ def test_shards_in_new_shards_out_with_a_row_per_sample(shards, ray_session, tmp
     assert max(by_key["000000001"]["jpg"].shape[:2]) == 256  # stored at the workflow's size
 
 
+@pytest.mark.parametrize("name", ["x.tar.gz", "X.TGZ", "x.tar.xz"])
+def test_input_with_a_compressed_tar_is_a_shard(name, tmp_path, capsys):
+    """--input takes compressed shards as the webdataset source takes them, not as a URL list."""
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: x\nsources: [{type: url_list, path: unused.jsonl}]\n")
+    rc = build_main(["--config", str(wf), "--input", str(tmp_path / name), "--output", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "shard file" in err and name in err, err
+
+
 def test_missing_shards_fail_before_any_work(shards, tmp_path, capsys):
     wf = tmp_path / "wf.yaml"
     wf.write_text(f"name: x\nsources: [{{type: webdataset, path: '{shards}/{{00000..00009}}.tar'}}]\n")
