@@ -18,6 +18,7 @@ pipeline/image_header.py) stop the known expensive images first; this is the bac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -121,4 +122,6 @@ def take_notes(out_dir: str | Path, unit: str) -> dict[str, str]:
         except (ValueError, KeyError, TypeError):
             continue  # a line cut by the process's end
     path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the folder goes when its last note does
+        path.parent.rmdir()
     return found

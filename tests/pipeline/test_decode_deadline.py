@@ -38,4 +38,4 @@ def test_a_slow_decode_fails_alone_and_its_unit_survives(ray_session, tmp_path):
     slow = ledger[ledger["reason"] == "decode_timeout"]
     assert "images.max_decode_seconds = 0.5 s" in slow["detail"].iloc[0]
     assert len(manifest["worker_deaths"]) == 1  # one restart, no bisection
-    assert not (tmp_path / "out" / "_decode_timeouts" / "00000.jsonl").exists()
+    assert not (tmp_path / "out" / "_decode_timeouts").exists()  # the note was read and removed
