@@ -116,11 +116,13 @@ class UnitScheduler:
             result = ray.get(ref)
         except WORKER_DEATHS as err:
             if job is not None:
-                self.worker_deaths.append(f"unit {job.unit.name}: {first_line(err)}")
                 overran = decode_deadline.take_notes(self.out, job.unit.name)
                 if overran.keys() - job.timed_out.keys():  # not the items' fault: again, without those images
+                    self.worker_deaths.append(f"unit {job.unit.name}: decode_timeout: the worker ended itself, "
+                                              "a decode overran images.max_decode_seconds")
                     self.queue.append(Job(job.unit, job.positions, job.attempt, {**job.timed_out, **overran}))
                 else:
+                    self.worker_deaths.append(f"unit {job.unit.name}: {first_line(err)}")
                     self._died(job, err)
             # Ray restarts the actor; a call sent while it restarts would fail as if the
             # item had killed it again, so it gets work only once it answers a ping.
