@@ -54,7 +54,7 @@ _drop_wandb_temp_dirs()
 def classify_download_error(message: str) -> str:
     """'category: message' for a failure string from img2dataset's downloader."""
     low = message.lower()
-    if re.match(r"^[a-z_]+: ", message):  # already categorised by our resizer
+    if re.match(r"^[a-z][a-z0-9_]*: ", message):  # already categorised (our fetch, our resizer): http_404 too
         return message
     m = _HTTP_CODE.search(message)
     if "infinite loop" in low or ("redirect" in low and "loop" in low):
