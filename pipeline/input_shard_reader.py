@@ -114,8 +114,11 @@ class InputShardReader:
                 cur.problem = target
             else:
                 cur.problem = self._too_big(target, m.name)
-                if cur.problem is None:
-                    cur.parts[ext] = self._read_earlier(target)
+                try:
+                    if cur.problem is None:
+                        cur.parts[ext] = self._read_earlier(target)
+                except (tarfile.TarError, OSError, EOFError) as err:  # the second reader: this sample's failure
+                    cur.problem = f"link_unresolved: member {m.name} links to {m.linkname}, which could not be read again ({err})"
         else:
             cur.problem = f"unsupported_member: member {m.name} is a {_kind(m)}; only files and links are read"
 
