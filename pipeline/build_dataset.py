@@ -33,12 +33,15 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")  # what tarfile reads as a stream
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_workflow(args.config)
         if args.input:
-            is_shards = args.input.endswith((".tar", ".tar.gz", ".tgz")) or "{" in args.input
+            is_shards = args.input.lower().endswith(SHARD_SUFFIXES) or "{" in args.input
             cfg.sources = [WebDatasetSource(type="webdataset", path=args.input) if is_shards
                            else UrlListSource(type="url_list", path=args.input)]
         manifest = run_build(cfg, args.output or cfg.output.dir, resume=args.resume, show_progress=not args.no_progress)

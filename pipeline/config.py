@@ -61,6 +61,10 @@ class ImagesConfig(_Strict):
     max_image_pixels: int = Field(
         100_000_000, ge=1, description="images whose header declares more pixels fail as too_large, before decoding"
     )
+    max_decode_seconds: float = Field(
+        30.0, gt=0, description="a decode running longer ends its worker process; the image fails as decode_timeout "
+        "and the unit runs again without it (pipeline/decode_deadline.py)"
+    )
 
 
 class DownloadConfig(_Strict):
@@ -70,7 +74,7 @@ class DownloadConfig(_Strict):
     timeout: float = Field(10.0, gt=0, description="seconds a connect or a read may wait for the next bytes")
     retries: int = Field(0, ge=0, description="retries of a failed fetch, inside the same max_seconds")
     max_bytes: int = Field(
-        32 * 2**20, ge=1, description="largest image response read; bigger ones fail as too_large (memory per thread)"
+        32 * 2**20, ge=1, description="largest image response (or input-shard member) read; bigger ones fail as too_large (memory per thread)"
     )
     max_seconds: float = Field(
         60.0, gt=0, description="total time per image URL (DNS, connect, headers, body, redirects); then timeout"

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline import decode_deadline
 from pipeline.image_header import DecodeError, Header, read_header
 
 __all__ = ["DecodeError", "ImageDecoder", "StoredImage", "prepare_image", "prepare_array"]
@@ -192,12 +193,14 @@ class ImageDecoder:
         return self.wants_pixels is not None and not self.wants_pixels(width, height)
 
     def from_bytes(self, data: bytes) -> StoredImage:
-        """An encoded image (any format); DecodeError for non-images, bombs and corrupt data."""
-        header = read_header(data, self.max_pixels)
-        w, h = header.width, header.height
-        if self._skips(w, h):
-            return StoredImage.header_only(w, h)
-        return _stored(_decode_pixels(data, header, self.max_side), self.max_side, self.quality, (w, h))
+        """An encoded image (any format); DecodeError for non-images, bombs, corrupt data
+        and, in a worker, an image that overran the decode deadline before."""
+        with decode_deadline.watched(data):
+            header = read_header(data, self.max_pixels)
+            w, h = header.width, header.height
+            if self._skips(w, h):
+                return StoredImage.header_only(w, h)
+            return _stored(_decode_pixels(data, header, self.max_side), self.max_side, self.quality, (w, h))
 
     def from_frame(self, width: int, height: int, to_rgb: Callable[[], np.ndarray]) -> StoredImage:
         """A decoded video frame; `to_rgb` (the colour conversion) runs only when wanted."""

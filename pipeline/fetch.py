@@ -341,7 +341,7 @@ def _hop(url, visited, policy, guard, sink, check_headers, host: HostGate, backo
             host.pause(seconds)
             raise _RateLimited(resp.status, seconds)
         if not 200 <= resp.status < 300:
-            raise FetchError(f"http_{resp.status}", f"HTTP Error {resp.status}: {resp.reason} ({url})")
+            raise FetchError(f"http_{resp.status}", f"{url}: the server answered {resp.status} {resp.reason}".rstrip())
         if check_headers is not None:
             check_headers(resp.headers)
         _read_body(conn, resp, url, policy, sink)
@@ -366,6 +366,9 @@ def _describe(err: BaseException, guard: _Guard, policy: FetchPolicy, url: str) 
         return FetchError("connection_refused", f"{url}: {err}")
     if isinstance(err, ssl.SSLError):
         return FetchError("tls_error", f"{url}: {err}")
+    if isinstance(err, http.client.IncompleteRead) and err.expected is None:  # chunked: no length was announced
+        return FetchError("incomplete_body", f"{url}: the connection closed in the middle of a chunked body "
+                                             "(before its last, empty chunk)")
     if isinstance(err, http.client.IncompleteRead):
         return FetchError("incomplete_body", f"{url}: the connection closed {err.expected} bytes short of "
                                              "the announced Content-Length")

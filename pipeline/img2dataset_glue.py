@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
+import tempfile
 from importlib.metadata import version
 
 import img2dataset.downloader as i2d_downloader
@@ -34,10 +36,25 @@ from pipeline.sample import Sample
 _HTTP_CODE = re.compile(r"HTTP Error (\d{3})")
 
 
+def _drop_wandb_temp_dirs() -> None:
+    """img2dataset imports wandb, whose import makes two temporary folders (`tmp*wandb-media`,
+    `tmp*wandb-artifacts`) that only a clean interpreter exit removes; Ray ends its workers
+    without one, so every build left them in /tmp. Nothing here uses wandb: remove them now
+    (only these two objects, which this process created)."""
+    private = sys.modules.get("wandb.sdk.data_types._private")
+    artifact = getattr(sys.modules.get("wandb.sdk.artifacts.artifact"), "Artifact", None)
+    for tmp in (getattr(private, "MEDIA_TMP", None), getattr(artifact, "_TMP_DIR", None)):
+        if isinstance(tmp, tempfile.TemporaryDirectory):
+            tmp.cleanup()
+
+
+_drop_wandb_temp_dirs()
+
+
 def classify_download_error(message: str) -> str:
     """'category: message' for a failure string from img2dataset's downloader."""
     low = message.lower()
-    if re.match(r"^[a-z_]+: ", message):  # already categorised by our resizer
+    if re.match(r"^[a-z][a-z0-9_]*: ", message):  # already categorised (our fetch, our resizer): http_404 too
         return message
     m = _HTTP_CODE.search(message)
     if "infinite loop" in low or ("redirect" in low and "loop" in low):

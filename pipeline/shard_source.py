@@ -2,10 +2,13 @@
 output such as a LAION subset) so its images go through the filters and annotators
 again, into new shards with a ledger: re-captioning a dataset you already have.
 
-One unit per input shard, read as a stream (one sample in memory at a time). Each
-sample is one ledger row: a sample without an image, or whose image does not decode,
-is a failed row; a shard that cannot be opened, or breaks part-way (truncated tar),
-adds one failed row (`<shard key>_error`) after the samples read so far.
+One unit per input shard, read as a stream (one sample in memory at a time, each member
+capped at `download.max_bytes` before it is read; pipeline/input_shard_reader.py says how
+every kind of member is accounted for). Each sample is one ledger row: a sample without
+an image, whose image does not decode, or with a member that cannot be used (too large,
+a link out of the tar, a device, a repeated extension) is a failed row; a shard that
+cannot be opened, or breaks part-way (cut anywhere, also at a member boundary), adds one
+failed row (`<shard key>_error`) after the samples read so far.
 
 Keys: a hash of (shard path, original key), so two datasets that both number their
 samples 000000001 do not collide; the original key is kept in `json.source.key`.
@@ -15,14 +18,15 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zlib
 from collections.abc import Callable
 
 from pipeline.config import DownloadConfig
 from pipeline.decode import DecodeError, ImageDecoder
+from pipeline.input_shard_reader import InputShardReader, open_input_shard
 from pipeline.keys import source_key
 from pipeline.safe_text import safe_text
 from pipeline.sample import Sample
-from pipeline.shard_reader import iter_samples
 from pipeline.sources import InputItem
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -39,8 +43,8 @@ def _source(it: InputItem, key: str, parts: dict[str, bytes]) -> dict:
             inner = meta.get("source", meta) if isinstance(meta, dict) else {}
             if isinstance(inner, dict) and isinstance(inner.get("url"), str):
                 fields["url"] = inner["url"]
-        except ValueError:
-            pass  # a bad json member does not cost the image
+        except (ValueError, RecursionError):
+            pass  # a bad (or absurdly nested) json member does not cost the image
     repaired = set(src.get("text_repaired", ()))
     for name, value in fields.items():
         src[name], fixed = safe_text(value)
@@ -53,28 +57,35 @@ def _source(it: InputItem, key: str, parts: dict[str, bytes]) -> dict:
 def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageDecoder, on_sample: Callable[[Sample], None]) -> list[Sample]:
     (it,) = items
     shard = it.location
+    name = it.source_fields("webdataset")["path"]  # UTF-8-safe, for messages
     samples: list[Sample] = []
 
     def failure(error: str) -> Sample:
-        s = Sample(f"{it.key}_error", len(samples), {"kind": "webdataset", "path": shard, "caption": ""})
+        s = Sample(f"{it.key}_error", len(samples), {"kind": "webdataset", "path": name, "caption": ""})
         s.fail(error)
         return s
 
     if it.error:
         return [failure(it.error)]
     seen: dict[str, int] = {}
+    reader = InputShardReader(shard, cfg.max_bytes, "download.max_bytes")
     try:
-        with tarfile.open(shard, mode="r|*") as tar:
-            for key, parts in iter_samples(tar):
-                n = seen.get(key, 0)
-                seen[key] = n + 1
-                s = Sample(source_key(f"{shard}#{key}") + (f"_dup{n}" if n else ""), len(samples), _source(it, key, parts))
+        with open_input_shard(shard) as tar:
+            for member in reader.samples(tar):
+                n = seen.get(member.key, 0)
+                seen[member.key] = n + 1
+                parts = member.parts
+                s = Sample(source_key(f"{shard}#{member.key}") + (f"_dup{n}" if n else ""), len(samples),
+                           _source(it, member.key, parts))
                 samples.append(s)
+                if member.problem:
+                    s.fail(safe_text(member.problem)[0])
+                    continue
                 key = s.source["key"]  # UTF-8-safe, for the messages below
                 ext = next((e for e in IMAGE_EXTS if e in parts), None)
                 if ext is None:
-                    s.fail(f"missing_image: sample {key} in {shard} has no {'/'.join(IMAGE_EXTS)} member "
-                           f"(has: {', '.join(sorted(parts)) or 'nothing'})")
+                    s.fail(f"missing_image: sample {key} in {name} has no {'/'.join(IMAGE_EXTS)} member "
+                           f"(has: {', '.join(sorted(safe_text(p)[0] for p in parts)) or 'nothing'})")
                     continue
                 try:
                     s.image = decoder.from_bytes(parts[ext])
@@ -82,10 +93,13 @@ def load_shard_unit(items: list[InputItem], cfg: DownloadConfig, decoder: ImageD
                     s.fail(str(err))
                     continue
                 on_sample(s)
-    except (tarfile.TarError, OSError, EOFError) as err:
+            ended = tar.end_problem
+        if ended and samples:
+            samples.append(failure(f"shard_truncated: {name}: {ended}, after {len(samples)} samples"))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         where = f"after {len(samples)} samples" if samples else "before the first sample"
         reason = "shard_open_error" if not samples else "shard_truncated"
-        samples.append(failure(f"{reason}: reading {shard} failed {where}: {err}"))
+        samples.append(failure(f"{reason}: reading {name} failed {where}: {safe_text(str(err))[0]}"))
     if not samples:
-        samples.append(failure(f"shard_empty: {shard} holds no samples"))
+        samples.append(failure(f"shard_empty: {name} holds no samples"))
     return samples

@@ -9,6 +9,10 @@ death, until the item that kills a worker is alone: it is written as
 send their samples back here and the unit is written once all its parts are in, so
 exactly-once resume still holds (a unit is done when its ledger exists).
 
+A worker that ends itself because a decode overran `images.max_decode_seconds` leaves a
+note naming the image (pipeline/decode_deadline.py): the job runs again as it was, with
+that image marked, and it fails as `decode_timeout` without costing a bisection.
+
 A unit that raises an ordinary exception (a bug, not a death) is retried up to
 MAX_UNIT_ATTEMPTS times, then all its inputs are written as `failed: worker_error`.
 """
@@ -28,6 +32,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from pipeline import decode_deadline
 from pipeline.sample import Sample
 from pipeline.sources import Unit
 from pipeline.step_guard import BrokenStepError
@@ -45,9 +50,10 @@ class Job:
     unit: Unit
     positions: list[int] | None = None  # a part: positions of its items in the unit; None = whole unit
     attempt: int = 1
+    timed_out: dict[str, str] = field(default_factory=dict)  # digest -> message: images that overran the decode deadline
 
     def part(self, positions: list[int]) -> Job:
-        return Job(self.unit, positions)
+        return Job(self.unit, positions, timed_out=self.timed_out)
 
     @property
     def items(self) -> list[dict]:
@@ -102,7 +108,7 @@ class UnitScheduler:
             worker, job = self.idle.pop(), self.queue.pop()
             unit = job.unit if job.positions is None else Unit(job.unit.unit_id, job.unit.kind, job.items)
             call = worker.process if job.positions is None else worker.process_part
-            self.in_flight[call.remote(unit)] = (worker, job)
+            self.in_flight[call.remote(unit, job.timed_out)] = (worker, job)
 
     def _collect(self, ref) -> None:
         worker, job = self.in_flight.pop(ref)
@@ -110,8 +116,14 @@ class UnitScheduler:
             result = ray.get(ref)
         except WORKER_DEATHS as err:
             if job is not None:
-                self.worker_deaths.append(f"unit {job.unit.name}: {first_line(err)}")
-                self._died(job, err)
+                overran = decode_deadline.take_notes(self.out, job.unit.name)
+                if overran.keys() - job.timed_out.keys():  # not the items' fault: again, without those images
+                    self.worker_deaths.append(f"unit {job.unit.name}: decode_timeout: the worker ended itself, "
+                                              "a decode overran images.max_decode_seconds")
+                    self.queue.append(Job(job.unit, job.positions, job.attempt, {**job.timed_out, **overran}))
+                else:
+                    self.worker_deaths.append(f"unit {job.unit.name}: {first_line(err)}")
+                    self._died(job, err)
             # Ray restarts the actor; a call sent while it restarts would fail as if the
             # item had killed it again, so it gets work only once it answers a ping.
             self.restarting.setdefault(worker, time.monotonic() + RESTART_TIMEOUT_S)
@@ -150,14 +162,14 @@ class UnitScheduler:
 
     def _died(self, job: Job, err: Exception) -> None:
         if job.positions is None and job.attempt == 1:  # maybe a lost node, not a poison item: once more whole
-            self.queue.append(Job(job.unit, None, 2))
+            self.queue.append(Job(job.unit, None, 2, job.timed_out))
             return
         positions = job.positions if job.positions is not None else list(range(len(job.unit.items)))
         if job.positions is None:
             self.assemblies[job.unit.name] = _Assembly()
         if len(positions) == 1:
             if job.attempt == 1:
-                self.queue.append(Job(job.unit, positions, 2))
+                self.queue.append(Job(job.unit, positions, 2, job.timed_out))
                 return
             (i,) = positions
             msg = f"the worker process died twice while processing this item ({first_line(err)})"
@@ -172,7 +184,7 @@ class UnitScheduler:
 
     def _raised(self, job: Job, err: Exception) -> None:
         if job.attempt < MAX_UNIT_ATTEMPTS:
-            self.queue.append(Job(job.unit, job.positions, job.attempt + 1))
+            self.queue.append(Job(job.unit, job.positions, job.attempt + 1, job.timed_out))
             return
         msg = first_line(err)
         self.worker_errors.append(f"unit {job.unit.name}: {msg}")

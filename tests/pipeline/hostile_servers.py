@@ -170,6 +170,30 @@ def drip_headers(interval: float, seconds: float = 30.0):
     return handler
 
 
+def cut_chunked(req):
+    """A chunked body whose connection closes inside its second chunk."""
+    req.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n100\r\nabc")
+    req.wfile.flush()
+    req.close_connection = True
+
+
+def cut_body(req):
+    """A Content-Length of 1000 and 10 bytes, then the connection closes."""
+    req.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 1000\r\n\r\n0123456789")
+    req.wfile.flush()
+    req.close_connection = True
+
+
+def status(code: int):
+    def handler(req):
+        req.send_response(code)
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    return handler
+
+
 def redirect(target: str):
     def handler(req):
         req.send_response(302)

@@ -87,6 +87,12 @@ def test_refused_port_and_non_http_schemes(build):
         assert by_source.loc[url, "reason"] == "unsupported_url_scheme"
 
 
+def test_an_http_status_is_named_once(build):
+    _, ledger, _, _ = build
+    row = ledger[ledger["source"].str.endswith("/missing.jpg")].iloc[0]
+    assert row["detail"] == f"{row['source']}: the server answered 404 Not Found", row["detail"]
+
+
 def test_bomb_declared_size_is_reported_without_decoding(build):
     _, ledger, _, _ = build
     row = ledger[ledger["source"].str.endswith("/bomb.png")].iloc[0]

@@ -50,6 +50,9 @@ def server():
         "/loop-b": hs.redirect("/loop-a"),
         "/to-metadata": hs.redirect("http://169.254.169.254/latest/meta-data/"),
         "/to-ftp": hs.redirect("ftp://example.com/x.jpg"),
+        "/cut-chunked.jpg": hs.cut_chunked,
+        "/cut.jpg": hs.cut_body,
+        "/gone.jpg": hs.status(410),
     }
     with hs.RouteServer("127.0.0.1", routes) as s:
         yield s
@@ -95,6 +98,17 @@ def test_huge_content_length_fails_before_the_body(server):
     err, took = failure(server.url("huge.jpg"), policy())
     assert err.reason == "too_large" and "Content-Length 1000000000000" in str(err) and "body not read" in str(err)
     assert took < 1
+
+
+def test_failures_say_what_happened_once(server):
+    """A cut chunked body has no announced length to be short of; an HTTP status is named
+    once (the reason category), not repeated in the detail."""
+    err, _ = failure(server.url("/cut-chunked.jpg"), policy())
+    assert err.reason == "incomplete_body" and "chunked" in str(err) and "None" not in str(err), err
+    err, _ = failure(server.url("/cut.jpg"), policy())
+    assert err.reason == "incomplete_body" and "990 bytes short" in str(err), err
+    err, _ = failure(server.url("/gone.jpg"), policy())
+    assert str(err) == f"http_410: {server.url('/gone.jpg')}: the server answered 410 Gone", err
 
 
 def test_drip_feed_ends_at_the_total_deadline(server):

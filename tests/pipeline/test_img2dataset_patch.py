@@ -51,3 +51,13 @@ def test_a_changed_signature_fails_naming_both_versions(fetch, downloader, why):
     fetch = img2dataset_glue._original_fetch if fetch == "upstream's" else fetch
     with pytest.raises(ImportError, match=rf"img2dataset {version('img2dataset')} is installed, .* img2dataset {WRITTEN_FOR}: {why}"):
         check_fetch_target(fetch, downloader.download_shard)
+
+
+def test_no_wandb_folders_are_left_for_an_unclean_exit():
+    """img2dataset imports wandb, which makes two temporary folders that only a clean exit
+    removes; Ray ends its workers with no clean exit, so each build left them in /tmp.
+    Importing the glue (as this module did) removes them at once."""
+    from wandb.sdk.artifacts.artifact import Artifact
+    from wandb.sdk.data_types._private import MEDIA_TMP
+
+    assert not Path(MEDIA_TMP.name).exists() and not Path(Artifact._TMP_DIR.name).exists()
