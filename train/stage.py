@@ -37,6 +37,9 @@ from train.sharding import (
 )
 from train.tasks import make_task
 
+# Batches in a row with no decodable sample before a rank gives up (else it would read forever).
+EMPTY_BATCH_LIMIT = 100
+
 
 class StartError(ValueError):
     """The stage cannot start as configured (e.g. the previous stage has no checkpoint)."""
@@ -216,14 +219,25 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None  # noqa: SIM115
     # The step's loss is summed on the device: no host sync per step (the monitor reads it back at log steps).
     bucket_batches, skipped, loss_sum, micro, images = Counter(), Counter(), torch.zeros((), device=acc.device), 0, 0
+    empty_run = 0  # batches in a row with no decodable sample
     batches = iter(loader)
     model.train()
     while step < stop_at:
         batch = next(batches)
         consumed += 1
         skipped.update(unreadable=batch["bad"], too_small=batch.get("too_small", 0))
-        if not batch["size"]:
-            continue  # every sample of this batch failed to decode (counted)
+        if not batch["size"]:  # every sample of this batch failed to decode (counted)
+            # Safe with several processes: their collectives pair up by order (each rank's k-th
+            # backward with the others' k-th), not by batch, so a rank that skips reads one more
+            # batch and the others wait for it. Only a stream that never decodes again would hang
+            # them (and a single process): that stops here.
+            empty_run += 1
+            if empty_run >= EMPTY_BATCH_LIMIT:
+                raise DataError(f"rank {rank}: the last {empty_run} batches of stages.{stage}.data.train could not be "
+                                f"decoded at all ({describe_skips(skipped)} so far): the shards are corrupt or hold no "
+                                "images; check them (e.g. open a few samples with PIL) or point data.train elsewhere")
+            continue
+        empty_run = 0
         bucket_batches[tuple(batch["bucket"])] += 1
         if keys_file:
             keys_file.write("".join(k + "\n" for k in batch["keys"]))
