@@ -70,6 +70,10 @@ class DiffusionConfig(_Strict):
 
 
 class AccelerateConfig(_Strict):
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="cuda: stop at start, saying why, when torch cannot use the GPUs (CPU-only build, driver "
+        "too old, compute capability not in the build); auto: the GPUs when usable, the CPU on a machine without an "
+        "NVIDIA driver (a machine with one whose GPUs torch cannot use stops as for cuda); cpu: never the GPUs")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)

@@ -32,6 +32,7 @@ import torch
 
 from train.buckets import BucketBatcher, assign_bucket, bucket_table
 from train.config import ConfigError, load_config, stage_config
+from train.cuda_check import GPUUnusable, train_on_cpu
 from train.data import (
     Counters,
     DataError,
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         return precompute(load_config(args.config), args.stage, args.out, args.batch_size)
-    except (ConfigError, DataError, ModelLoadError, StartError) as err:
+    except (ConfigError, DataError, ModelLoadError, StartError, GPUUnusable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -85,7 +86,7 @@ def precompute(cfg, stage: int, out: str | None, batch_size: int | None) -> int:
         src = src[: -sc.data.val_holdout_shards]  # the trainer's training shards only
     check_unique_names(src, f"stages.{stage}.data.train")
 
-    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, cpu=train_on_cpu(cfg.accelerate.device))
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out, acc.is_main_process)
     device = acc.device

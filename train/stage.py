@@ -22,6 +22,7 @@ import torch
 from train import checkpoint as ckpt_io
 from train.buckets import assign_bucket, bucket_table
 from train.config import ConfigError, load_config, stage_config
+from train.cuda_check import GPUUnusable, train_on_cpu
 from train.data import DataError, make_loader, pixels_on, resolve_source, survey_upscale
 from train.diffusion import ema_decay_at, update_ema
 from train.encoders import ModelLoadError, vae_factor
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config)
         return train(cfg, args.stage, Path(args.out or cfg.out_dir), args.resume, args.max_steps)
-    except (ConfigError, DataError, ModelLoadError, StartError) as err:
+    except (ConfigError, DataError, ModelLoadError, StartError, GPUUnusable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -112,7 +113,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
 
     acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg) or None, project_dir=str(stage_dir),
                       gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps,
-                      cpu=not torch.cuda.is_available())  # CPU-only: torchrun / accelerate launch use gloo
+                      cpu=train_on_cpu(cfg.accelerate.device))  # CPU: torchrun / accelerate launch use gloo
     rank, world = acc.process_index, acc.num_processes
     stage_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(stage_dir, acc.is_main_process)
