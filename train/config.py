@@ -70,6 +70,10 @@ class DiffusionConfig(_Strict):
 
 
 class AccelerateConfig(_Strict):
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="cuda: stop at start, saying why, when torch cannot use the GPUs (CPU-only build, driver "
+        "too old, compute capability not in the build); auto: the GPUs when usable, the CPU on a machine without an "
+        "NVIDIA driver (a machine with one whose GPUs torch cannot use stops as for cuda); cpu: never the GPUs")
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
@@ -101,6 +105,7 @@ class DataConfig(_Strict):
     val: str | list[str] | None = Field(None, description="held-out shards or folder for validation")
     val_holdout_shards: int = Field(0, ge=0, description="use the last N train shards for validation instead of `val`")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank")
+    prefetch: int = Field(4, ge=1, description="batches each loader worker prepares ahead (they wait in /dev/shm)")
     shuffle_buffer: int = Field(1000, ge=1)
     record_keys: bool = Field(False, description="write every consumed sample key to keys_rankR.txt (audits the rank split)")
     latents: str | None = Field(None, description="t2i: train on the latents train/precompute.py wrote to this folder "

@@ -168,9 +168,21 @@ def load_rgb(rec: dict) -> Image.Image:
     return im.convert("RGB")
 
 
+def to_uint8(im: Image.Image) -> torch.Tensor:
+    """PIL RGB -> uint8 tensor (3, H, W): what loader workers send (a quarter of float32's shared memory)."""
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def pixels_on(pixels: torch.Tensor, device) -> torch.Tensor:
+    """A batch's pixels on `device` as floats in [-1, 1]: uint8 (the loader's) is copied, then
+    normalised there; floats are taken as already normalised."""
+    pixels = pixels.to(device, non_blocking=True)
+    return pixels.float().div(127.5).sub(1.0) if pixels.dtype == torch.uint8 else pixels
+
+
 def to_tensor(im: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return pixels_on(to_uint8(im), "cpu")
 
 
 def cover_crop(im: Image.Image, h: int, w: int, rng: random.Random | None = None) -> Image.Image:
@@ -200,7 +212,8 @@ def random_resized_crop(im: Image.Image, size: int, rng: random.Random, min_scal
 
 
 def make_decoder(task: str, train: bool, min_crop_scale: float = 0.35) -> Callable:
-    """A function (bucket, records, rng) -> batch dict; samples that fail to decode are dropped and counted."""
+    """A function (bucket, records, rng) -> batch dict, pixels uint8 (`pixels_on` normalises them on the
+    device); samples that fail to decode are dropped and counted."""
 
     def decode(bucket, recs, rng):
         h, w = bucket
@@ -218,7 +231,7 @@ def make_decoder(task: str, train: bool, min_crop_scale: float = 0.35) -> Callab
             except Exception:  # noqa: BLE001 - a bad sample is skipped and counted, never a dead run
                 bad += 1
                 continue
-            pixels.append(to_tensor(im))
+            pixels.append(to_uint8(im))
             keys.append(rec["__key__"])
             labels.append(label) if task == "classify" else txts.append(txt)
         batch = {"keys": keys, "bucket": bucket, "bad": bad, "size": len(keys)}
@@ -310,7 +323,7 @@ def resolve_source(spec, setting: str) -> tuple[list, str, list[str] | None]:
 
 def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: int, bucket_table, seed: int,
                 rank: int, world: int, num_workers: int, shuffle_buffer: int = 1000, start_batch: int = 0,
-                min_crop_scale: float = 0.35, max_upscale: float | None = None) -> DataLoader:
+                min_crop_scale: float = 0.35, max_upscale: float | None = None, prefetch: int = 4) -> DataLoader:
     """A DataLoader of ready batches (the dataset batches; batch_size=None here). kind "latents":
     train/precompute.py's shards (train/latents.py), batches of stored latents and text tokens."""
     if not train:
@@ -327,5 +340,5 @@ def make_loader(source: list, kind: str, *, task: str, train: bool, batch_size: 
     # run (one more iter()) would go on with another drop-path stream.
     # pin_memory on CUDA: the step's host-to-device copies are then asynchronous.
     return DataLoader(ds, batch_size=None, num_workers=num_workers, persistent_workers=False,
-                      prefetch_factor=4 if num_workers else None, pin_memory=torch.cuda.is_available(),
+                      prefetch_factor=prefetch if num_workers else None, pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator().manual_seed(seed * 7919 + rank))

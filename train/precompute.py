@@ -32,7 +32,17 @@ import torch
 
 from train.buckets import BucketBatcher, assign_bucket, bucket_table
 from train.config import ConfigError, load_config, stage_config
-from train.data import Counters, DataError, image_size, make_decoder, resolve_source, shard_records, upscale_needed
+from train.cuda_check import GPUUnusable, train_on_cpu
+from train.data import (
+    Counters,
+    DataError,
+    image_size,
+    make_decoder,
+    pixels_on,
+    resolve_source,
+    shard_records,
+    upscale_needed,
+)
 from train.encoders import ModelLoadError, TextEncoder, load_vae, vae_factor
 from train.latents import EMPTY_CAPTION, MANIFEST, check_unique_names, encode_sample, identity, mismatches, shard_name
 from train.monitor import log, setup_logging
@@ -52,7 +62,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         return precompute(load_config(args.config), args.stage, args.out, args.batch_size)
-    except (ConfigError, DataError, ModelLoadError, StartError) as err:
+    except (ConfigError, DataError, ModelLoadError, StartError, GPUUnusable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -76,7 +86,7 @@ def precompute(cfg, stage: int, out: str | None, batch_size: int | None) -> int:
         src = src[: -sc.data.val_holdout_shards]  # the trainer's training shards only
     check_unique_names(src, f"stages.{stage}.data.train")
 
-    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, cpu=train_on_cpu(cfg.accelerate.device))
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out, acc.is_main_process)
     device = acc.device
@@ -166,7 +176,7 @@ def encode_shard(url: str, out: Path, vae, text, table, sc, batch_size: int, acc
                 continue
             yield bucket, rec
 
-    decode = make_decoder("t2i", train=False)  # centre crop to the bucket, pixels in [-1, 1]
+    decode = make_decoder("t2i", train=False)  # centre crop to the bucket
     name = shard_name(url)
     tmp = out / f"{name}.tmp"
     with wds.TarWriter(str(tmp)) as sink:
@@ -176,7 +186,7 @@ def encode_shard(url: str, out: Path, vae, text, table, sc, batch_size: int, acc
             if not batch["size"]:
                 continue
             with acc.autocast():
-                posterior = vae.encode(batch["pixels"].to(acc.device)).latent_dist
+                posterior = vae.encode(pixels_on(batch["pixels"], acc.device)).latent_dist
                 tokens, mask = text(batch["txt"])
             for i, key in enumerate(batch["keys"]):
                 sink.write(encode_sample(key, posterior.mean[i].float(), posterior.std[i].float(), tokens[i], mask[i],

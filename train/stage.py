@@ -22,9 +22,10 @@ import torch
 from train import checkpoint as ckpt_io
 from train.buckets import assign_bucket, bucket_table
 from train.config import ConfigError, load_config, stage_config
-from train.data import DataError, make_loader, resolve_source, survey_upscale
+from train.cuda_check import GPUUnusable, train_on_cpu
+from train.data import DataError, make_loader, pixels_on, resolve_source, survey_upscale
 from train.diffusion import ema_decay_at, update_ema
-from train.encoders import ModelLoadError
+from train.encoders import ModelLoadError, vae_factor
 from train.monitor import Monitor, log, setup_logging, trackers
 from train.sharding import (
     clip_grad_norm,
@@ -35,7 +36,11 @@ from train.sharding import (
     load_full_optimizer_state,
     shard,
 )
+from train.shared_memory import loader_bytes, processes_on_this_machine, shm_problem
 from train.tasks import make_task
+
+# Batches in a row with no decodable sample before a rank gives up (else it would read forever).
+EMPTY_BATCH_LIMIT = 100
 
 
 class StartError(ValueError):
@@ -57,7 +62,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config)
         return train(cfg, args.stage, Path(args.out or cfg.out_dir), args.resume, args.max_steps)
-    except (ConfigError, DataError, ModelLoadError, StartError) as err:
+    except (ConfigError, DataError, ModelLoadError, StartError, GPUUnusable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -108,7 +113,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
 
     acc = Accelerator(mixed_precision=cfg.accelerate.mixed_precision, log_with=trackers(cfg) or None, project_dir=str(stage_dir),
                       gradient_accumulation_steps=cfg.accelerate.gradient_accumulation_steps,
-                      cpu=not torch.cuda.is_available())  # CPU-only: torchrun / accelerate launch use gloo
+                      cpu=train_on_cpu(cfg.accelerate.device))  # CPU: torchrun / accelerate launch use gloo
     rank, world = acc.process_index, acc.num_processes
     stage_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(stage_dir, acc.is_main_process)
@@ -164,10 +169,12 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
         train_src, src_kind = use_latents(cfg, sc, stage, task, table, train_src, src_kind), "latents"
     elif max_upscale is not None:
         check_source_sizes(train_src, src_kind, table, sc, stage)
+    check_shared_memory(task, sc, stage, src_kind, table)  # before any loader worker starts
     loader = make_loader(train_src, src_kind, task=sc.task, train=True, batch_size=sc.batch_size, bucket_table=table,
                          seed=cfg.seed, rank=rank, world=world, num_workers=sc.data.num_workers,
                          shuffle_buffer=sc.data.shuffle_buffer, start_batch=consumed,
-                         min_crop_scale=getattr(sc, "min_crop_scale", 0.35), max_upscale=max_upscale)
+                         min_crop_scale=getattr(sc, "min_crop_scale", 0.35), max_upscale=max_upscale,
+                         prefetch=sc.data.prefetch)
 
     evaluator = None
     # A sharded EMA samples only with every rank taking part: then every rank samples (rank 0 writes).
@@ -200,7 +207,7 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
             values |= {f"val/{k.removesuffix('_sum')}{suffix}": v / n for k, v in sums.items()}  # top1, psnr
             values["val/samples"] = n
         if evaluator is not None:  # CLIP score / FID of EMA samples for the held-out prompts
-            values |= evaluator.run(task.generate, ((b["pixels"] + 1) / 2 for b in loader() if b["size"]))
+            values |= evaluator.run(task.generate, ((pixels_on(b["pixels"], "cpu") + 1) / 2 for b in loader() if b["size"]))
         model.train()
         monitor.scalars(values, step)
 
@@ -216,14 +223,25 @@ def train(cfg, stage: int, out: Path, resume: bool, max_steps: int | None) -> in
     keys_file = open(stage_dir / f"keys_rank{rank}.txt", "a") if sc.data.record_keys else None  # noqa: SIM115
     # The step's loss is summed on the device: no host sync per step (the monitor reads it back at log steps).
     bucket_batches, skipped, loss_sum, micro, images = Counter(), Counter(), torch.zeros((), device=acc.device), 0, 0
+    empty_run = 0  # batches in a row with no decodable sample
     batches = iter(loader)
     model.train()
     while step < stop_at:
         batch = next(batches)
         consumed += 1
         skipped.update(unreadable=batch["bad"], too_small=batch.get("too_small", 0))
-        if not batch["size"]:
-            continue  # every sample of this batch failed to decode (counted)
+        if not batch["size"]:  # every sample of this batch failed to decode (counted)
+            # Safe with several processes: their collectives pair up by order (each rank's k-th
+            # backward with the others' k-th), not by batch, so a rank that skips reads one more
+            # batch and the others wait for it. Only a stream that never decodes again would hang
+            # them (and a single process): that stops here.
+            empty_run += 1
+            if empty_run >= EMPTY_BATCH_LIMIT:
+                raise DataError(f"rank {rank}: the last {empty_run} batches of stages.{stage}.data.train could not be "
+                                f"decoded at all ({describe_skips(skipped)} so far): the shards are corrupt or hold no "
+                                "images; check them (e.g. open a few samples with PIL) or point data.train elsewhere")
+            continue
+        empty_run = 0
         bucket_batches[tuple(batch["bucket"])] += 1
         if keys_file:
             keys_file.write("".join(k + "\n" for k in batch["keys"]))
@@ -336,6 +354,25 @@ def compiled(model, n_shapes: int):
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, n_shapes + 4)
     log.info("accelerate.compile: torch.compile of %s (%d bucket shape(s))", type(model).__name__, n_shapes)
     return torch.compile(model)
+
+
+def batch_bytes(task, sc, kind: str, table) -> int:
+    """Bytes of the largest training batch the loader sends (what its workers put in shared memory)."""
+    h, w = max(table, key=lambda hw: hw[0] * hw[1])
+    if kind != "latents":
+        return sc.batch_size * 3 * h * w  # uint8 pixels
+    f, c = vae_factor(task.vae), task.vae.config.latent_channels
+    tokens = task.cfg.text_encoder.max_length * task.text_encoder.dim
+    return sc.batch_size * (2 * c * (h // f) * (w // f) * 2 + tokens * 2 + task.cfg.text_encoder.max_length)  # float16, bool
+
+
+def check_shared_memory(task, sc, stage: int, kind: str, table) -> None:
+    per_process = loader_bytes(batch_bytes(task, sc, kind, table), sc.data.num_workers, sc.data.prefetch)
+    problem = shm_problem(per_process, processes_on_this_machine(), f"stages.{stage}.data")
+    if problem:
+        raise StartError(f"stage {stage}: {problem}")
+    if per_process:
+        log.info("loader shared memory: ~%.0f MB per process", per_process / 2**20)
 
 
 def describe_skips(skipped: Counter) -> str:

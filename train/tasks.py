@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import ascan
 from train.checkpoint import load_same_task, load_weights
 from train.config import ClassifyStage, T2IStage, TrainConfig
+from train.data import pixels_on
 from train.diffusion import diffusion_loss, make_sampler, make_scheduler, sample_images
 from train.encoders import (
     ModelLoadError,
@@ -47,7 +48,7 @@ class ClassifyTask:
                 "num_classes": self.stage.num_classes, "resolution": self.stage.resolution}
 
     def loss(self, model, batch, gen):
-        pixels = batch["pixels"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        pixels = pixels_on(batch["pixels"], self.device).contiguous(memory_format=self.memory_format)
         label = batch["label"].to(self.device, non_blocking=True)
         return F.cross_entropy(model(pixels).float(), label, label_smoothing=self.stage.label_smoothing)
 
@@ -58,7 +59,7 @@ class ClassifyTask:
         for batch in batches:
             if not batch["size"]:
                 continue
-            logits = model(batch["pixels"].to(self.device)).float()
+            logits = model(pixels_on(batch["pixels"], self.device)).float()
             label = batch["label"].to(self.device)
             total += torch.stack([F.cross_entropy(logits, label, reduction="sum"),
                                   (logits.argmax(-1) == label).sum().float(), torch.tensor(float(len(label)), device=self.device)])
@@ -106,7 +107,7 @@ class T2ITask:
         autocast when mixed precision is on. Draws from `gen`: the posterior sample, then the
         caption dropout (precomputed latents draw the same, in the same order)."""
         with self.autocast():
-            pixels = batch["pixels"].to(self.device, non_blocking=True)
+            pixels = pixels_on(batch["pixels"], self.device)
             latents = self.vae.encode(pixels).latent_dist.sample(generator=gen).float() * self.scaling
             tokens, mask = self.text_encoder(list(batch["txt"]))
         return (latents, *self.drop_captions(tokens.float(), mask, gen, dropout))

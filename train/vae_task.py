@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from train.checkpoint import load_same_task
 from train.config import TrainConfig, VAEStage
+from train.data import pixels_on
 from train.encoders import LATENT_STATS, vae_factor, vae_location
 
 
@@ -64,7 +65,7 @@ class VAETask:
         return rec + self.stage.kl_weight * kl
 
     def loss(self, model, batch, gen):
-        return self._loss(model, batch["pixels"].to(self.device), gen)
+        return self._loss(model, pixels_on(batch["pixels"], self.device), gen)
 
     @torch.no_grad()
     def evaluate(self, model, batches) -> dict[str, torch.Tensor]:
@@ -77,7 +78,7 @@ class VAETask:
                 break
             if not batch["size"]:
                 continue
-            pixels = batch["pixels"].to(self.device)
+            pixels = pixels_on(batch["pixels"], self.device)
             loss = self._loss(model, pixels, gen)
             recon = model.decode(model.encode(pixels).latent_dist.mean).sample
             total += torch.stack([loss * len(pixels), psnr(to_unit(recon), to_unit(pixels)).sum(),
@@ -100,7 +101,7 @@ class VAETask:
             if len(latents) >= max_batches:
                 break
             if batch["size"]:
-                latents.append(model.encode(batch["pixels"].to(self.device)).latent_dist.mean.float().flatten())
+                latents.append(model.encode(pixels_on(batch["pixels"], self.device)).latent_dist.mean.float().flatten())
         model.train(was_training)
         if not latents:
             raise ValueError("VAE export: no training images to measure the latent std on")

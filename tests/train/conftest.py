@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,12 @@ def tiny_config(out: Path, vae_dir: Path, digits: Path | None = None, shards: Pa
 def write_config(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def launch_two(config: Path, out: Path, *extra: str, launcher: tuple[str, ...], port: int, timeout: float = 300):
+    """`accelerate launch` of train/stage.py --stage 2 on two CPU processes (gloo); `launcher`:
+    how accelerate distributes (--multi_gpu for DDP, --config_file for FSDP). A hang fails at `timeout`."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", "2", "--mixed_precision", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), str(ROOT / "train" / "stage.py"),
+           "--stage", "2", "--config", str(config), "--out", str(out), *extra]
+    return subprocess.run(cmd, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout, check=False)

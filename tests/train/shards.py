@@ -47,6 +47,22 @@ def build_shards(root: Path, shard_size: int = 4) -> Path:
     return root / "out" / "shards"
 
 
+def corrupt_copy(shard: Path, dest: Path) -> Path:
+    """`shard` with every JPEG replaced by bytes no decoder reads; the json (and its stored size)
+    intact, so the samples reach a batch and fail only at decode."""
+    import io
+    import tarfile
+
+    with tarfile.open(shard) as src, tarfile.open(dest, "w") as out:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name.endswith(".jpg"):
+                data = b"\xff\xd8 not a jpeg" + bytes(64)
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    return dest
+
+
 if __name__ == "__main__":  # python -m tests.train.shards DIR: shards for trying the trainer by hand
     import sys
 

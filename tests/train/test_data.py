@@ -7,12 +7,13 @@ import io
 import json
 import math
 
+import torch
 import webdataset as wds
 from PIL import Image
 
 from tests.train.shards import WIDE_NAME
 from train.buckets import RATIOS, assign_bucket, bucket_table
-from train.data import expand_shards, list_class_folder, make_loader, survey_upscale
+from train.data import expand_shards, list_class_folder, make_loader, pixels_on, survey_upscale
 
 
 def _loader(shards, **kw):
@@ -92,7 +93,8 @@ def test_decode_failures_are_skipped_and_counted(shards, tmp_path):
         sink.write({"__key__": "ok2", "jpg": buf.getvalue(), "txt": b"red", "json": meta})
     batches = _take(_loader([str(bad_tar)], train=False, batch_size=4), 1)
     assert batches[0]["keys"] == ["ok1", "ok2"] and batches[0]["bad"] == 2
-    assert math.isclose(float(batches[0]["pixels"].abs().max()), 1.0, abs_tol=0.2)
+    assert batches[0]["pixels"].dtype == torch.uint8  # normalised on the device (pixels_on)
+    assert math.isclose(float(pixels_on(batches[0]["pixels"], "cpu").abs().max()), 1.0, abs_tol=0.2)
 
 
 def test_images_smaller_than_their_bucket_are_skipped_and_counted(shards):

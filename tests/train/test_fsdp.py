@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import ascan
-from tests.train.conftest import ROOT, SUBPROCESS_ENV, tiny_config, write_config
+from tests.train.conftest import ROOT, launch_two, tiny_config, write_config
 from train.checkpoint import load_weights, read_optimizer_files
 from train.sharding import wrap_targets
 
@@ -38,10 +36,7 @@ def test_config_parses_and_its_wrap_policy_picks_every_ascan_block():
 
 
 def _launch(config, out, *extra):
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP_CONFIG), "--num_processes", "2",
-           "--mixed_precision", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", "29541",
-           str(ROOT / "train" / "stage.py"), "--stage", "2", "--config", str(config), "--out", str(out), *extra]
-    proc = subprocess.run(cmd, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300, check=False)
+    proc = launch_two(config, out, *extra, launcher=("--config_file", str(FSDP_CONFIG)), port=29541)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
