@@ -7,7 +7,7 @@ tests' tolerance against float32 references must cover (tests/tolerance.py).
 
 Each filter runs its real code path with its `compute_dtype` (steps/precision.py) set
 to each dtype in turn. Models: the bundled WatermarkNet (real weights); no CLIP weights
-ship, so the CLIP filters use a tiny random open_clip model (tests/filters/tiny_open_clip.py):
+ship, so the CLIP filters use a tiny random open_clip model (filters/tiny_open_clip.py):
 their figures show the mechanism, not real CLIP's rounding. The open_nsfw and PP-OCR
 filters run ONNX Runtime in float32 (no autocast): not listed. The text filter's
 optional CRAFT detector (`detector: craft`) autocasts too but is left out: about 4 s per
@@ -33,8 +33,8 @@ def filters(device: str, tmp: str) -> dict:
     from filters.clip_score import ClipScoreFilter
     from filters.concepts import ConceptFilter
     from filters.nsfw import NsfwFilter, save_clip_head
+    from filters.tiny_open_clip import save_tiny_open_clip
     from filters.watermark import WatermarkFilter
-    from tests.filters.tiny_open_clip import save_tiny_open_clip
 
     clip = save_tiny_open_clip(tmp, "bench-half-clip", seed=3)
     clip_settings = {k: clip[k] for k in ("clip_model", "clip_config", "clip_weights")}

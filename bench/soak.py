@@ -53,13 +53,13 @@ import webdataset as wds
 import yaml
 from PIL import Image
 
-from bench.worker_memory import PeakWatcher
+from filter_dev import hostile_servers as hs
+from filter_dev.hostile import hostile_payloads
 from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import ImagesConfig
 from pipeline.ledger import read_ledger
-from tests.pipeline import hostile_servers as hs
-from tests.pipeline.hostile import hostile_payloads
+from pipeline.ray_memory import PeakWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 2**20

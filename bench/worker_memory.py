@@ -25,7 +25,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from demo.loopback_server import LoopbackServer
 from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import DownloadConfig, ImagesConfig, parse_workflow
+from pipeline.ray_memory import PeakWatcher
 from pipeline.runner import run_build
 
 MB = 2**20
@@ -77,39 +77,6 @@ def hostile_routes(junk_sizes: list[int]) -> dict:
     for n, data in junk.items():
         routes[f"/junk{n}.jpg"] = lambda req, data=data: send(req, data, len(data))
     return routes
-
-
-class PeakWatcher:
-    """Polls every Ray worker process (title `ray::...`, not idle) for its VmHWM."""
-
-    def __init__(self):
-        self.peak: dict[int, int] = {}
-        self.title: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for p in psutil.process_iter(["pid", "cmdline"]):
-                title = " ".join(p.info["cmdline"] or [])
-                if not title.startswith("ray::") or title.startswith("ray::IDLE"):
-                    continue
-                try:
-                    status = Path(f"/proc/{p.pid}/status").read_text()
-                except OSError:
-                    continue
-                hwm = next((int(ln.split()[1]) * 1024 for ln in status.splitlines() if ln.startswith("VmHWM:")), 0)
-                self.peak[p.pid] = max(self.peak.get(p.pid, 0), hwm)
-                self.title.setdefault(p.pid, title.split()[0])
-            time.sleep(0.1)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 SEEN: set[int] = set()  # workers of earlier cases (a killed actor can linger a moment)

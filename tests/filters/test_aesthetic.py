@@ -11,7 +11,7 @@ from PIL import Image
 
 from filter_dev.photos import load_photo
 from filters.aesthetic import AestheticFilter, aesthetic_mlp
-from tests.filters.tiny_open_clip import save_tiny_open_clip
+from filters.tiny_open_clip import save_tiny_open_clip
 from tests.tolerance import assert_scores_close
 
 PUBLISHED = {"layers.0.weight": (1024, 768), "layers.2.weight": (128, 1024), "layers.4.weight": (64, 128),

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from annotate.fuse import CaptionFuser
+from filter_dev.hostile import photo
 from filters.caption_rules import EMPTY_CAPTION, CaptionFilter
 from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
@@ -19,7 +20,6 @@ from pipeline.report.whatif import what_if
 from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
 from pipeline.step_stats import StepStats
-from tests.pipeline.hostile import photo
 
 ALT = [
     "A tabby cat sleeping on a red sofa in the afternoon sun",  # English: kept

@@ -11,9 +11,9 @@ from PIL import Image
 from filter_dev.photos import load_photo
 from filters.clip_score import ClipScoreFilter
 from filters.concepts import ConceptFilter
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.tolerance import assert_scores_close, score_atol
 
 

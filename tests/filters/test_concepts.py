@@ -15,9 +15,9 @@ from filter_dev.photos import load_photo
 from filters.clip_encoder import get_clip_encoder
 from filters.concepts import DEFAULT_PROMPTS, ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.tolerance import assert_scores_close
 
 

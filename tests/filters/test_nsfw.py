@@ -9,9 +9,9 @@ import torch
 
 from filter_dev.photos import CLEAN_PHOTOS, load_photo
 from filters.nsfw import DEFAULT_NSFW_THRESHOLD, ClipNsfwHead, NsfwConfig, NsfwFilter, save_clip_head
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.config import FiltersConfig
 from steps.registry import build_steps
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.tolerance import assert_scores_close, score_atol
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from demo.loopback_server import LoopbackServer
+from filter_dev import hostile
 from pipeline.config import WorkflowConfig, parse_workflow
-from tests.pipeline import hostile
 
 SLOW_SECONDS = 4.0  # the slow route answers after this; tests use a 1.5 s timeout
 

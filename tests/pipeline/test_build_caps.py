@@ -10,11 +10,11 @@ import time
 import pytest
 
 from demo.inputs import make_video
+from filter_dev import hostile_servers as hs
 from filter_dev.photos import skimage_photos
 from pipeline.config import DownloadConfig
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
-from tests.pipeline import hostile_servers as hs
 from tests.pipeline.conftest import workflow, write_jsonl
 
 PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from filter_dev import hostile
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
-from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow, write_jsonl
 
 EXPECTED = {  # url path -> (status, reason)

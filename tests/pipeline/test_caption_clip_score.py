@@ -13,13 +13,13 @@ import torch
 
 from filter_dev.photos import load_photo
 from filters.clip_score import ClipScoreFilter
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.report.rules import FilterRule
 from pipeline.sample import Sample
 from pipeline.step_chain import build_chain
 from pipeline.step_stats import StepStats
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.pipeline.conftest import workflow
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

@@ -19,12 +19,12 @@ import webdataset as wds
 from demo.loopback_server import LoopbackServer
 from filter_dev.photos import skimage_photos
 from filters.aesthetic import aesthetic_mlp
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.dedup import run_dedup
 from pipeline.embeddings import read_unit_embeddings
 from pipeline.ledger import read_ledger
 from pipeline.report.cli import main as report_main
 from pipeline.runner import run_build
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 from tests.pipeline.conftest import workflow, write_jsonl
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from demo.loopback_server import LoopbackServer
+from filter_dev import hostile
 from pipeline.decode import DecodeError, prepare_image
 from pipeline.sample import Sample
 from pipeline.sources import plan_units
 from pipeline.step_chain import build_chain
 from pipeline.units import run_unit
-from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow, write_jsonl
 
 

@@ -14,10 +14,10 @@ import pytest
 from filter_dev.photos import load_photo
 from filters.concepts import ConceptFilter
 from filters.nsfw import NsfwFilter, save_clip_head
+from filters.tiny_open_clip import save_tiny_open_clip
 from pipeline.embeddings import EMBED_DIR, all_unit_embeddings, drop_keys, read_unit_embeddings, write_unit_embeddings
 from pipeline.step_runner import ModelStepRunner
 from pipeline.verdict import Status, Verdict
-from tests.filters.tiny_open_clip import save_tiny_open_clip
 
 
 @pytest.fixture(scope="module")

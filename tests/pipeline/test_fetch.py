@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from filter_dev import hostile_servers as hs
 from pipeline import dns_cache
 from pipeline.config import DownloadConfig
 from pipeline.fetch import FetchError, FetchPolicy, blocked_kind, fetch_bytes, policy_for
-from tests.pipeline import hostile_servers as hs
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK_2 = "127.0.0.2"  # a second loopback address: "the internet" for the redirect tests

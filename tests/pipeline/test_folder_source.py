@@ -6,12 +6,12 @@ import shutil
 
 import webdataset as wds
 
+from filter_dev import hostile
 from filter_dev.photos import skimage_photos
 from pipeline.ledger import read_ledger
 from pipeline.sources import plan_units
 from pipeline.step_chain import build_chain
 from pipeline.units import process_unit
-from tests.pipeline import hostile
 from tests.pipeline.conftest import workflow
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from filter_dev import hostile
 from pipeline.ledger import read_ledger
-from tests.pipeline import hostile
 from tests.pipeline.conftest import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]

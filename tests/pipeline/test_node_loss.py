@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from filter_dev import hostile
 from pipeline.ledger import read_ledger
-from tests.pipeline import hostile
 from tests.pipeline.conftest import write_jsonl
 from tests.pipeline.test_job_submit import _pid_namespace
 

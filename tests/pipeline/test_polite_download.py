@@ -12,13 +12,13 @@ from collections import defaultdict
 
 from PIL import Image
 
+from filter_dev import hostile_servers as hs
+from filter_dev.hostile import photo
 from pipeline.config import DownloadConfig, ImagesConfig
 from pipeline.decode import ImageDecoder
 from pipeline.download import download_unit
 from pipeline.sources import InputItem
 from pipeline.verdict import Status
-from tests.pipeline import hostile_servers as hs
-from tests.pipeline.hostile import photo
 
 
 class CountingServer(hs.RouteServer):

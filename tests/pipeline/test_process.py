@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from annotate.base import Annotator
+from filter_dev.hostile import photo
 from filters.base import Filter
 from filters.blur import BlurFilter
 from filters.resolution import ResolutionFilter
@@ -16,7 +17,6 @@ from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
 from pipeline.step_runner import LocalModelPool, ModelStepRunner
 from pipeline.step_stats import StepStats
-from tests.pipeline.hostile import photo
 
 
 class Boom(Filter):

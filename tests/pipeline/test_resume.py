@@ -22,6 +22,7 @@ import pytest
 import webdataset as wds
 import yaml
 
+from filter_dev import hostile
 from pipeline.config import load_workflow
 from pipeline.ledger import read_ledger
 from pipeline.report.cli import main as report_main
@@ -29,7 +30,6 @@ from pipeline.report.images import near_threshold
 from pipeline.report.load import load_build
 from pipeline.report.rules import build_rules
 from pipeline.runner import OutputError, run_build
-from tests.pipeline import hostile
 from tests.pipeline.conftest import photo_folder, workflow, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]

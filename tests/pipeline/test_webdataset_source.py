@@ -13,10 +13,10 @@ import cv2
 import pytest
 import webdataset as wds
 
+from filter_dev.hostile import photo
 from pipeline.build_dataset import main as build_main
 from pipeline.keys import source_key
 from pipeline.ledger import read_ledger
-from tests.pipeline.hostile import photo
 
 GOOD = ["astronaut.png", "coffee.png", "chelsea.png"]
 

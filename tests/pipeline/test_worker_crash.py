@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 
+from filter_dev.hostile import PHOTO_NAMES
 from pipeline.ledger import read_ledger
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
-from tests.pipeline.hostile import PHOTO_NAMES
 
 POISON = "rocket.jpg"  # 640 px wide: the only served photo of that width
 

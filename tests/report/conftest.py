@@ -15,10 +15,10 @@ import cv2
 import pytest
 
 from demo.loopback_server import LoopbackServer
+from filter_dev.hostile import closed_port
 from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.runner import run_build
 from tests.pipeline.conftest import workflow, write_jsonl
-from tests.pipeline.hostile import closed_port
 
 FILTERS = {"resolution": {"min_side": 100}, "blur": {"threshold": 0.35}, "watermark": {"enabled": True, "threshold": 0.5}}
 BLUR_SIGMAS = (0.8, 1.2, 1.8, 2.5, 6.0)  # around the blur threshold, from just sharp enough to very blurred

@@ -12,8 +12,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from filter_dev.hostile_servers import body
 from filter_dev.photos import load_rgb, skimage_photos
-from tests.pipeline.hostile_servers import body
 
 PHOTO_NAMES = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg"]
 
