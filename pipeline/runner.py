@@ -104,7 +104,7 @@ def run_build(cfg: WorkflowConfig, output_dir: str | Path, resume: bool = False,
     return write_manifest(out, cfg.model_dump(mode="json"), timings, extra)
 
 
-def _start_model_pool(cfg: WorkflowConfig, health_name: str) -> tuple[list, list[str], list[str], dict]:
+def _start_model_pool(cfg: WorkflowConfig, health_name: str | None = None) -> tuple[list, list[str], list[str], dict]:
     """(actors, model score columns, warnings, what each model step runs on). Loads every
     model step once per actor and fails here, before any unit runs, when a required model
     cannot be loaded, a GPU asked for is not used, or the actors cannot start in time."""
