@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pipeline.step_guard import FailedBatchCount
 
@@ -45,7 +46,9 @@ def start_pool_health():
     a restartable actor's constructor arguments would live in the object store, which Ray
     warns may break the restart)."""
     name = f"pool_health_{uuid.uuid4().hex}"
-    return PoolHealth.options(name=name).remote(), name
+    # on the driver's node: a node lost mid-build must not take the pool's count with it
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return PoolHealth.options(name=name, scheduling_strategy=here).remote(), name
 
 
 def find_pool_health(name: str | None):
