@@ -129,6 +129,21 @@ def missing_debian_photos(names) -> list[str]:
     return sorted({DEBIAN_PHOTOS[n][0] for n in names if n in DEBIAN_PHOTOS and not os.path.exists(DEBIAN_PHOTOS[n][1])})
 
 
+def large_debian_jpegs(min_side: int = 1500, max_side: int = 4000) -> list[Path]:
+    """The DEBIAN_PHOTOS that are JPEG photos with a long side in [min_side, max_side]:
+    the sizes a T2I dataset is built from (the throughput benches' `--photos large`).
+    Reading only the header; raises naming the packages to install when some are missing."""
+    missing = missing_debian_photos(DEBIAN_PHOTOS)
+    if missing:
+        raise FileNotFoundError(f"Debian packages {', '.join(missing)} are not installed: run `make watermark-photos`")
+    out = []
+    for _, path in sorted(DEBIAN_PHOTOS.values(), key=lambda v: v[1]):
+        with Image.open(path) as im:
+            if im.format == "JPEG" and min_side <= max(im.size) <= max_side:
+                out.append(Path(path))
+    return out
+
+
 def skimage_photos() -> list[Path]:
     """Every PNG/JPEG file in scikit-image's data folder (about 30): the demo's, the
     pipeline tests' and the benches' input files."""

@@ -82,14 +82,15 @@ class _Tee(io.TextIOBase):
 
 
 @contextmanager
-def readme_section(readme: str | None, script: str) -> Iterator[None]:
+def readme_section(readme: str | None, script: str, variant: str | None = None) -> Iterator[None]:
     """Without `readme`: nothing. With it: check the file and its markers first (a bad one
     exits with the message before the benchmark runs), then write what the block printed
-    to stdout into the script's section, if the block ends without an error."""
+    to stdout into the script's section, if the block ends without an error. `variant`:
+    a script whose runs on different inputs each keep a table writes to `NAME-VARIANT`."""
     if readme is None:
         yield
         return
-    name = Path(script).stem
+    name = Path(script).stem + (f"-{variant}" if variant else "")
     path = Path(readme)
     try:
         if not path.is_file():

@@ -80,6 +80,11 @@ def test_a_script_writes_what_it_prints_and_checks_the_markers_before_running(tm
         with readme_section(str(readme), str(tmp_path / "slow.py")):
             ran.append(True)
     assert not ran  # a missing section stops the script before the benchmark runs
+    readme.write_text(readme.read_text() + "<!-- bench:speed-large -->\n<!-- /bench:speed-large -->\n")
+    with readme_section(str(readme), script, "large"):
+        print("| large | table |")
+    assert "<!-- bench:speed-large -->\n| large | table |\n<!-- /bench:speed-large -->" in readme.read_text()
+    assert "<!-- bench:speed -->\n| fresh | table |\n<!-- /bench:speed -->" in readme.read_text()  # the other kept
     assert replace_section("<!-- bench:a -->\n<!-- /bench:a -->", "a", "x") == "<!-- bench:a -->\nx\n<!-- /bench:a -->"
 
 
