@@ -36,7 +36,7 @@ from filter_dev.photos import BUNDLED_TRAIN_PHOTOS, DEBIAN_PACKAGES, DEBIAN_PHOT
 from filter_dev.quality_metrics import binary_metrics
 from filter_dev.watermark_data import PairSpec, make_set
 from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
-from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
+from filters.watermark_net import WatermarkNet, WatermarkNetConfig, load_watermark_net, normalize_uint8, save_watermark_net
 
 
 def cpu_has_bf16() -> bool:
@@ -74,8 +74,12 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths), pool=args.pool)
-    model = WatermarkNet(cfg)
+    if args.init:  # fine-tune: the architecture is the file's, --widths/--depths/--pool/--input-size are ignored
+        model = load_watermark_net(args.init)
+        args.input_size = model.cfg.input_size
+    else:
+        model = WatermarkNet(WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths),
+                                                pool=args.pool))
     t0 = time.time()
     train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride)
     x, y, cells = make_set(train_spec, args.train_pairs, args.workers)
@@ -142,6 +146,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_WEIGHTS, help="output .safetensors (a .json goes beside it)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start from these WatermarkNet weights (a fine-tune) instead of random ones")
     p.add_argument("--bundled-photos-only", action="store_true",
                    help=f"train on the 12 photos bundled in Python packages only (no Debian {', '.join(DEBIAN_PACKAGES)})")
     p.add_argument("--train-pairs", type=int, default=12000, help="clean/watermarked pairs from the training photos")

