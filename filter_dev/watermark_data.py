@@ -4,7 +4,8 @@ per-cell labels of where the mark is.
 
 Training views are augmented so a few dozen photos look like many: crops and rescales,
 rotations, colour and gamma changes, haze, sprinkled dots, 2x2 collages, synthetic
-dead-leaves backgrounds, and ORDINARY SCENE TEXT (signs, rows of ads, labels:
+dead-leaves backgrounds, patches of animal-coat patterns (bold warped stripes, spots:
+filter_dev/synth/backgrounds.py `coat_pattern`, a hard negative), and ORDINARY SCENE TEXT (signs, rows of ads, labels:
 filter_dev/synth/text.py) drawn into the view BEFORE the mark, so both images of a pair carry
 it and only the overlay differs: the model learns that signs and labels are not marks.
 Evaluation views stay plain photos.
@@ -22,12 +23,13 @@ import cv2
 import numpy as np
 
 from filter_dev.photos import load_photo
-from filter_dev.synth.backgrounds import dead_leaves
+from filter_dev.synth.backgrounds import add_coat_patch, dead_leaves
 from filter_dev.synth.text import add_scene_text
 from filter_dev.synth.watermarks import add_watermark
 
 DEAD_LEAVES_FRACTION = 0.2  # training views that are synthetic dead-leaves images
 SCENE_TEXT_FRACTION = 0.35  # training pairs whose view carries scene text (a hard negative)
+COAT_FRACTION = 0.15  # training views with a patch of stripes or spots (an animal's coat: a hard negative)
 _SPLIT_ID = {"train": 0, "heldout": 1}
 
 
@@ -146,6 +148,8 @@ def _training_view(spec: PairSpec, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         others = [random_view(load_photo(spec.photos[rng.integers(len(spec.photos))]), rng, augment=True) for _ in range(3)]
         view = mosaic([view] + others, rng)
+    if rng.random() < COAT_FRACTION:
+        view = add_coat_patch(view, rng)
     if rng.random() < SCENE_TEXT_FRACTION:
         view = add_scene_text(view, rng)
     return view

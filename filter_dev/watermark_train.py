@@ -2,6 +2,7 @@
 
     python -m filter_dev.watermark_train                      # the committed default (see defaults below)
     python -m filter_dev.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
+    python -m filter_dev.watermark_train --init WEIGHTS --lr 1e-3 --steps N ...   # fine-tune WEIGHTS (same architecture)
 
 1. Data (filter_dev/watermark_data.py): augmented views of the TRAINING photos
    (filter_dev.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
@@ -16,7 +17,8 @@
 3. Evaluate on HELD-OUT photos with (a) held-out watermark styles (fonts, texts and layouts
    never seen in training) and (b) training styles; report ROC-AUC and precision/recall at
    the default threshold.
-4. Write fp16 safetensors + a .json (config, metrics, the command's arguments).
+4. Write fp16 safetensors + a .json (config, metrics, the command's arguments; for a
+   fine-tune also `init_from`: the starting weights' sha256 and their own .json's recipe).
 
 The data do not depend on worker scheduling and torch is seeded, so a re-run gives the
 same weights (CPU).
@@ -25,6 +27,8 @@ same weights (CPU).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import time
 
@@ -70,13 +74,28 @@ def training_photos(bundled_only: bool) -> tuple[str, ...]:
     return WATERMARK_SPLIT["train"]
 
 
+def init_record(path: str) -> dict:
+    """What a fine-tune started from: the weights' sha256 and the recipe in their .json
+    (train_args, metrics, and their own init_from, if any), so the chain can be retraced."""
+    with open(path, "rb") as f:
+        rec = {"file": os.path.basename(path), "sha256": hashlib.sha256(f.read()).hexdigest()}
+    meta_path = os.path.splitext(path)[0] + ".json"
+    if os.path.isfile(meta_path):
+        meta = json.load(open(meta_path))
+        rec.update({k: meta[k] for k in ("train_args", "metrics", "train_seconds", "train_images", "init_from") if k in meta})
+    return rec
+
+
 def train(args) -> dict:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
+    init = None
     if args.init:  # fine-tune: the architecture is the file's, --widths/--depths/--pool/--input-size are ignored
+        init = init_record(args.init)  # read first: --out may overwrite the file it starts from
         model = load_watermark_net(args.init)
-        args.input_size = model.cfg.input_size
+        args.input_size, args.widths, args.depths, args.pool = (model.cfg.input_size, list(model.cfg.widths),
+                                                                list(model.cfg.depths), model.cfg.pool)
     else:
         model = WatermarkNet(WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths),
                                                 pool=args.pool))
@@ -137,6 +156,8 @@ def train(args) -> dict:
              "train_seconds": round(t_train, 1), "train_images": int(len(x)),
              "train_photos": {n: (DEBIAN_PHOTOS[n][0] if n in DEBIAN_PHOTOS else PHOTOS[n][0]) for n in train_spec.photos},
              "params": int(sum(p.numel() for p in model.parameters()))}
+    if init:
+        extra["init_from"] = init
     save_watermark_net(model, args.out, extra)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)", flush=True)
     return extra

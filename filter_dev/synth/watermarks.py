@@ -2,10 +2,11 @@
 
 Styles come in a "train" pool and a disjoint "heldout" pool (fonts and texts:
 filter_dev/synth/fonts.py; layouts below): train = centred text, tiled text, corner
-copyright line, corner logo, bottom banner, and the held-out benches' commonest misses in
-training fonts (one faint word across the image, faint tiles, a tiny corner credit); heldout = stock-photo lattice (diagonal lines
-+ repeated brand), outlined text with a ring logo, vertical edge text, scattered small
-marks, embossed text.
+copyright line, corner logo, bottom banner, and the held-out benches' commonest misses
+redrawn in training fonts and texts (one faint word across the image, faint tiles, a tiny
+corner credit); heldout = stock-photo lattice (diagonal lines + repeated brand), outlined
+text with a ring logo, vertical edge text, scattered small marks, embossed text. The
+outline and emboss looks (no flat fill) stay held-out only.
 
 `add_watermark(image, rng, split)` returns a watermarked copy (RGB uint8). Every layout
 returns the mark as a list of `Layer`s (an alpha mask, a colour, an opacity) painted in
@@ -266,7 +267,7 @@ def _faint_tiled(rng, split, W, H):
 
 def _small_corner(rng, split, W, H):
     """A short credit a few pixels high near a corner or an edge."""
-    piece = _text_piece(rng, split, min(W, H) * rng.uniform(0.018, 0.03))
+    piece = _text_piece(rng, split, min(W, H) * rng.uniform(0.022, 0.035))
     if rng.random() < 0.3:
         piece = piece.rotate(90 if rng.random() < 0.5 else -90, expand=True)
     mask = _blank(W, H)
