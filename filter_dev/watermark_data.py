@@ -4,8 +4,9 @@ per-cell labels of where the mark is.
 
 Training views are augmented so a few dozen photos look like many: crops and rescales,
 rotations, colour and gamma changes, haze, sprinkled dots, 2x2 collages, synthetic
-dead-leaves backgrounds, patches of animal-coat patterns (bold warped stripes, spots:
-filter_dev/synth/backgrounds.py `coat_pattern`, a hard negative), and ORDINARY SCENE TEXT (signs, rows of ads, labels:
+dead-leaves backgrounds, optionally (PairSpec.coat_fraction) patches of animal-coat
+patterns (bold warped stripes, spots: filter_dev/synth/backgrounds.py, a hard negative),
+and ORDINARY SCENE TEXT (signs, rows of ads, labels:
 filter_dev/synth/text.py) drawn into the view BEFORE the mark, so both images of a pair carry
 it and only the overlay differs: the model learns that signs and labels are not marks.
 Evaluation views stay plain photos.
@@ -29,7 +30,6 @@ from filter_dev.synth.watermarks import add_watermark
 
 DEAD_LEAVES_FRACTION = 0.2  # training views that are synthetic dead-leaves images
 SCENE_TEXT_FRACTION = 0.35  # training pairs whose view carries scene text (a hard negative)
-COAT_FRACTION = 0.15  # training views with a patch of stripes or spots (an animal's coat: a hard negative)
 _SPLIT_ID = {"train": 0, "heldout": 1}
 
 
@@ -41,6 +41,8 @@ class PairSpec:
     style_split: str  # the watermark style pool
     size: int  # model input side
     stride: int  # model cell size
+    miss_layouts: bool = False  # training marks also from MISS_LAYOUTS (filter_dev/synth/watermarks.py)
+    coat_fraction: float = 0.0  # training views given an animal-coat patch (0: no rng drawn, the data as before)
 
 
 def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640), augment: bool = False) -> np.ndarray:
@@ -148,7 +150,7 @@ def _training_view(spec: PairSpec, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         others = [random_view(load_photo(spec.photos[rng.integers(len(spec.photos))]), rng, augment=True) for _ in range(3)]
         view = mosaic([view] + others, rng)
-    if rng.random() < COAT_FRACTION:
+    if spec.coat_fraction and rng.random() < spec.coat_fraction:
         view = add_coat_patch(view, rng)
     if rng.random() < SCENE_TEXT_FRACTION:
         view = add_scene_text(view, rng)
@@ -164,7 +166,7 @@ def make_pair(job: tuple[PairSpec, int]) -> tuple[np.ndarray, np.ndarray, np.nda
         view = _training_view(spec, rng)
     else:
         view = random_view(load_photo(spec.photos[rng.integers(len(spec.photos))]), rng)
-    marked = add_watermark(view, rng, spec.style_split)
+    marked = add_watermark(view, rng, spec.style_split, miss_layouts=spec.miss_layouts and spec.style_split == "train")
     if augment and rng.random() < 0.25:  # rotate the marked pair too: vertical marks
         k = 1 if rng.random() < 0.5 else 3
         view, marked = np.ascontiguousarray(np.rot90(view, k)), np.ascontiguousarray(np.rot90(marked, k))

