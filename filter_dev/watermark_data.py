@@ -4,7 +4,9 @@ per-cell labels of where the mark is.
 
 Training views are augmented so a few dozen photos look like many: crops and rescales,
 rotations, colour and gamma changes, haze, sprinkled dots, 2x2 collages, synthetic
-dead-leaves backgrounds, and ORDINARY SCENE TEXT (signs, rows of ads, labels:
+dead-leaves backgrounds, optionally (PairSpec.coat_fraction) patches of animal-coat
+patterns (bold warped stripes, spots: filter_dev/synth/backgrounds.py, a hard negative),
+and ORDINARY SCENE TEXT (signs, rows of ads, labels:
 filter_dev/synth/text.py) drawn into the view BEFORE the mark, so both images of a pair carry
 it and only the overlay differs: the model learns that signs and labels are not marks.
 Evaluation views stay plain photos.
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 
 from filter_dev.photos import load_photo
-from filter_dev.synth.backgrounds import dead_leaves
+from filter_dev.synth.backgrounds import add_coat_patch, dead_leaves
 from filter_dev.synth.text import add_scene_text
 from filter_dev.synth.watermarks import add_watermark
 
@@ -39,6 +41,8 @@ class PairSpec:
     style_split: str  # the watermark style pool
     size: int  # model input side
     stride: int  # model cell size
+    miss_layouts: bool = False  # training marks also from MISS_LAYOUTS (filter_dev/synth/watermarks.py)
+    coat_fraction: float = 0.0  # training views given an animal-coat patch (0: no rng drawn, the data as before)
 
 
 def random_view(photo: np.ndarray, rng: np.random.Generator, long_side=(320, 640), augment: bool = False) -> np.ndarray:
@@ -146,6 +150,8 @@ def _training_view(spec: PairSpec, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         others = [random_view(load_photo(spec.photos[rng.integers(len(spec.photos))]), rng, augment=True) for _ in range(3)]
         view = mosaic([view] + others, rng)
+    if spec.coat_fraction and rng.random() < spec.coat_fraction:
+        view = add_coat_patch(view, rng)
     if rng.random() < SCENE_TEXT_FRACTION:
         view = add_scene_text(view, rng)
     return view
@@ -160,7 +166,7 @@ def make_pair(job: tuple[PairSpec, int]) -> tuple[np.ndarray, np.ndarray, np.nda
         view = _training_view(spec, rng)
     else:
         view = random_view(load_photo(spec.photos[rng.integers(len(spec.photos))]), rng)
-    marked = add_watermark(view, rng, spec.style_split)
+    marked = add_watermark(view, rng, spec.style_split, miss_layouts=spec.miss_layouts and spec.style_split == "train")
     if augment and rng.random() < 0.25:  # rotate the marked pair too: vertical marks
         k = 1 if rng.random() < 0.5 else 3
         view, marked = np.ascontiguousarray(np.rot90(view, k)), np.ascontiguousarray(np.rot90(marked, k))

@@ -2,6 +2,8 @@
 
     python -m filter_dev.watermark_train                      # the committed default (see defaults below)
     python -m filter_dev.watermark_train --out /tmp/wm.safetensors --train-pairs 64 --steps 5   # smoke run
+    python -m filter_dev.watermark_train --init WEIGHTS --miss-layouts --coat-fraction 0.15 --lr 1e-3 --steps N ...
+                                                              # fine-tune WEIGHTS (same architecture; bench/README.md)
 
 1. Data (filter_dev/watermark_data.py): augmented views of the TRAINING photos
    (filter_dev.photos.WATERMARK_SPLIT["train"]: 12 bundled photos and 36 photos and textures
@@ -16,7 +18,8 @@
 3. Evaluate on HELD-OUT photos with (a) held-out watermark styles (fonts, texts and layouts
    never seen in training) and (b) training styles; report ROC-AUC and precision/recall at
    the default threshold.
-4. Write fp16 safetensors + a .json (config, metrics, the command's arguments).
+4. Write fp16 safetensors + a .json (config, metrics, the command's arguments; for a
+   fine-tune also `init_from`: the starting weights' sha256 and their own .json's recipe).
 
 The data do not depend on worker scheduling and torch is seeded, so a re-run gives the
 same weights (CPU).
@@ -25,6 +28,8 @@ same weights (CPU).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import time
 
@@ -36,7 +41,7 @@ from filter_dev.photos import BUNDLED_TRAIN_PHOTOS, DEBIAN_PACKAGES, DEBIAN_PHOT
 from filter_dev.quality_metrics import binary_metrics
 from filter_dev.watermark_data import PairSpec, make_set
 from filters.watermark import DEFAULT_WATERMARK_THRESHOLD, DEFAULT_WEIGHTS
-from filters.watermark_net import WatermarkNet, WatermarkNetConfig, normalize_uint8, save_watermark_net
+from filters.watermark_net import WatermarkNet, WatermarkNetConfig, load_watermark_net, normalize_uint8, save_watermark_net
 
 
 def cpu_has_bf16() -> bool:
@@ -70,14 +75,34 @@ def training_photos(bundled_only: bool) -> tuple[str, ...]:
     return WATERMARK_SPLIT["train"]
 
 
+def init_record(path: str) -> dict:
+    """What a fine-tune started from: the weights' sha256 and the recipe in their .json
+    (train_args, metrics, and their own init_from, if any), so the chain can be retraced."""
+    with open(path, "rb") as f:
+        rec = {"file": os.path.basename(path), "sha256": hashlib.sha256(f.read()).hexdigest()}
+    meta_path = os.path.splitext(path)[0] + ".json"
+    if os.path.isfile(meta_path):
+        meta = json.load(open(meta_path))
+        rec.update({k: meta[k] for k in ("train_args", "metrics", "train_seconds", "train_images", "init_from") if k in meta})
+    return rec
+
+
 def train(args) -> dict:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths), pool=args.pool)
-    model = WatermarkNet(cfg)
+    init = None
+    if args.init:  # fine-tune: the architecture is the file's, --widths/--depths/--pool/--input-size are ignored
+        init = init_record(args.init)  # read first: --out may overwrite the file it starts from
+        model = load_watermark_net(args.init)
+        args.input_size, args.widths, args.depths, args.pool = (model.cfg.input_size, list(model.cfg.widths),
+                                                                list(model.cfg.depths), model.cfg.pool)
+    else:
+        model = WatermarkNet(WatermarkNetConfig(input_size=args.input_size, widths=tuple(args.widths), depths=tuple(args.depths),
+                                                pool=args.pool))
     t0 = time.time()
-    train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride)
+    train_spec = PairSpec(args.seed, training_photos(args.bundled_photos_only), "train", "train", args.input_size, model.stride,
+                          args.miss_layouts, args.coat_fraction)
     x, y, cells = make_set(train_spec, args.train_pairs, args.workers)
     evals = {name: make_set(PairSpec(args.seed, WATERMARK_SPLIT["heldout"], "heldout", style, args.input_size, model.stride),
                             args.eval_pairs, args.workers)[:2]
@@ -133,6 +158,8 @@ def train(args) -> dict:
              "train_seconds": round(t_train, 1), "train_images": int(len(x)),
              "train_photos": {n: (DEBIAN_PHOTOS[n][0] if n in DEBIAN_PHOTOS else PHOTOS[n][0]) for n in train_spec.photos},
              "params": int(sum(p.numel() for p in model.parameters()))}
+    if init:
+        extra["init_from"] = init
     save_watermark_net(model, args.out, extra)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)", flush=True)
     return extra
@@ -142,9 +169,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_WEIGHTS, help="output .safetensors (a .json goes beside it)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start from these WatermarkNet weights (a fine-tune) instead of random ones")
     p.add_argument("--bundled-photos-only", action="store_true",
                    help=f"train on the 12 photos bundled in Python packages only (no Debian {', '.join(DEBIAN_PACKAGES)})")
     p.add_argument("--train-pairs", type=int, default=12000, help="clean/watermarked pairs from the training photos")
+    p.add_argument("--miss-layouts", action="store_true",
+                   help="training marks also in the layouts of the held-out benches' misses (filter_dev/synth/watermarks.py MISS_LAYOUTS)")
+    p.add_argument("--coat-fraction", type=float, default=0.0,
+                   help="training views given a patch of stripes or spots (an animal's coat, a hard negative); 0 = none")
     p.add_argument("--eval-pairs", type=int, default=200, help="pairs per held-out evaluation set")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=32)

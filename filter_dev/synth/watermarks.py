@@ -4,7 +4,10 @@ Styles come in a "train" pool and a disjoint "heldout" pool (fonts and texts:
 filter_dev/synth/fonts.py; layouts below): train = centred text, tiled text, corner
 copyright line, corner logo, bottom banner; heldout = stock-photo lattice (diagonal lines
 + repeated brand), outlined text with a ring logo, vertical edge text, scattered small
-marks, embossed text.
+marks, embossed text. MISS_LAYOUTS, opt-in (`add_watermark(..., miss_layouts=True)`,
+training split only): the held-out benches' commonest misses redrawn in training fonts and
+texts (one faint word across the image, faint tiles, a tiny corner credit); the outline
+and emboss looks (no flat fill) stay held-out only.
 
 `add_watermark(image, rng, split)` returns a watermarked copy (RGB uint8). Every layout
 returns the mark as a list of `Layer`s (an alpha mask, a colour, an opacity) painted in
@@ -242,20 +245,64 @@ def _emboss(rng, split, W, H):
     return [Layer(hi, (255, 255, 255), opacity), Layer(lo, (0, 0, 0), opacity)]
 
 
+def _big_center(rng, split, W, H):
+    """One word across most of the image ("PREVIEW"), faint: the held-out benches' commonest miss."""
+    name = pick_font_name(rng, split)
+    text = max(random_text(rng, split, name).split(), key=len).upper() if rng.random() < 0.6 else random_brand(rng, split)
+    face = font(name, min(W, H) * 0.2)
+    piece = text_mask(text, face)
+    s = W * rng.uniform(0.5, 0.95) / piece.width  # the word spans half to nearly all the width
+    piece = text_mask(text, font(name, max(8.0, min(W, H) * 0.2 * s)), stroke=int(rng.integers(0, 3)))
+    piece = piece.rotate(rng.uniform(-40, 40) if rng.random() < 0.6 else 0.0, expand=True, resample=Image.BICUBIC)
+    mask = _blank(W, H)
+    paste_max(mask, piece, W * rng.uniform(0.4, 0.6), H * rng.uniform(0.4, 0.6))
+    return [Layer(mask, _color(rng), rng.uniform(0.12, 0.45))]
+
+
+def _faint_tiled(rng, split, W, H):
+    """Tiled marks barely above the photo: the tiled layout at about half its opacity."""
+    layer = _tiled(rng, split, W, H)[0]
+    layer.opacity = rng.uniform(0.12, 0.25)
+    return [layer]
+
+
+def _small_corner(rng, split, W, H):
+    """A short credit a few pixels high near a corner or an edge."""
+    piece = _text_piece(rng, split, min(W, H) * rng.uniform(0.022, 0.035))
+    if rng.random() < 0.3:
+        piece = piece.rotate(90 if rng.random() < 0.5 else -90, expand=True)
+    mask = _blank(W, H)
+    m = min(W, H) * rng.uniform(0.01, 0.04)
+    cx = m + piece.width / 2 if rng.random() < 0.5 else W - m - piece.width / 2
+    cy = m + piece.height / 2 if rng.random() < 0.3 else H - m - piece.height / 2
+    paste_max(mask, piece, cx, cy)
+    return [Layer(mask, _color(rng), rng.uniform(0.5, 0.95))]
+
+
 LAYOUTS = {
     "train": {"center": _center, "tiled": _tiled, "corner_line": _corner_line, "corner_logo": _corner_logo, "banner": _banner},
     "heldout": {"lattice": _lattice, "outline": _outline, "vertical_edge": _vertical_edge, "scattered": _scattered, "emboss": _emboss},
 }
+# Opt-in extra training layouts (training fonts and texts), kept out of LAYOUTS["train"] so
+# the default data, and so the shipped weights' recipe, stay as they were.
+MISS_LAYOUTS = {"big_center": _big_center, "faint_tiled": _faint_tiled, "small_corner": _small_corner}
 
 
-def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "train", layout: str | None = None) -> np.ndarray:
-    """A watermarked copy of `image` (RGB uint8 HxWx3), style drawn from the `split` pools."""
+def add_watermark(image: np.ndarray, rng: np.random.Generator, split: str = "train", layout: str | None = None,
+                  miss_layouts: bool = False) -> np.ndarray:
+    """A watermarked copy of `image` (RGB uint8 HxWx3), style drawn from the `split` pools
+    (with `miss_layouts`, the training pool plus MISS_LAYOUTS)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    layouts = LAYOUTS[split]
+    if miss_layouts and split != "train":
+        raise ValueError("miss_layouts: training split only (held-out styles stay unseen in training)")
+    layouts = {**LAYOUTS[split], **MISS_LAYOUTS} if miss_layouts else LAYOUTS[split]
     name = layout or list(layouts)[rng.integers(len(layouts))]
+    draw = layouts.get(name) or (MISS_LAYOUTS.get(name) if split == "train" else None)
+    if draw is None:
+        raise ValueError(f"layout {name!r} is not in the {split!r} pool")
     H, W = image.shape[:2]
-    layers = layouts[name](rng, split, W, H)
+    layers = draw(rng, split, W, H)
     base = Image.fromarray(image)
     if len(layers) == 1:  # one-colour marks: made visible, sometimes with a soft drop shadow
         mark = layers[0]

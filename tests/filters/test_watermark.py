@@ -123,6 +123,19 @@ def test_training_command_end_to_end(tmp_path, heldout):
     p = f.score(heldout[0][:2], [{}, {}])["prob"]
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
 
+    # a fine-tune from those weights keeps their architecture (other --widths ignored) and says what it started from
+    tuned = tmp_path / "tuned.safetensors"
+    cmd = [sys.executable, "-m", "filter_dev.watermark_train", "--init", str(out), "--out", str(tuned), "--train-pairs", "8",
+           "--eval-pairs", "4", "--steps", "2", "--batch-size", "8", "--widths", "32", "64", "96", "--depths", "0", "0", "0",
+           "--workers", "1", "--bundled-photos-only"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tmeta = json.load(open(tmp_path / "tuned.json"))
+    assert tmeta["config"] == meta["config"] and tmeta["train_args"]["widths"] == [8, 16]
+    assert tmeta["init_from"]["train_args"]["steps"] == 3 and len(tmeta["init_from"]["sha256"]) == 64
+    g = WatermarkFilter.ready(model_path=str(tuned))
+    assert not np.allclose(g.score(heldout[0][:2], [{}, {}])["prob"], p)  # it trained
+
 
 def test_training_photos_come_from_the_makefile_packages(monkeypatch):
     """`make watermark-photos` installs exactly the Debian packages the trainer reads, and a
