@@ -18,6 +18,7 @@ best of --repeats runs, alternating the contenders so load drifts hit all alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,12 +41,13 @@ I2D_MP = "img2dataset (multiprocessing)"
 def plain_img2dataset(urls: Path, out: Path, args, size: int, distributor: str) -> int:
     from img2dataset import download  # here, not at the top: `import pipeline` above sets its offline default first
 
-    download(
-        url_list=str(urls), input_format="jsonl", url_col="url", caption_col="caption", output_format="webdataset",
-        output_folder=str(out), processes_count=args.workers, thread_count=args.threads, image_size=size,
-        resize_mode="keep_ratio_largest", resize_only_if_bigger=True, number_sample_per_shard=args.shard_size,
-        distributor=distributor, timeout=10, retries=0, enable_wandb=False, disallowed_header_directives=[],
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # its progress prints would land in the README's table
+        download(
+            url_list=str(urls), input_format="jsonl", url_col="url", caption_col="caption", output_format="webdataset",
+            output_folder=str(out), processes_count=args.workers, thread_count=args.threads, image_size=size,
+            resize_mode="keep_ratio_largest", resize_only_if_bigger=True, number_sample_per_shard=args.shard_size,
+            distributor=distributor, timeout=10, retries=0, enable_wandb=False, disallowed_header_directives=[],
+        )
     stats = [json.loads(p.read_text()) for p in out.glob("*_stats.json")]
     return sum(s["successes"] for s in stats)
 

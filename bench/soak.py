@@ -59,7 +59,7 @@ from filter_dev.photos import load_rgb, skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import ImagesConfig
 from pipeline.ledger import read_ledger
-from pipeline.ray_memory import PeakWatcher
+from pipeline.ray_memory import PeakWatcher, kill_ray_leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 2**20
@@ -166,16 +166,6 @@ def workflow(tmp: Path, urls: Path) -> Path:
     return path
 
 
-def _kill_leftovers(ray_tmp: str) -> None:
-    """Ray processes of a killed run that outlived its group: only those using its own temp dir."""
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(ray_tmp in part for part in (p.info["cmdline"] or [])):
-                p.kill()
-        except psutil.Error:
-            pass
-
-
 def run(wf: Path, out: Path, resume: bool, kill_after_units: int | None, rng: random.Random) -> tuple[float, int]:
     """One build process; killed with SIGKILL once `kill_after_units` ledgers exist (None: to the end).
     Returns (seconds, units done when it ended)."""
@@ -201,7 +191,7 @@ def run(wf: Path, out: Path, resume: bool, kill_after_units: int | None, rng: ra
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     finally:
-        _kill_leftovers(ray_tmp)
+        kill_ray_leftovers(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     return time.monotonic() - t0, len(list((out / "ledger").glob("*.parquet")))
 

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import ray
 import yaml
 
 from experiments.shapes_t2i import (
@@ -40,6 +41,7 @@ from experiments.shapes_t2i import (
     train_config,
 )
 from pipeline.bench_report import machine
+from pipeline.runner import init_ray
 from train.toy_shapes import write_dataset
 
 
@@ -50,8 +52,13 @@ def experiment(a) -> dict:
     heldout = write_dataset(work / "heldout", 4, seed=1)
     shuffled_captions = [c for _, c in rows]
     random.Random(0).shuffle(shuffled_captions)
-    shards = {"true": build_shards(rows, work / "build_true"),
-              "control": build_shards([(p, c) for (p, _), c in zip(rows, shuffled_captions)], work / "build_control")}
+    started_ray = init_ray()  # one local Ray for both builds, as on a cluster
+    try:
+        shards = {"true": build_shards(rows, work / "build_true"),
+                  "control": build_shards([(p, c) for (p, _), c in zip(rows, shuffled_captions)], work / "build_control")}
+    finally:
+        if started_ray:
+            ray.shutdown()
     timings = {"build both": time.time() - t0}
     vae_dir = work / "vae"
     configs = {}

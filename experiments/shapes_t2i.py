@@ -95,10 +95,10 @@ def sample_accuracy(stage_dir: Path, out: Path, seeds: int, weights: str) -> dic
     """train/sample.py for every prompt and seed, scored by the checker: share right per attribute."""
     prompts = [x.caption for x in ALL]
     hits = {k: 0 for k in ATTRS}
-    for seed in range(seeds):
-        folder = out / f"{weights}_seed{seed}"
-        run(["train/sample.py", "--checkpoint", str(stage_dir), "--weights", weights, "--seed", str(seed),
-             "--out", str(folder), *[x for p in prompts for x in ("--prompt", p)]])
+    folders = [out / f"{weights}_seed{seed}" for seed in range(seeds)]
+    run(*(["train/sample.py", "--checkpoint", str(stage_dir), "--weights", weights, "--seed", str(seed),  # seeds side by side
+           "--out", str(folder), *[x for p in prompts for x in ("--prompt", p)]] for seed, folder in enumerate(folders)))
+    for folder in folders:
         for i, prompt in enumerate(prompts):
             png = next(folder.glob(f"{i:02d}_*.png"))
             for k, ok in score(Image.open(png), prompt).items():

@@ -1,5 +1,7 @@
-"""Peak resident memory (VmHWM) of every busy Ray worker process, polled from the driver:
-the memory benches' probe (bench/worker_memory.py, bench/soak.py)."""
+"""Ray's processes seen from outside Ray: the peak resident memory (VmHWM) of every busy
+worker, polled from the driver (the memory benches' probe: bench/worker_memory.py,
+bench/soak.py), and the clean-up after a build killed with SIGKILL (bench/soak.py, the
+resume tests)."""
 
 from __future__ import annotations
 
@@ -41,3 +43,14 @@ class PeakWatcher:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def kill_ray_leftovers(ray_tmp: str) -> None:
+    """SIGKILL the processes of a killed build's Ray that outlived its process group: only
+    those whose command line names its own temp dir `ray_tmp`, never another Ray's."""
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(ray_tmp in part for part in (p.info["cmdline"] or [])):
+                p.kill()
+        except psutil.Error:
+            pass

@@ -12,14 +12,13 @@ import pytest
 from annotate.fuse import CaptionFuser
 from filter_dev.hostile import photo
 from filters.caption_rules import EMPTY_CAPTION, CaptionFilter
-from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.ledger import ledger_rows
 from pipeline.report.rules import FilterRule
 from pipeline.report.whatif import what_if
 from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
-from pipeline.step_stats import StepStats
+from tests.chain_run import run_chain
 
 ALT = [
     "A tabby cat sleeping on a red sofa in the afternoon sun",  # English: kept
@@ -66,12 +65,7 @@ def _batch(alts, caption_filter):
     rgb = photo("chelsea.png")
     samples = [Sample(f"k{i}", i, {"kind": "file", "caption": a}, image=prepare_array(rgb, 128, 90)) for i, a in enumerate(alts)]
     chain = StepChain([caption_filter], None, [CaptionFuser.ready(parts=["alt"])], [], False, 64)
-    batcher = SampleBatcher(chain, StepStats())
-    for s in samples:
-        batcher.add(s)
-    batcher.finish()
-    batcher.annotate_kept(samples)
-    return samples
+    return run_chain(chain, samples)
 
 
 def test_an_empty_fused_caption_is_rejected_not_shipped_and_what_if_counts_it():

@@ -14,12 +14,11 @@ import torch
 from filter_dev.photos import load_photo
 from filters.clip_score import ClipScoreFilter
 from filters.tiny_open_clip import save_tiny_open_clip
-from pipeline.batcher import SampleBatcher
 from pipeline.decode import prepare_array
 from pipeline.report.rules import FilterRule
 from pipeline.sample import Sample
 from pipeline.step_chain import build_chain
-from pipeline.step_stats import StepStats
+from tests.chain_run import run_chain
 from tests.pipeline.conftest import workflow
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -40,12 +39,7 @@ def _run(tiny, tmp_path, threshold_caption: float) -> list[Sample]:
     assert chain.final_caption_scores and "clip_score_caption" in chain.score_columns
     samples = [Sample(f"k{i}", i, {"kind": "file", "caption": f"a photo of {n}" if i else ""},
                       image=prepare_array(load_photo(n, 256), 256, 90)) for i, n in enumerate(PHOTOS)]
-    batcher = SampleBatcher(chain, StepStats())
-    for s in samples:
-        batcher.add(s)
-    batcher.finish()
-    batcher.annotate_kept(samples)
-    return samples
+    return run_chain(chain, samples)
 
 
 def test_fused_caption_scored_after_fusion_and_thresholded(tiny, tmp_path):

@@ -17,6 +17,7 @@ from pipeline.sample import Sample
 from pipeline.step_chain import StepChain
 from pipeline.step_runner import LocalModelPool, ModelStepRunner
 from pipeline.step_stats import StepStats
+from tests.chain_run import run_chain
 
 
 class Boom(Filter):
@@ -54,11 +55,7 @@ def _run(cpu_filters, model_filters=(), annotators=(), score_all=False, batch_si
     pool = LocalModelPool(ModelStepRunner(list(model_filters), list(annotators))) if (model_filters or annotators) else None
     chain = StepChain(list(cpu_filters), pool, [], [], score_all, batch_size)
     stats = StepStats()
-    batcher = SampleBatcher(chain, stats)
-    for s in samples:
-        batcher.add(s)
-    batcher.finish()
-    batcher.annotate_kept(samples)
+    run_chain(chain, samples, stats)
     return samples, stats, pool
 
 
@@ -130,11 +127,7 @@ def test_the_pool_splits_a_batch_at_the_step_batch_size():
     ann = CountingAnnotator(CountingAnnotator.Config(batch_size=2))
     pool = LocalModelPool(ModelStepRunner([], [ann]))
     samples = [Sample(f"k{i}", i, {"kind": "file"}, image=prepare_array(photo("astronaut.png"), 64, 90)) for i in range(5)]
-    batcher = SampleBatcher(StepChain([], pool, [], [], False, batch_size=64), StepStats())
-    for s in samples:
-        batcher.add(s)
-    batcher.finish()
-    batcher.annotate_kept(samples)
+    run_chain(StepChain([], pool, [], [], False, batch_size=64), samples)
     assert ann.calls == [2, 2, 1] and ann.seen == [f"k{i}" for i in range(5)]
     assert all(s.status == "kept" and "brightness" in s.annotations for s in samples)
 

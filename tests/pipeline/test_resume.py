@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import psutil
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
@@ -25,6 +24,7 @@ import yaml
 from filter_dev import hostile
 from pipeline.config import load_workflow
 from pipeline.ledger import read_ledger
+from pipeline.ray_memory import kill_ray_leftovers
 from pipeline.report.cli import main as report_main
 from pipeline.report.images import near_threshold
 from pipeline.report.load import load_build
@@ -50,16 +50,6 @@ def _workflow_file(tmp: Path, urls: Path) -> Path:
     path = tmp / "wf.yaml"
     path.write_text(yaml.safe_dump(wf))
     return path
-
-
-def _kill_started(ray_tmp: str) -> None:
-    """Stop leftovers of the killed run: only processes using its own Ray temp dir."""
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any(ray_tmp in part for part in (p.info["cmdline"] or [])):
-                p.kill()
-        except psutil.Error:
-            pass
 
 
 def _kept_keys(out: Path) -> list[str]:
@@ -93,7 +83,7 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run(urls, ray_session, t
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
-        _kill_started(ray_tmp)
+        kill_ray_leftovers(ray_tmp)
     done_before = len(list((out / "ledger").glob("*.parquet")))
     assert 4 <= done_before < N_URLS // SHARD, "the kill must land mid-run"
     assert not (out / "manifest.json").exists()
