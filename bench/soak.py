@@ -149,7 +149,7 @@ def url_list(n: int, hostile: float, rate_limited: float, main, limited, silent,
     return rows
 
 
-def workflow(tmp: Path, urls: Path) -> Path:
+def workflow(tmp: Path, urls: Path, model_actors: int) -> Path:
     wf = {
         "name": "soak",
         "sources": [{"type": "url_list", "path": str(urls)}],
@@ -158,7 +158,8 @@ def workflow(tmp: Path, urls: Path) -> Path:
         "output": {"shard_size": SHARD},
         "filters": {"watermark": {"enabled": True, "device": "cpu"}, "nsfw": {"enabled": True, "device": "cpu"},
                     "text": {"enabled": True, "device": "cpu"}},
-        "ray": {"model_actors": 1, "model_batch_size": 16},
+        # actors share the CPUs the workers leave: on 2 cores, one worker and two half-CPU actors
+        "ray": {"model_actors": model_actors, "num_cpus_per_model_actor": 1 / model_actors, "model_batch_size": 16},
         "dedup": {"enabled": False},  # the same photos behind many URLs: dedup would keep one of each
     }
     path = tmp / "soak.yaml"
@@ -209,6 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--hostile", type=float, default=0.05, help="fraction of hostile URLs, split over the kinds")
     p.add_argument("--rate-limited", type=float, default=0.05, help="fraction of photos from the host that answers 429")
     p.add_argument("--kills", type=int, default=3)
+    p.add_argument("--model-actors", type=int, default=1, help="model pool actors (they share one CPU's worth of Ray's CPUs)")
     p.add_argument("--seed", type=int, default=0)
     add_readme_option(p, __file__)
     args = p.parse_args(argv)
@@ -221,12 +223,13 @@ def soak(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     photos = photo_bytes()
     t_start = time.monotonic()
+    load_at_start = os.getloadavg()[0]  # other jobs on the machine slow every figure
     with (hs.RouteServer("127.0.0.1", main_routes(photos)) as main_srv,
           RateLimitedHost("127.0.0.3", photos) as limited, hs.SilentServer("127.0.0.1") as silent):
         rows = url_list(args.n, args.hostile, args.rate_limited, main_srv, limited, silent, sorted(photos), args.seed)
         listing = tmp / "urls.jsonl"
         listing.write_text("".join(json.dumps({"url": u, "caption": f"soak {i}"}) + "\n" for i, (u, _) in enumerate(rows)))
-        wf = workflow(tmp, listing)
+        wf = workflow(tmp, listing, args.model_actors)
         units = -(-len(rows) // SHARD)
         with PeakWatcher() as clean_watch:
             clean_s, _ = run(wf, tmp / "clean", False, None, rng)
@@ -273,17 +276,23 @@ def soak(args) -> int:
             role = "CPU worker" if "UnitWorker" in title else "model actor" if "ModelActor" in title else None
             if role:
                 by_kind[(role, phase)].append(hwm)
+    # The model actor's memory is mostly its models' (weights, runtimes, arenas), which no
+    # formula here predicts: its bound is a growth check against the clean run's own peak,
+    # so it is checked on the killed and resumed runs only (on the clean run it cannot fail).
     actor_bound = 1.5 * max(by_kind[("model actor", "clean")], default=0)
     bounds = {"CPU worker": worker_bound, "model actor": actor_bound}
     for (role, phase), peaks in by_kind.items():
-        checks.append((f"{role} peak RSS under its bound ({phase})", max(peaks) < bounds[role]))
+        if role == "model actor" and phase == "clean":
+            continue
+        what = "under its bound" if role == "CPU worker" else "within 1.5x the clean run's peak"
+        checks.append((f"{role} peak RSS {what} ({phase})", max(peaks) < bounds[role]))
 
     reasons = Counter(zip(hostile_rows["kind"], hostile_rows["reason"]))
     print(f"\nMachine: {cpu_model()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM "
-          f"(shared with other jobs). {len(rows)} URLs in units of {SHARD} ({units} units): "
+          f"(load average {load_at_start:.1f} at the start). {len(rows)} URLs in units of {SHARD} ({units} units): "
           f"{len(hostile_rows)} hostile ({len(hostile_rows) // len(HOSTILE_KINDS)} of each of {len(HOSTILE_KINDS)} kinds), "
           f"{(ledger['kind'] == 'photo-429').sum()} photos from a host that answered 429 {answered_429} times; "
-          f"model filters watermark, nsfw, text on CPU, 1 model actor; {THREADS} threads, max_bytes "
+          f"model filters watermark, nsfw, text on CPU, {args.model_actors} model actor(s); {THREADS} threads, max_bytes "
           f"{MAX_BYTES // MB} MiB, max_seconds {MAX_SECONDS:g}. Clean run {clean_s:.0f} s; "
           f"{'; '.join(timeline)}; total {time.monotonic() - t_start:.0f} s.\n")
     print("| check | result |")
