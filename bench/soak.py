@@ -28,7 +28,7 @@ and killed again, `--kills` times, then resumed to the end. Checks, printed as a
 
 Linux only (/proc). Starts Ray bound to 127.0.0.1; run inside scripts/netns_run.sh:
 
-    scripts/netns_run.sh .venv/bin/python bench/soak.py --n 1500 [--readme bench/README.md]
+    scripts/netns_run.sh .venv/bin/python bench/soak.py --n 1500 [--model-actors 2] [--readme bench/README.md]
 """
 
 from __future__ import annotations
