@@ -65,8 +65,7 @@ def experiment(a) -> dict:
     for name in ("true", "control"):
         configs[name] = work / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(train_config(work / "runs" / name, shards[name], vae_dir, a)))
-    # alone on the machine: two threads (1.3x faster than one for 100 steps on 2 cores; more spin on tiny ops)
-    timings["stage 0 (vae)"] = run(["train/stage.py", "--stage", "0", "--config", str(configs["true"])], threads=2)
+    timings["stage 0 (vae)"] = run(["train/stage.py", "--stage", "0", "--config", str(configs["true"])])
     if a.latents:  # the frozen encoders once, not every step
         timings["precompute (true and control)"] = run(
             *(["train/precompute.py", "--stage", "2", "--config", str(configs[name])] for name in ("true", "control")))

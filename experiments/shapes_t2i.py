@@ -78,13 +78,11 @@ def train_config(out_dir: Path, shards: str, vae_dir: Path, a) -> dict:
     }
 
 
-def run(*cmds: list[str], threads: int | None = None) -> float:
+def run(*cmds: list[str]) -> float:
     """Run documented commands (`train/stage.py ...`) as subprocesses, side by side (each
-    runs on one thread, so two use both cores of a small machine; `threads` for a command
-    that runs alone); seconds until all end."""
+    runs on one thread, so two use both cores of a small machine); seconds until all end."""
     t0 = time.time()
-    env = {**ENV, "OMP_NUM_THREADS": str(threads)} if threads else ENV
-    procs = [(cmd, subprocess.Popen([sys.executable, str(ROOT / cmd[0]), *cmd[1:]], env=env, stdout=subprocess.DEVNULL,
+    procs = [(cmd, subprocess.Popen([sys.executable, str(ROOT / cmd[0]), *cmd[1:]], env=ENV, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, text=True)) for cmd in cmds]
     failed = [(cmd, proc.communicate()[1]) for cmd, proc in procs]
     failed = [(cmd, err) for (cmd, err), (_, proc) in zip(failed, procs) if proc.returncode]
