@@ -65,6 +65,7 @@ def experiment(a) -> dict:
     for name in ("true", "control"):
         configs[name] = work / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(train_config(work / "runs" / name, shards[name], vae_dir, a)))
+    # one thread, as the rest: on two, one CI run's VAE reached 20.1 dB held-out PSNR (25+ on one)
     timings["stage 0 (vae)"] = run(["train/stage.py", "--stage", "0", "--config", str(configs["true"])])
     if a.latents:  # the frozen encoders once, not every step
         timings["precompute (true and control)"] = run(
