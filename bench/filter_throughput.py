@@ -82,7 +82,7 @@ def run(args) -> None:
         f = build()
         load = time.perf_counter() - t
         ips = [measure(f, images, b, args.seconds) for b in args.batch_sizes]
-        print(f"| {name} | {load:.1f} | " + " | ".join(f"{x:.1f}" for x in ips) + " |", flush=True)
+        print(f"| {name} | {load:.2f} | " + " | ".join(f"{x:.1f}" for x in ips) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import ray
 
-from demo.loopback_server import LoopbackServer
+from demo.loopback_server import LoopbackServer, copy_to_folder
 from filter_dev.photos import large_debian_jpegs, skimage_photos
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import parse_workflow
@@ -95,10 +95,7 @@ def run(args) -> None:
     what, load = PHOTO_SETS[args.photos]
     photos = load()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipe-"))
-    www = tmp / "www"
-    www.mkdir()
-    for ph in photos:
-        shutil.copy(ph, www / ph.name)
+    www = copy_to_folder(photos, tmp / "www")
     ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
     best: dict[tuple[int, str], float] = {}
     counts: dict[tuple[int, str], int] = {}

@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from demo.loopback_server import LoopbackServer
+from demo.loopback_server import LoopbackServer, copy_to_folder
 from filter_dev.photos import large_debian_jpegs
 from pipeline.bench_report import add_readme_option, cpu_model, readme_section
 from pipeline.config import parse_workflow
@@ -123,11 +123,9 @@ def run(args) -> None:
     cv2.setNumThreads(1)  # one worker thread, as measured
     photos = large_debian_jpegs()
     tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
-    www = tmp / "www"
-    www.mkdir()
-    for ph in photos:
-        shutil.copy(ph, www / ph.name)
-    sides = sorted(max(read_header(ph.read_bytes(), 10**9).width, read_header(ph.read_bytes(), 10**9).height) for ph in photos)
+    www = copy_to_folder(photos, tmp / "www")
+    headers = [read_header(ph.read_bytes(), 10**9) for ph in photos]
+    sides = sorted(max(h.width, h.height) for h in headers)
     print(f"Machine: {cpu_model()}, {os.cpu_count()} cores; one thread; {len(photos)} real JPEG photos "
           f"(Debian desktop backgrounds, long side {sides[0]}-{sides[-1]} px, median {sides[len(sides) // 2]}) "
           f"fetched from a loopback server, {args.rounds} rounds; CPU filters resolution + blur; JPEG quality 95.\n")

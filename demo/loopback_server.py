@@ -7,6 +7,7 @@ many threads; this one queues 1024 connections and answers each on its own threa
 from __future__ import annotations
 
 import mimetypes
+import shutil
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,15 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int]:
 class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
+
+
+def copy_to_folder(files, folder: Path) -> Path:
+    """`folder` (made) holding a copy of each file under its own name: a web root for
+    LoopbackServer out of files that live in several places (the benches' photos)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, folder / Path(f).name)
+    return folder
 
 
 class LoopbackServer:
