@@ -101,7 +101,8 @@ def classifier_rows(runner: Runner, names, batches, size):
         with torch.inference_mode(), runner.autocast():
             for b in batches:
                 x = runner.image(b, size)
-                rates.append(runner.rate(lambda: model(x), b, warmup=b <= 16))
+                # each new batch shape recompiles: a compiled model always warms up, else compile time is timed
+                rates.append(runner.rate(lambda: model(x), b, warmup=runner.compile or b <= 16))
                 print(f"  {name} b{b}: {rates[-1]:.2f} img/s", file=sys.stderr, flush=True)
         rows.append((name, params, macs, rates))
     return rows

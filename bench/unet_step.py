@@ -166,8 +166,7 @@ def run(a) -> None:
         target = count_params(ascan.create_model(a.unet, in_channels=4, text_dim=TEXT_DIM))
     step = 8  # channel multiple and GroupNorm groups of the baselines (32 is too coarse to match params)
     widths = {style: matched_width(build, target, step) for style, build in STYLES.items()}
-    where = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"Machine: {machine()}; {where}; {'bf16 autocast, channels_last' if dtype else 'fp32'}; torch {torch.__version__}; "
+    print(f"Machine: {machine()}; {'bf16 autocast, channels_last' if dtype else 'fp32'}; torch {torch.__version__}; "
           f"batch {a.batch}; median of {a.steps} alternating timed steps after {a.warmup} warm-up; "
           f"load average {os.getloadavg()[0]:.1f}\n")
     print(f"| UNet (training step: fwd + bwd + AdamW) | compiled | params (M) | fwd GMACs / sample | latent | "
