@@ -71,7 +71,8 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     images = [load_photo(n, 512) for n in CLEAN_PHOTOS]
     dev = "cuda" if (args.device == "auto" and torch.cuda.is_available()) else ("cpu" if args.device == "auto" else args.device)
-    where = torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
+    where = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device here") if dev.startswith("cuda") \
+        else f"{cpu_model()}, {torch.get_num_threads()} torch threads"
     print(f"device: {dev} ({where}); images: {len(images)} real photos, long side 512\n")
     print("| filter | load s | " + " | ".join(f"batch {b} img/s" for b in args.batch_sizes) + " |")
     print("|---|---|" + "---|" * len(args.batch_sizes))
