@@ -15,8 +15,9 @@
 # 3. model pool images/s per stage at batch 64: filters (watermark, NSFW, text) and annotators
 # (YOLO11n, BLIP-base, Florence-2-base, random weights from their configs, 20 generated tokens);
 # 4. ascan_t vs coatnet_0 at batch 64 (compiled). Exit status: 0 when every section finished.
-# Budgets (460 s in all; the run took 363 s on one H200, bench/README.md). ONNX filters (watermark,
-# NSFW, text) need onnxruntime-gpu (make setup-gpu); without it their rows say "not run".
+# Budgets (460 s in all; the run took 363 s on one H200, bench/README.md). NSFW, text and the
+# watermark filter's text check run in ONNX Runtime: without onnxruntime-gpu (make setup-gpu) their
+# rows say "not run".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 \
